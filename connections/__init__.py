@@ -1,0 +1,1 @@
+"""WebSocket lifecycle, connection registry, the @connections API, cross-node delivery."""

@@ -1,0 +1,1 @@
+"""Route tables, selection expressions and integrations."""

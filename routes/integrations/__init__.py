@@ -1,0 +1,1 @@
+"""Integrations: the backends a route reaches (Python handlers, HTTP, MOCK, AWS)."""

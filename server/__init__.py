@@ -1,0 +1,1 @@
+"""Portway gateway process: app factory, config, REST pipeline, CLI."""

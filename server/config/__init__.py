@@ -1,0 +1,1 @@
+"""Loading and validating gateway definitions (native YAML and serverless.yml)."""

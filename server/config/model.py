@@ -1,0 +1,165 @@
+"""The validated, immutable gateway definition every loader produces.
+
+Both config formats (Portway's native YAML and a Serverless Framework v3 ``serverless.yml``) are
+parsed into these frozen dataclasses; nothing downstream knows which format was used. Everything
+is checked once at load time so that nothing is compiled or validated per request.
+
+Pure core: imports no I/O library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "ApiConfig",
+    "ApiKind",
+    "GatewayConfig",
+    "IntegrationConfig",
+    "IntegrationType",
+    "Isolation",
+    "MockResponse",
+    "RouteConfig",
+    "StageConfig",
+    "frozen_map",
+]
+
+DEFAULT_TIMEOUT_MS = 29_000
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DEFAULT_STAGE = "$default"
+
+
+def frozen_map(data: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    return MappingProxyType(dict(data or {}))
+
+
+class ApiKind(StrEnum):
+    REST = "REST"  # API Gateway v1: /{stage}/{path}, REST v1 event
+    HTTP = "HTTP"  # API Gateway v2 HTTP API: payload 2.0 (or 1.0), $default stage has no segment
+    WEBSOCKET = "WEBSOCKET"
+
+
+class IntegrationType(StrEnum):
+    PYTHON = "PYTHON"  # a Python handler called with Lambda's event/context (AWS_PROXY semantics)
+    HTTP_PROXY = "HTTP_PROXY"
+    HTTP = "HTTP"
+    MOCK = "MOCK"
+    AWS_PROXY = "AWS_PROXY"  # a real Lambda function through aiobotocore
+    AWS = "AWS"
+
+
+class Isolation(StrEnum):
+    """Where a Python handler runs. See docs/integrations.md for why ``process`` is the default."""
+
+    PROCESS = "process"
+    INPROCESS = "inprocess"
+
+
+@dataclass(frozen=True, slots=True)
+class MockResponse:
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=frozen_map)
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationConfig:
+    """How a route reaches its backend.
+
+    Attributes:
+        type: the integration type.
+        timeout_ms: integration timeout (AWS: 50..29000, default 29000); a breach answers 504.
+        handler: ``module.function`` for PYTHON.
+        code_dir: folder the handler module is imported from (PYTHON).
+        function_name: Lambda function name seen by the handler's ``context`` (PYTHON, AWS_PROXY).
+        environment: environment variables of the function (PYTHON; process isolation only
+            isolates them per function).
+        isolation: PYTHON execution mode.
+        workers: worker processes per function (process isolation).
+        payload_format: ``1.0`` (REST v1 / HTTP API 1.0 event) or ``2.0`` (HTTP API 2.0 event).
+        uri: backend URL for HTTP/HTTP_PROXY; may hold ``{name}`` path parameters (``{proxy}``) and
+            ``${stageVariables.name}``.
+        http_method: backend method for HTTP/HTTP_PROXY (``ANY`` = the client's method).
+        mock: the fixed MOCK response.
+        memory_mb: reported by ``context.memory_limit_in_mb``.
+    """
+
+    type: IntegrationType
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    handler: str | None = None
+    code_dir: Path | None = None
+    function_name: str = ""
+    environment: Mapping[str, str] = field(default_factory=frozen_map)
+    isolation: Isolation = Isolation.PROCESS
+    workers: int = 1
+    payload_format: str = "1.0"
+    uri: str | None = None
+    http_method: str = "ANY"
+    mock: MockResponse | None = None
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One method on one resource path (REST) or one route key (HTTP/WebSocket).
+
+    ``path`` is the resource path relative to the API (``/pets/{id}``, ``/{proxy+}``); for the
+    HTTP API catch-all route it is ``$default``. ``method`` is upper case or ``ANY``.
+    """
+
+    method: str
+    path: str
+    integration: IntegrationConfig
+    api_key_required: bool = False
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    name: str
+    variables: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """One API (REST, HTTP or WebSocket).
+
+    Attributes:
+        id: a short id (like AWS's ``restApiId``) used in events and ARNs.
+        base_path: optional first path segment(s) after the stage (``v1``), the way AWS custom
+            domain base-path mappings place several APIs (versions) under one host.
+        binary_media_types: MIME types (``*/*`` allowed) treated as binary (reference §7.6).
+    """
+
+    name: str
+    id: str
+    kind: ApiKind
+    stages: tuple[StageConfig, ...]
+    routes: tuple[RouteConfig, ...]
+    base_path: str = ""
+    binary_media_types: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+
+    def stage(self, name: str) -> StageConfig | None:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole definition: every API with its stages and routes."""
+
+    apis: tuple[ApiConfig, ...]
+    source: Path | None = None
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
