@@ -29,7 +29,7 @@ class Dispatch:
     stage: StageConfig
     table: RouteTable
     path: str  # API-relative path (base path removed), still percent-encoded, starts with "/"
-    stage_prefix: str  # "/{stage}" or "" for $default
+    stage_prefix: str  # "/{stage}", or "" for an HTTP API's $default stage (base path not included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,5 @@ class ApiDispatcher:
             n = len(mount.base)
             if tuple(segments[:n]) == mount.base:
                 rest = "/" + "/".join(segments[n:])
-                base = "/" + "/".join(mount.base) if n else ""
-                return Dispatch(mount.api, mount.stage, mount.table, rest, stage_prefix + base)
+                return Dispatch(mount.api, mount.stage, mount.table, rest, stage_prefix)
         return None

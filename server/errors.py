@@ -87,7 +87,7 @@ class ServerError(GatewayError):
     response_type = "DEFAULT_5XX"
     status = 500
     error_type = "InternalServerErrorException"
-    default_message = "Internal server error"
+    default_message: ClassVar[str | None] = "Internal server error"
     http_api_message = "Internal Server Error"
 
 

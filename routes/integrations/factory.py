@@ -1,0 +1,57 @@
+"""Builds one integration object per route, once, when the app starts.
+
+Shared resources are injected: the process-wide HTTP ``ClientSession`` and the registry of Python
+handler invokers (one per function, shared by every route that uses it).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from routes.integrations.base import Integration
+from routes.integrations.http import HttpIntegration, HttpProxyIntegration
+from routes.integrations.lambda_proxy import LambdaProxyIntegration
+from routes.integrations.mock import MockIntegration
+from routes.integrations.python_handler import HandlerInvokers
+from server.config.model import ApiConfig, ApiKind, GatewayConfig, IntegrationType, MockResponse, RouteConfig
+
+__all__ = ["build_integrations"]
+
+
+def build_integration(
+    route: RouteConfig,
+    api: ApiConfig,
+    *,
+    session: aiohttp.ClientSession,
+    invokers: HandlerInvokers,
+) -> Integration:
+    config = route.integration
+    if config.type is IntegrationType.PYTHON:
+        return LambdaProxyIntegration(
+            invokers.get(config),
+            payload_format=config.payload_format,
+            timeout_ms=config.timeout_ms,
+            http_api=api.kind is ApiKind.HTTP,
+            binary_media_types=api.binary_media_types,
+            function_name=config.function_name,
+        )
+    if config.type is IntegrationType.HTTP_PROXY:
+        return HttpProxyIntegration(config, session)
+    if config.type is IntegrationType.HTTP:
+        return HttpIntegration(config, session)
+    if config.type is IntegrationType.MOCK:
+        return MockIntegration(config.mock or MockResponse())
+    raise ValueError(f"{route.method} {route.path}: integration type {config.type} is not supported yet")
+
+
+def build_integrations(
+    config: GatewayConfig, *, session: aiohttp.ClientSession, invokers: HandlerInvokers
+) -> dict[int, Integration]:
+    """Map ``id(route)`` to its integration for every REST/HTTP route of every API."""
+    built: dict[int, Integration] = {}
+    for api in config.apis:
+        if api.kind is ApiKind.WEBSOCKET:
+            continue
+        for route in api.routes:
+            built[id(route)] = build_integration(route, api, session=session, invokers=invokers)
+    return built

@@ -1,0 +1,67 @@
+"""Lambda proxy integration (AWS_PROXY): event in, validated proxy response out.
+
+Drives any :class:`~routes.integrations.base.LambdaInvoker` (a Python handler in process, in worker
+processes, or a real Lambda function) for REST and HTTP API routes, and maps every failure at this
+boundary (reference §0.4 / §0.5):
+
+* the function raised, or could not be run -> ``IntegrationFailure`` (502 REST, 500 HTTP API);
+* the deadline passed -> ``IntegrationTimeout`` (504 ``Endpoint request timed out``);
+* a malformed proxy response -> ``MalformedProxyResponse`` (502).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from routes.integrations.base import FunctionError, InvokeFailure, LambdaInvoker
+from server.errors import IntegrationFailure, IntegrationTimeout
+from server.events import RequestInfo, http_v2_event, rest_v1_event
+from server.messages import HttpResponse
+from server.proxy_response import v1_response, v2_response
+
+__all__ = ["LambdaProxyIntegration"]
+
+log = logging.getLogger("portway.integration")
+
+
+class LambdaProxyIntegration:
+    def __init__(
+        self,
+        invoker: LambdaInvoker,
+        *,
+        payload_format: str,
+        timeout_ms: int,
+        http_api: bool,
+        binary_media_types: Sequence[str] = (),
+        function_name: str = "",
+    ) -> None:
+        self._invoker = invoker
+        self._v2 = payload_format == "2.0"
+        self._http_api = http_api
+        self._timeout_s = timeout_ms / 1000
+        self._binary = tuple(binary_media_types)
+        self._name = function_name
+
+    async def invoke(self, info: RequestInfo) -> HttpResponse:
+        event = http_v2_event(info) if self._v2 else rest_v1_event(info, http_api_v1=self._http_api)
+        try:
+            result = await self._invoker.invoke_event(
+                event, request_id=info.request_id, timeout_s=self._timeout_s
+            )
+        except TimeoutError as exc:
+            log.warning("%s: Task timed out after %.2f seconds", self._name, self._timeout_s)
+            raise IntegrationTimeout() from exc
+        except FunctionError as exc:
+            log.error("%s: unhandled function error %s: %s", self._name, exc.error_type, exc.error_message)
+            raise IntegrationFailure() from exc
+        except InvokeFailure as exc:
+            log.error("%s: invoke failed: %s", self._name, exc)
+            raise IntegrationFailure() from exc
+        if self._v2:
+            return v2_response(result)
+        return v1_response(result, accept=info.request.header("accept"), binary_media_types=self._binary)
+
+    async def close(self) -> None:
+        # The invoker is shared between routes and closed by its registry.
+        return None

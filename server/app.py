@@ -1,0 +1,129 @@
+"""The aiohttp application factory: typed app state, resource lifecycles, the request adapter.
+
+Every long-lived resource lives under an ``AppKey`` and is created in its own ``cleanup_ctx``
+generator (setup and teardown side by side), never at import time:
+
+* ``STORE``: the embedded store, or Redis when a URL is given;
+* ``HTTP_SESSION``: one pooled ``aiohttp.ClientSession`` for every HTTP integration;
+* ``INVOKERS``: Python handler invokers, one per function (worker pools are closed on shutdown);
+* ``GATEWAY``: the compiled pipeline (:class:`server.pipeline.Gateway`).
+
+The request handler is a thin adapter: copy the aiohttp request into a
+:class:`~server.messages.HttpRequest`, run the pipeline, copy the response back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from routes.integrations.python_handler import HandlerInvokers
+
+from routes.dispatch import ApiDispatcher
+from routes.integrations.factory import build_integrations
+from server.config.model import GatewayConfig
+from server.errors import RequestTooLarge
+from server.ids import new_apigw_id, new_request_uuid
+from server.messages import HttpRequest, HttpResponse
+from server.pipeline import Gateway, default_stages
+from server.render import add_request_headers, render_error
+from server.store.base import Store
+from server.store.factory import open_store
+
+__all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "STORE", "create_app"]
+
+log = logging.getLogger("portway.app")
+
+CONFIG = web.AppKey("config", GatewayConfig)
+DISPATCHER = web.AppKey("dispatcher", ApiDispatcher)
+STORE = web.AppKey("store", Store)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+INVOKERS = web.AppKey("invokers", HandlerInvokers)
+GATEWAY = web.AppKey("gateway", Gateway)
+MAX_BODY = web.AppKey("max_body", int)
+
+
+def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Application:
+    """Build the gateway application for ``config`` (embedded store unless ``redis_url``)."""
+    max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
+    # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
+    app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
+    app[CONFIG] = config
+    app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
+    app[MAX_BODY] = max_body
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = open_store(redis_url)
+        await store.start()
+        app[STORE] = store
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(_http_session_ctx)
+    app.cleanup_ctx.append(_gateway_ctx)
+    app.router.add_route("*", "/{tail:.*}", handle_request)
+    return app
+
+
+async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
+    app[HTTP_SESSION] = session
+    yield
+    await session.close()
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    invokers = HandlerInvokers(region=config.region, account_id=config.account_id)
+    app[INVOKERS] = invokers
+    try:
+        integrations = build_integrations(config, session=app[HTTP_SESSION], invokers=invokers)
+        app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations))
+        yield
+    finally:
+        await invokers.close_all()
+
+
+async def handle_request(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        response = render_error(RequestTooLarge(app[MAX_BODY]))
+        add_request_headers(
+            response, request_id=new_request_uuid(), extended_request_id=new_apigw_id(), http_api=False
+        )
+        return _to_web(response)
+    raw = request.raw_path
+    path, _, query = raw.partition("?")
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    http_request = HttpRequest(
+        method=request.method,
+        raw_path=path,
+        query_string=query,
+        headers=_headers(request),
+        body=body,
+        source_ip=peer[0] if peer else "",
+        host=request.host,
+        scheme=request.scheme,
+        protocol=f"HTTP/{request.version.major}.{request.version.minor}",
+    )
+    response = await app[GATEWAY].handle(http_request)
+    return _to_web(response)
+
+
+def _headers(request: web.Request) -> tuple[tuple[str, str], ...]:
+    # raw_headers keeps the client's casing and repeats, as API Gateway's events do.
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+
+
+def _to_web(response: HttpResponse) -> web.Response:
+    return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))

@@ -1,0 +1,134 @@
+"""The ``portway`` command: ``serve`` a definition, ``validate`` one.
+
+    portway serve CONFIG [--host H] [--port P] [--redis-url URL] [--tls-cert F --tls-key F] [--stage S]
+    portway validate CONFIG [--stage S]
+
+CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
+``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from server.app import create_app
+from server.config.errors import ConfigError
+from server.config.load import load_config
+from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
+
+__all__ = ["main"]
+
+log = logging.getLogger("portway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portway", description="Self-hosted API gateway (AWS API Gateway).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a gateway process")
+    serve.add_argument("config", type=Path)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--redis-url", default=os.environ.get("PORTWAY_REDIS_URL"))
+    serve.add_argument("--tls-cert", type=Path)
+    serve.add_argument("--tls-key", type=Path)
+    serve.add_argument("--stage", help="serverless.yml: override provider.stage")
+    serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    validate = sub.add_parser("validate", help="check a definition and print every error")
+    validate.add_argument("config", type=Path)
+    validate.add_argument("--stage")
+    return parser
+
+
+def _load(path: Path, stage: str | None) -> GatewayConfig | None:
+    try:
+        return load_config(path, stage=stage)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"{path}: {issue.location}: {issue.message}", file=sys.stderr)
+        print(f"{path}: {len(exc.issues)} error(s)", file=sys.stderr)
+        return None
+
+
+def _route_lines(config: GatewayConfig, base_url: str) -> list[str]:
+    lines = []
+    for api in config.apis:
+        for stage in api.stages:
+            prefix = "" if stage.name == DEFAULT_STAGE else f"/{stage.name}"
+            if api.base_path:
+                prefix += "/" + api.base_path.strip("/")
+            if api.kind is ApiKind.WEBSOCKET:
+                lines.append(f"  WS      {base_url.replace('http', 'ws', 1)}{prefix}  ({api.name})")
+                continue
+            for route in api.routes:
+                path = "/*" if route.path == "$default" else route.path
+                lines.append(f"  {route.method:<7} {base_url}{prefix}{path}  ({api.name})")
+    return lines
+
+
+async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
+    ssl_context: ssl.SSLContext | None = None
+    if args.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
+    app = create_app(config, redis_url=args.redis_url)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context, backlog=1024)
+    await site.start()
+    scheme = "https" if ssl_context else "http"
+    port = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else args.port  # type: ignore[union-attr]
+    base_url = f"{scheme}://{args.host}:{port}"
+    store = "redis " + args.redis_url if args.redis_url else "embedded store"
+    print(f"Portway listening on {base_url} ({store})", flush=True)
+    for line in _route_lines(config, base_url):
+        print(line, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("Portway shutting down", flush=True)
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        config = _load(args.config, args.stage)
+        if config is None:
+            return 1
+        routes = sum(len(api.routes) for api in config.apis)
+        print(f"{args.config}: OK ({len(config.apis)} API(s), {routes} route(s))")
+        return 0
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.tls_key and not args.tls_cert:
+        print("--tls-key needs --tls-cert", file=sys.stderr)
+        return 2
+    config = _load(args.config, args.stage)
+    if config is None:
+        return 1
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep asyncio as a fallback
+        asyncio.run(_serve(args, config))
+    else:
+        uvloop.run(_serve(args, config))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The pure core imports no I/O library, directly or transitively (style anchors, practice 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PURE_MODULES = [
+    "server.errors",
+    "server.messages",
+    "server.ids",
+    "server.events",
+    "server.proxy_response",
+    "server.render",
+    "server.pipeline",
+    "server.config.model",
+    "routes.table",
+    "routes.dispatch",
+    "routes.integrations.lambda_proxy",
+    "routes.integrations.mock",
+]
+FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_module_imports_no_io_library(module: str) -> None:
+    code = (
+        "import sys, importlib; importlib.import_module(%r); "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (module, FORBIDDEN)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"
