@@ -27,8 +27,8 @@ FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio",
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_module_imports_no_io_library(module: str) -> None:
     code = (
-        "import sys, importlib; importlib.import_module(%r); "
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (module, FORBIDDEN)
+        f"import sys, importlib; importlib.import_module({module!r}); "
+        f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"

@@ -144,7 +144,7 @@ def test_any_path_under_greedy_root_matches_with_exact_value(segments: list[str]
 @given(st.lists(segment, min_size=1, max_size=4), st.sampled_from(["GET", "POST", "DELETE"]))
 def test_literal_route_always_beats_variables(segments: list[str], method: str) -> None:
     path = "/" + "/".join(segments)
-    variable = "/" + "/".join("{p%d}" % i for i in range(len(segments)))
+    variable = "/" + "/".join(f"{{p{i}}}" for i in range(len(segments)))
     t = table(f"ANY {path}", f"ANY {variable}", "ANY /{proxy+}")
     match = t.match(method, path)
     assert match is not None and match.route.path == path
