@@ -1,0 +1,17 @@
+# Portway gateway image. Build: docker build -t portway .
+# Run:   docker run -p 3000:3000 -v "$PWD/examples/hello:/app/config" portway serve /app/config/portway.yaml --host 0.0.0.0
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/portway
+COPY pyproject.toml README.md ./
+COPY server ./server
+COPY routes ./routes
+COPY connections ./connections
+RUN pip install . && useradd --system --uid 10001 portway
+COPY examples ./examples
+
+USER portway
+EXPOSE 3000
+ENTRYPOINT ["portway"]
+CMD ["serve", "examples/hello/portway.yaml", "--host", "0.0.0.0", "--port", "3000"]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what the tests need and run every gate: redis-server (Debian package; the tests start
+# their own servers on free ports), the project with its test extras in .venv, then ruff, ruff
+# format, mypy --strict and pytest (warnings are errors, per-test timeouts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+redis-server --version
+
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff check";  .venv/bin/ruff check .
+echo "== ruff format"; .venv/bin/ruff format --check .
+echo "== mypy";        .venv/bin/mypy server routes connections
+echo "== pytest";      .venv/bin/pytest "$@"
