@@ -110,6 +110,8 @@ class RouteConfig:
 
     ``path`` is the resource path relative to the API (``/pets/{id}``, ``/{proxy+}``); for the
     HTTP API catch-all route it is ``$default``. ``method`` is upper case or ``ANY``.
+    WebSocket routes have an empty ``method`` and their route key as ``path`` (``$connect``,
+    ``sendMessage``).
     """
 
     method: str
@@ -119,7 +121,7 @@ class RouteConfig:
 
     @property
     def route_key(self) -> str:
-        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+        return self.path if self.path == "$default" or not self.method else f"{self.method} {self.path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,7 @@ class ApiConfig:
         base_path: optional first path segment(s) after the stage (``v1``), the way AWS custom
             domain base-path mappings place several APIs (versions) under one host.
         binary_media_types: MIME types (``*/*`` allowed) treated as binary (reference §7.6).
+        route_selection_expression: WebSocket APIs: how a message picks its route (reference §1.2).
     """
 
     name: str
@@ -147,6 +150,7 @@ class ApiConfig:
     base_path: str = ""
     binary_media_types: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
+    route_selection_expression: str = "$request.body.action"
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:
@@ -157,9 +161,15 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
-    """The whole definition: every API with its stages and routes."""
+    """The whole definition: every API with its stages and routes.
+
+    ``warnings`` are ``"location: message"`` notes about things the loader ignored or could not
+    check (an unsupported serverless event type, a handler module not found yet); they never stop a
+    load.
+    """
 
     apis: tuple[ApiConfig, ...]
     source: Path | None = None
     region: str = "us-east-1"
     account_id: str = "123456789012"
+    warnings: tuple[str, ...] = ()
