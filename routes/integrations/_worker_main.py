@@ -1,0 +1,154 @@
+"""Worker child: runs one Python Lambda handler, one invocation at a time, for the gateway.
+
+Started by :mod:`routes.integrations.python_workers` as
+``python -P -m routes.integrations._worker_main <account_id>`` with Lambda's environment variables
+(``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, ...) and ``cwd=LAMBDA_TASK_ROOT``.
+
+Protocol on the original stdin/stdout pipes, every frame a 4-byte big-endian length + orjson:
+
+* child -> gateway, once: ``{"ready": pid}`` or ``{"init_error": {errorType, errorMessage, stackTrace}}``
+  (then the child exits; the gateway retries init on the next invocation, like a new sandbox).
+* gateway -> child: ``{"id", "event", "deadline_ms", "request_id"}``.
+* child -> gateway: ``{"id", "ok": result}`` or ``{"id", "error": {errorType, errorMessage, stackTrace}}``;
+  error types ``Runtime.*``/``Function.*`` are Lambda's own (marshal, size), others are exceptions.
+
+EOF on the protocol input means the gateway is done: the child exits 0. Like Lambda's runtime,
+only ``Exception`` is caught: ``sys.exit()`` in a handler ends the worker (``Runtime.ExitError``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+import orjson
+
+from routes.integrations.lambda_context import (
+    HandlerLoadError,
+    LambdaContext,
+    MarshalError,
+    dumps,
+    error_payload,
+    load_handler,
+    runtime_file,
+)
+
+_HEADER = struct.Struct(">I")
+runtime_file(__file__)
+
+
+def _send(out: IO[bytes], data: bytes) -> None:
+    out.write(_HEADER.pack(len(data)))
+    out.write(data)
+    out.flush()
+
+
+def _receive(inp: IO[bytes]) -> dict[str, Any] | None:
+    header = inp.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = inp.read(size)
+    if len(data) < size:
+        return None
+    request: dict[str, Any] = orjson.loads(data)
+    return request
+
+
+def _claim_protocol_pipes() -> tuple[int, int]:
+    """Move the protocol off fds 0/1 before user code runs, so print() and input() cannot touch it.
+
+    fd 1 becomes a copy of stderr (prints land in the function's log), fd 0 becomes /dev/null.
+    ``os.dup`` fds are non-inheritable: the handler's own subprocesses never get the protocol.
+    """
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    return proto_in, proto_out
+
+
+def _isolate_user_namespace(task_root: str) -> None:
+    """Give user code Lambda's view: task root first, and no ``routes`` package of ours in the way."""
+    sys.path[:] = [task_root, *(p for p in sys.path if p != task_root)]
+    for name in [n for n in sys.modules if n == "routes" or n.startswith("routes.")]:
+        del sys.modules[name]  # this module keeps its own references; a user ``routes`` can now load
+
+
+class _Runtime:
+    """The warm state of this sandbox: the handler, its settings and (lazily) an event loop."""
+
+    def __init__(self, handler: Callable[..., Any], account_id: str) -> None:
+        env = os.environ
+        self.handler = handler
+        self.account_id = account_id
+        self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
+        self.memory_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"))
+        self.region = env.get("AWS_REGION", "us-east-1")
+        self.log_stream = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        # One loop for the worker's lifetime, so clients an async handler caches in module globals
+        # (bound to their loop) keep working across invocations.
+        self.runner: Any = None
+
+    def invoke(self, request: dict[str, Any]) -> bytes:
+        context = LambdaContext(
+            aws_request_id=request["request_id"],
+            function_name=self.function_name,
+            memory_limit_in_mb=self.memory_mb,
+            region=self.region,
+            account_id=self.account_id,
+            deadline_ms=request["deadline_ms"],
+            log_stream_name=self.log_stream,
+        )
+        try:
+            result = self.handler(request["event"], context)
+            if inspect.iscoroutine(result):
+                if self.runner is None:
+                    import asyncio  # only workers with async handlers pay for it
+
+                    self.runner = asyncio.Runner()
+                result = self.runner.run(result)
+            reply = {"id": request["id"], "ok": result}
+        except Exception as exc:  # not BaseException: SystemExit ends the worker, as on Lambda
+            reply = {"id": request["id"], "error": error_payload(exc)}
+        try:
+            return dumps(reply)
+        except MarshalError as exc:
+            error = {"errorType": exc.error_type, "errorMessage": exc.error_message, "stackTrace": []}
+            return orjson.dumps({"id": request["id"], "error": error})
+
+
+def main(argv: list[str]) -> int:
+    proto_in, proto_out = _claim_protocol_pipes()
+    # Ctrl-C in the gateway's terminal reaches the whole process group; the gateway stops us itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
+    _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])
+    with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
+        try:
+            runtime = _Runtime(load_handler(os.environ["_HANDLER"]), argv[1] if len(argv) > 1 else "")
+        except HandlerLoadError as exc:
+            _send(out, orjson.dumps({"init_error": exc.payload}))
+            return 0
+        _send(out, orjson.dumps({"ready": os.getpid()}))
+        try:
+            while (request := _receive(inp)) is not None:
+                data = runtime.invoke(request)
+                sys.stdout.flush()  # the handler's output is logged before its reply is seen
+                _send(out, data)
+        finally:
+            if runtime.runner is not None:
+                runtime.runner.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,91 @@
+"""Pick the execution mode of a Python handler, and share one invoker per function.
+
+``isolation: process`` (default) -> :class:`~routes.integrations.python_workers.WorkerPoolInvoker`;
+``isolation: inprocess`` -> :class:`~routes.integrations.python_inprocess.InProcessInvoker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Hashable
+from pathlib import Path
+
+from routes.integrations.base import LambdaInvoker
+from routes.integrations.python_inprocess import InProcessInvoker
+from routes.integrations.python_workers import WorkerPoolInvoker
+from server.config.model import IntegrationConfig, Isolation
+
+__all__ = ["HandlerInvokers", "function_name_of", "python_invoker"]
+
+
+def function_name_of(config: IntegrationConfig) -> str:
+    """The configured name, else one derived from the handler (``app.handler`` -> ``app-handler``)."""
+    return config.function_name or re.sub(r"[^A-Za-z0-9_-]", "-", config.handler or "function")
+
+
+def python_invoker(config: IntegrationConfig, *, region: str, account_id: str) -> LambdaInvoker:
+    """A new invoker for a PYTHON integration (prefer :class:`HandlerInvokers` to share them)."""
+    if not config.handler or config.code_dir is None:
+        raise ValueError("a Python integration needs both handler and code_dir")
+    if config.isolation is Isolation.INPROCESS:
+        return InProcessInvoker(
+            handler=config.handler,
+            code_dir=config.code_dir,
+            function_name=function_name_of(config),
+            region=region,
+            account_id=account_id,
+            memory_mb=config.memory_mb,
+        )
+    return WorkerPoolInvoker(
+        handler=config.handler,
+        code_dir=config.code_dir,
+        function_name=function_name_of(config),
+        region=region,
+        account_id=account_id,
+        environment=config.environment,
+        memory_mb=config.memory_mb,
+        workers=config.workers,
+    )
+
+
+class HandlerInvokers:
+    """One invoker per distinct function, so every route on a function shares one worker pool.
+
+    A function is (code_dir, handler, environment, isolation, workers), plus the name and memory
+    its ``context`` reports: routes differing only in those must not see each other's values.
+    Timeouts are per call and do not split functions.
+    """
+
+    def __init__(self, *, region: str, account_id: str) -> None:
+        self._region = region
+        self._account_id = account_id
+        self._invokers: dict[Hashable, LambdaInvoker] = {}
+
+    def __len__(self) -> int:
+        return len(self._invokers)
+
+    def get(self, config: IntegrationConfig) -> LambdaInvoker:
+        key = (
+            os.path.abspath(config.code_dir or Path()),
+            config.handler,
+            tuple(sorted(config.environment.items())),
+            config.isolation,
+            config.workers,
+            function_name_of(config),
+            config.memory_mb,
+        )
+        invoker = self._invokers.get(key)
+        if invoker is None:
+            invoker = python_invoker(config, region=self._region, account_id=self._account_id)
+            self._invokers[key] = invoker
+        return invoker
+
+    async def close_all(self) -> None:
+        """Close every invoker (worker pools stop their processes); the registry is then empty."""
+        invokers, self._invokers = list(self._invokers.values()), {}
+        results = await asyncio.gather(*(invoker.close() for invoker in invokers), return_exceptions=True)
+        for result in results:  # every pool got its chance to stop before the first error surfaces
+            if isinstance(result, BaseException):
+                raise result

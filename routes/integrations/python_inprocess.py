@@ -1,0 +1,237 @@
+"""Run a Python Lambda handler inside the gateway process (``isolation: inprocess``).
+
+Fast (no process hop) but shares everything with the gateway, which is why ``process`` is the
+default isolation:
+
+* **Environment**: ``IntegrationConfig.environment`` is *not* applied. ``os.environ`` is
+  process-wide and handlers run concurrently, so setting it per call would leak values between
+  functions; handlers see the gateway's environment.
+* **Modules**: every in-process function shares ``sys.modules``. Two functions whose modules have
+  the same name (``app.handler`` in two folders) cannot both load; the second gets an
+  ``InvokeFailure`` naming the clash.
+* **Timeouts**: an ``async def`` handler is cancelled at the deadline. A sync handler runs in a
+  thread, and a thread cannot be killed: the caller gets ``TimeoutError`` while the thread runs on,
+  holding one slot of the bounded handler pool. :attr:`InProcessInvoker.stuck_threads` counts them;
+  a handler that never returns also delays interpreter exit.
+* **Crashes**: ``os._exit``, a segfault or memory exhaustion take the gateway down with them.
+* ``print()`` goes to the gateway's stdout.
+
+Handler exceptions, including ``SystemExit``/``KeyboardInterrupt`` raised by handler code, become
+``FunctionError``; the result is round-tripped through JSON with Lambda's encoding rules (the
+event too, so a handler never mutates the gateway's objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from routes.integrations.base import FunctionError, InvokeFailure
+from routes.integrations.lambda_context import (
+    HandlerLoadError,
+    LambdaContext,
+    MarshalError,
+    dumps,
+    error_payload,
+    load_handler,
+    new_log_stream_name,
+    runtime_file,
+)
+
+__all__ = ["InProcessInvoker", "default_thread_count", "handler_executor", "shutdown_handler_executor"]
+
+runtime_file(__file__)
+
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_path_lock = threading.Lock()
+
+
+def default_thread_count() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def handler_executor(max_workers: int | None = None) -> concurrent.futures.ThreadPoolExecutor:
+    """The bounded thread pool shared by all in-process sync handlers (created on first use).
+
+    ``max_workers`` only matters on the call that creates the pool.
+    """
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max_workers or default_thread_count(), thread_name_prefix="portway-handler"
+            )
+        return _executor
+
+
+def shutdown_handler_executor() -> None:
+    """Gateway shutdown: drop queued sync handler calls; running ones finish on their own."""
+    global _executor
+    with _executor_lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+class InProcessInvoker:
+    """``LambdaInvoker`` running ``handler`` (``module.function`` under ``code_dir``) in this process."""
+
+    def __init__(
+        self,
+        *,
+        handler: str,
+        code_dir: Path,
+        function_name: str,
+        region: str,
+        account_id: str,
+        memory_mb: int = 1024,
+        executor: concurrent.futures.ThreadPoolExecutor | None = None,
+    ) -> None:
+        self._handler = handler
+        self._code_dir = os.path.abspath(code_dir)
+        self._function_name = function_name
+        self._region = region
+        self._account_id = account_id
+        self._memory_mb = memory_mb
+        self._executor = executor
+        self._log_stream = new_log_stream_name()
+        self._function: Callable[..., Any] | None = None
+        self._is_async = False
+        self._loading: asyncio.Future[Callable[..., Any]] | None = None
+        self._stuck: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+        self.timeouts = 0
+
+    @property
+    def stuck_threads(self) -> int:
+        """Sync handler calls that timed out but are still running in their thread."""
+        return len(self._stuck)
+
+    async def load(self) -> Callable[..., Any]:
+        """Import the handler (once; retried after a failure, like a new Lambda sandbox)."""
+        if self._function is not None:
+            return self._function
+        if self._loading is None:
+            # One import shared by concurrent first callers; a caller giving up does not abort it.
+            self._loading = asyncio.get_running_loop().run_in_executor(None, self._import)
+        loading = self._loading
+        try:
+            function = await asyncio.shield(loading)
+        except Exception as exc:  # HandlerLoadError, or anything unexpected from the import machinery
+            if self._loading is loading:
+                self._loading = None
+            raise InvokeFailure(str(exc)) from None
+        self._is_async = inspect.iscoroutinefunction(function)
+        self._function = function
+        return function
+
+    def _import(self) -> Callable[..., Any]:
+        with _path_lock:
+            if self._code_dir not in sys.path:
+                sys.path.insert(0, self._code_dir)
+        module_name = self._handler.rsplit(".", 1)[0].replace("/", ".")
+        top = module_name.split(".")[0]
+        loaded = sys.modules.get(top)
+        if loaded is not None and top not in sys.builtin_module_names:
+            origin = getattr(loaded, "__file__", None) or "a namespace package"
+            if not (isinstance(origin, str) and os.path.abspath(origin).startswith(self._code_dir + os.sep)):
+                raise HandlerLoadError(
+                    "Runtime.ImportModuleError",
+                    f"Unable to import module '{module_name}': module '{top}' is already loaded from "
+                    f"{origin} (in-process functions share sys.modules; use isolation: process)",
+                )
+        return load_handler(self._handler)
+
+    async def invoke_event(self, event: dict[str, Any], *, request_id: str, timeout_s: float) -> Any:
+        if self._closed:
+            raise InvokeFailure(f"function {self._function_name} is closed")
+        deadline_ms = int((time.time() + timeout_s) * 1000)
+        try:
+            # The handler gets its own copy, decoded from JSON exactly as Lambda delivers it.
+            payload = orjson.loads(orjson.dumps(event))
+        except TypeError as exc:
+            raise InvokeFailure(f"event is not JSON-serialisable: {exc}") from None
+        scope = asyncio.timeout(timeout_s)
+        try:
+            async with scope:
+                function = await self.load()
+                context = LambdaContext(
+                    aws_request_id=request_id,
+                    function_name=self._function_name,
+                    memory_limit_in_mb=self._memory_mb,
+                    region=self._region,
+                    account_id=self._account_id,
+                    deadline_ms=deadline_ms,
+                    log_stream_name=self._log_stream,
+                )
+                if self._is_async:
+                    result = await self._call_async(functools.partial(function, payload, context))
+                else:
+                    result = await self._call_sync(function, payload, context)
+        except (TimeoutError, FunctionError):
+            # A handler that turned our cancellation into an exception still timed out.
+            if scope.expired():
+                self.timeouts += 1
+                raise TimeoutError from None
+            raise
+        if scope.expired():  # the handler swallowed the cancellation and returned late
+            self.timeouts += 1
+            raise TimeoutError
+        try:
+            return orjson.loads(dumps(result))
+        except MarshalError as exc:
+            raise InvokeFailure(str(exc)) from None
+
+    async def _call_async(self, call: Callable[[], Any]) -> Any:
+        try:
+            result = call()
+            return await result if inspect.isawaitable(result) else result
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our own cancellation (timeout, shutdown): not the handler's error
+            raise _function_error(exc) from None
+        except BaseException as exc:  # SystemExit & co. from handler code must not stop the gateway
+            raise _function_error(exc) from None
+
+    async def _call_sync(self, function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
+        executor = self._executor or handler_executor()
+        future = executor.submit(_run_sync, function, event, context)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if not future.cancel():  # already running: the thread cannot be stopped, only counted
+                self._stuck.add(future)
+                future.add_done_callback(self._stuck.discard)
+            raise
+        # A sync function may return an awaitable (e.g. a wrapped coroutine function).
+        return await self._call_async(lambda: result) if inspect.isawaitable(result) else result
+
+    async def close(self) -> None:
+        """Refuse new calls. Running sync handlers finish in their threads; nothing to release."""
+        self._closed = True
+
+
+def _function_error(exc: BaseException) -> FunctionError:
+    payload = error_payload(exc)
+    return FunctionError(payload["errorType"], payload["errorMessage"], payload["stackTrace"])
+
+
+def _run_sync(function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
+    """Runs in a handler thread; converts every handler exception there, while its traceback is live."""
+    try:
+        return function(event, context)
+    except BaseException as exc:
+        raise _function_error(exc) from None
