@@ -29,7 +29,7 @@ __all__ = ["MissingPathParameter", "UriTemplate", "append_query", "requote"]
 
 # Stage variable names are alphanumerics and "_" (§6); parameter names follow the mapping rule
 # ^[a-zA-Z0-9._$-]+$ (§7.4). Compiled once, used only while compiling a template.
-_TOKEN: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}|\{([A-Za-z0-9._$-]+)\+?\}")
+_TOKEN: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}|(?<!\$)\{([A-Za-z0-9._$-]+)\+?\}")
 
 # Characters that may not appear raw in a request target: controls, space, DEL and non-ASCII.
 _UNSAFE: Final = re.compile(r"[^\x21-\x7e]")

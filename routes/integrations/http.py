@@ -209,10 +209,10 @@ class _HttpIntegrationBase:
         try:
             # encoded=True: path parameters and the query are passed on exactly as received.
             url = URL(raw, encoded=True)
+            host = url.raw_host  # yarl parses the authority lazily: a bad port raises here
         except ValueError as exc:
             log.error("integration uri %r gave an invalid URL %r: %s", self._template.source, raw, exc)
             raise ApiConfigurationError() from exc
-        host = url.raw_host
         if url.scheme not in _HTTP_SCHEMES or not host or not _HOST_CHARS.issuperset(host):
             log.error("integration uri %r gave an invalid URL %r", self._template.source, raw)
             raise ApiConfigurationError()
@@ -221,12 +221,16 @@ class _HttpIntegrationBase:
     def _request_headers(self, info: RequestInfo) -> tuple[CIMultiDict[str], str]:
         rules = self._request_rules
         headers: CIMultiDict[str] = CIMultiDict()
+        # aiohttp merges session defaults into the request headers by exact (case-sensitive) name:
+        # "X-A" then "x-a" would keep only the last value, so repeats reuse the first spelling.
+        spelling: dict[str, str] = {}
         has_accept = has_user_agent = False
         trace_id = ""
         for name, value in info.request.headers:
-            rule = rules.get(name.lower())
+            lname = name.lower()
+            rule = rules.get(lname)
             if rule is None:
-                headers.add(name, value)
+                headers.add(spelling.setdefault(lname, name), value)
             elif rule == _ACCEPT:
                 has_accept = True
                 headers.add(name, value)
@@ -294,12 +298,25 @@ class _HttpIntegrationBase:
         rules = self._response_rules
         headers: list[tuple[str, str]] = []
         for name, value in backend.headers.items():
+            if not value.isascii():
+                value = _writable(value)
             rule = rules.get(name.lower())
             if rule is None:
                 headers.append((name, value))
             elif rule:
                 headers.append((rule, value))
         return HttpResponse(backend.status, headers, backend.body)
+
+
+def _writable(value: str) -> str:
+    # aiohttp decodes header values as UTF-8 with surrogateescape, but writes them back as strict
+    # UTF-8: a backend value that is not valid UTF-8 would make the gateway's response unwritable.
+    # Valid UTF-8 round-trips unchanged; other bytes are taken as Latin-1.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
 
 
 def _loggable(url: URL) -> str:
