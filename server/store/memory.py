@@ -1,0 +1,327 @@
+"""The embedded store: one process, no Redis. Same contract as the Redis store.
+
+Single-threaded by construction: every method runs to completion without awaiting, so each
+one is atomic on the event loop, like a Redis command. Expiry is lazy (a key is checked when
+touched) plus a bounded sweep of a deadline heap on writes, so keys nobody touches again do
+not accumulate; no background task exists.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+import itertools
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from server.store.base import (
+    INT64_MAX,
+    INT64_MIN,
+    BucketDecision,
+    FieldValue,
+    StoreError,
+    StoreUnavailable,
+    check_ttl,
+    encode_field,
+)
+from server.store.bucket import BucketState, take_tokens
+from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
+
+__all__ = ["MemoryStore", "MemorySubscription"]
+
+_Value = bytes | dict[str, bytes] | set[str] | BucketState
+_V = TypeVar("_V", bytes, dict[str, bytes], set[str], BucketState)
+
+# Redis's own messages, so logs and tests read the same for both stores.
+_WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+_NOT_INT = "ERR value is not an integer or out of range"
+_OVERFLOW = "ERR increment or decrement would overflow"
+# What Redis's string2ll accepts: no sign '+', no spaces, no leading zeros, no "-0".
+_INT_RE = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+_SWEEP_PER_WRITE = 32
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: _Value
+    expires_at: float | None = None
+
+
+class MemorySubscription(QueueSubscription):
+    """A subscription delivered in process; active as soon as it is created."""
+
+    def __init__(self, store: MemoryStore, channels: tuple[str, ...], maxsize: int) -> None:
+        super().__init__(channels, maxsize)
+        self._store = store
+
+    async def ready(self) -> None:
+        return None
+
+    async def _on_close(self) -> None:
+        self._store._unsubscribe(self)
+
+
+class MemoryStore:
+    """In-process :class:`~server.store.base.Store`.
+
+    ``clock`` (seconds, default ``time.monotonic``) drives TTLs only; tests inject a fake one.
+    Token buckets use the caller's ``now`` like every store.
+    """
+
+    name = "embedded"
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, buffer: int = DEFAULT_BUFFER) -> None:
+        self._clock = clock
+        self._buffer = buffer
+        self._data: dict[str, _Entry] = {}
+        # (deadline, tiebreak, key); entries may be stale (TTL changed or key deleted), which
+        # the sweep tolerates; the heap is rebuilt when stale entries dominate.
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._subs: dict[str, set[MemorySubscription]] = {}
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._check_open()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        subs = {sub for group in self._subs.values() for sub in group}
+        for sub in subs:
+            await sub.close()
+        self._data.clear()
+        self._deadlines.clear()
+
+    async def ping(self) -> bool:
+        return not self._closed
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("embedded store is closed")
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._data.get(key)
+        if entry is not None and entry.expires_at is not None and entry.expires_at <= self._clock():
+            del self._data[key]
+            return None
+        return entry
+
+    def _typed(self, key: str, kind: type[_V]) -> _V | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        if not isinstance(entry.value, kind):
+            raise StoreError(_WRONGTYPE)
+        return entry.value
+
+    def _set_deadline(self, key: str, entry: _Entry, ttl: float | None) -> None:
+        if ttl is None or math.isinf(ttl):
+            entry.expires_at = None
+            return
+        entry.expires_at = self._clock() + ttl
+        heapq.heappush(self._deadlines, (entry.expires_at, next(self._seq), key))
+        if len(self._deadlines) > 2 * len(self._data) + 1024:
+            self._deadlines = [
+                (e.expires_at, next(self._seq), k) for k, e in self._data.items() if e.expires_at is not None
+            ]
+            heapq.heapify(self._deadlines)
+
+    def _sweep(self) -> None:
+        """Drop a bounded number of expired keys (amortised O(log n) per write)."""
+        now = self._clock()
+        heap = self._deadlines
+        for _ in range(_SWEEP_PER_WRITE):
+            if not heap or heap[0][0] > now:
+                return
+            _, _, key = heapq.heappop(heap)
+            entry = self._data.get(key)
+            if entry is not None and entry.expires_at is not None and entry.expires_at <= now:
+                del self._data[key]
+
+    def _write(self, key: str, kind: type[_V], empty: Callable[[], _V]) -> tuple[_Entry, _V]:
+        """The entry at ``key`` holding a ``kind``, created empty (without TTL) if absent."""
+        self._check_open()
+        self._sweep()
+        entry = self._live(key)
+        if entry is None:
+            entry = self._data[key] = _Entry(empty())
+        if not isinstance(entry.value, kind):
+            raise StoreError(_WRONGTYPE)
+        return entry, entry.value
+
+    def _drop_if_empty(self, key: str, container: dict[str, bytes] | set[str]) -> None:
+        if not container:
+            self._data.pop(key, None)
+
+    # -- keys and strings --------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        self._check_open()
+        return self._typed(key, bytes)
+
+    async def set(
+        self, key: str, value: bytes, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        self._check_open()
+        if ttl is not None:
+            check_ttl(ttl)
+        self._sweep()
+        if only_if_absent and self._live(key) is not None:
+            return False
+        entry = self._data[key] = _Entry(bytes(value))
+        self._set_deadline(key, entry, ttl)
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        self._check_open()
+        removed = 0
+        for key in dict.fromkeys(keys):  # Redis counts a repeated key once
+            if self._live(key) is not None:
+                del self._data[key]
+                removed += 1
+        return removed
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        self._check_open()
+        check_ttl(ttl)
+        entry = self._live(key)
+        if entry is None:
+            return False
+        self._set_deadline(key, entry, ttl)
+        return True
+
+    async def ttl(self, key: str) -> float | None:
+        self._check_open()
+        entry = self._live(key)
+        if entry is None:
+            return None
+        if entry.expires_at is None:
+            return math.inf
+        return max(0.0, entry.expires_at - self._clock())
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        if not INT64_MIN <= amount <= INT64_MAX:
+            raise ValueError(f"amount must fit in a signed 64-bit integer, got {amount!r}")
+        if ttl is not None:
+            check_ttl(ttl)
+        self._check_open()
+        self._sweep()
+        entry = self._live(key)
+        if entry is None:
+            entry = self._data[key] = _Entry(b"0")
+            self._set_deadline(key, entry, ttl)
+        if not isinstance(entry.value, bytes):
+            raise StoreError(_WRONGTYPE)
+        if _INT_RE.fullmatch(entry.value) is None or not INT64_MIN <= int(entry.value) <= INT64_MAX:
+            raise StoreError(_NOT_INT)
+        result = int(entry.value) + amount
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise StoreError(_OVERFLOW)
+        entry.value = str(result).encode()
+        return result
+
+    # -- hashes and sets ---------------------------------------------------------------------
+
+    async def hset(self, key: str, mapping: Mapping[str, FieldValue], *, ttl: float | None = None) -> None:
+        if ttl is not None:
+            check_ttl(ttl)
+        encoded = {field: encode_field(value) for field, value in mapping.items()}
+        if not encoded:
+            self._check_open()
+            return
+        entry, fields = self._write(key, dict, dict)
+        fields.update(encoded)
+        if ttl is not None:
+            self._set_deadline(key, entry, ttl)
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        self._check_open()
+        return dict(self._typed(key, dict) or {})
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        self._check_open()
+        current = self._typed(key, dict)
+        if current is None:
+            return 0
+        removed = sum(current.pop(field, None) is not None for field in set(fields))
+        self._drop_if_empty(key, current)
+        return removed
+
+    async def sadd(self, key: str, *members: str, ttl: float | None = None) -> int:
+        if ttl is not None:
+            check_ttl(ttl)
+        if not members:
+            self._check_open()
+            return 0
+        entry, current = self._write(key, set, set)
+        before = len(current)
+        current.update(members)
+        if ttl is not None:
+            self._set_deadline(key, entry, ttl)
+        return len(current) - before
+
+    async def srem(self, key: str, *members: str) -> int:
+        self._check_open()
+        current = self._typed(key, set)
+        if current is None:
+            return 0
+        before = len(current)
+        current.difference_update(members)
+        self._drop_if_empty(key, current)
+        return before - len(current)
+
+    async def smembers(self, key: str) -> builtins.set[str]:
+        self._check_open()
+        return set(self._typed(key, set) or ())
+
+    async def scard(self, key: str) -> int:
+        self._check_open()
+        return len(self._typed(key, set) or ())
+
+    # -- token buckets -----------------------------------------------------------------------
+
+    async def take(self, key: str, *, rate: float, burst: int, now: float, cost: int = 1) -> BucketDecision:
+        self._check_open()
+        self._sweep()
+        state = self._typed(key, BucketState)
+        new_state, decision = take_tokens(state, rate=rate, burst=burst, now=now, cost=cost)
+        if new_state is None:
+            self._data.pop(key, None)
+        else:
+            entry = self._data[key] = _Entry(new_state)
+            self._set_deadline(key, entry, decision.reset_after)
+        return decision
+
+    # -- pub/sub -----------------------------------------------------------------------------
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        self._check_open()
+        payload = bytes(message)
+        return sum(sub._push(channel, payload) for sub in list(self._subs.get(channel, ())))
+
+    def subscribe(self, *channels: str) -> MemorySubscription:
+        self._check_open()
+        if not channels:
+            raise ValueError("subscribe needs at least one channel")
+        sub = MemorySubscription(self, tuple(dict.fromkeys(channels)), self._buffer)
+        for channel in sub.channels:
+            self._subs.setdefault(channel, set()).add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: MemorySubscription) -> None:
+        for channel in sub.channels:
+            group = self._subs.get(channel)
+            if group is not None:
+                group.discard(sub)
+                if not group:
+                    del self._subs[channel]

@@ -1,0 +1,367 @@
+"""The Redis store: N gateway nodes share one Redis (redis.asyncio with the hiredis parser).
+
+Failure policy lives with the callers; this module guarantees three things:
+
+* every Redis or socket failure reaches the caller as :class:`StoreUnavailable` (``from`` the
+  original), and caller mistakes (wrong key type, non-integer counter) as :class:`StoreError`;
+* nothing waits forever: connect and read timeouts bound every command;
+* nothing needs restarting when Redis comes back: a pooled connection broken by a restart is
+  retried once on a fresh connection, and subscriptions re-subscribe by themselves.
+
+Every key and channel is prefixed with ``namespace`` so several gateways can share a Redis.
+Every operation touches a single key, so the layout also works on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import math
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ConnectionError,
+    DataError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
+
+from server.store.base import (
+    INT64_MAX,
+    INT64_MIN,
+    BucketDecision,
+    FieldValue,
+    StoreError,
+    StoreUnavailable,
+    check_ttl,
+    encode_field,
+)
+from server.store.bucket import validate_bucket_args
+from server.store.redis_pubsub import RedisSubscription
+from server.store.subscription import DEFAULT_BUFFER
+
+__all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
+
+DEFAULT_NAMESPACE = "portway:"
+
+# The token bucket of server/store/bucket.py, operation for operation (see take_tokens there).
+# Numbers travel as strings with 17 significant digits, which round-trip a double exactly;
+# Redis would otherwise truncate Lua numbers in replies to integers.
+BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local tokens = burst
+local stamp = now
+local saved = redis.call('HMGET', KEYS[1], 't', 's')
+if saved[1] and saved[2] then
+  tokens = tonumber(saved[1])
+  stamp = tonumber(saved[2])
+end
+local refill = 0
+if now > stamp then
+  refill = (now - stamp) * rate
+  stamp = now
+end
+tokens = tokens + refill
+if tokens > burst then
+  tokens = burst
+end
+local allowed = cost <= tokens
+local retry_after = 0
+if allowed then
+  tokens = tokens - cost
+elseif cost > burst or rate == 0 then
+  retry_after = math.huge
+else
+  retry_after = (cost - tokens) / rate
+end
+local reset_after = 0
+if tokens >= burst then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 's', string.format('%.17g', stamp))
+  if rate == 0 then
+    reset_after = math.huge
+  else
+    reset_after = (burst - tokens) / rate
+  end
+  local ms = math.ceil(reset_after * 1000)
+  if ms < 4e15 then
+    redis.call('PEXPIRE', KEYS[1], ms)
+  else
+    redis.call('PERSIST', KEYS[1])
+  end
+end
+return {allowed and 1 or 0, string.format('%.17g', tokens), string.format('%.17g', retry_after),
+        string.format('%.17g', reset_after)}
+"""
+_BUCKET_SHA = hashlib.sha1(BUCKET_LUA.encode()).hexdigest()
+
+# Replies that mean "Redis cannot serve right now" rather than "your command is wrong".
+_UNAVAILABLE_REPLIES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "READONLY", "OOM")
+
+
+def _ms(ttl: float) -> int:
+    check_ttl(ttl)
+    # Round up (a key must not vanish early) but ignore float noise such as 0.29 * 1000.
+    return max(1, math.ceil(ttl * 1000 - 1e-6))
+
+
+class _Translate:
+    """``with _TRANSLATE:`` turns backend exceptions into the store's own (see module doc)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            return
+        transient = isinstance(exc, ReadOnlyError | OutOfMemoryError) or str(exc).startswith(
+            _UNAVAILABLE_REPLIES
+        )
+        if isinstance(exc, ResponseError | DataError) and not transient:
+            raise StoreError(str(exc)) from exc
+        if isinstance(exc, RedisError | OSError | TimeoutError):
+            raise StoreUnavailable(f"redis unavailable: {exc!r}") from exc
+
+
+_TRANSLATE = _Translate()
+
+
+class RedisStore:
+    """:class:`~server.store.base.Store` on Redis.
+
+    ``timeout`` bounds connecting and each reply (seconds). A command that fails because its
+    connection broke is retried once on a new connection (that is what makes a Redis restart
+    invisible to callers); timeouts are not retried, so a stalled Redis costs at most
+    ``timeout`` per connection attempt, and a non-idempotent INCR is not doubled by a slow
+    reply.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        timeout: float = 1.0,
+        connect_timeout: float | None = None,
+        max_connections: int | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        ping_interval: float = 5.0,
+    ) -> None:
+        self._ns = namespace
+        self._timeout = timeout
+        self._buffer = buffer
+        self._ping_interval = ping_interval
+        self._client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=connect_timeout if connect_timeout is not None else timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            max_connections=max_connections,
+            client_name="portway",
+        )
+        self._subs: set[RedisSubscription] = set()
+        self._closed = False
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("redis store is closed")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._check_open()
+        with _TRANSLATE:
+            # Loading now saves a NOSCRIPT round trip on the first take().
+            await self._client.script_load(BUCKET_LUA)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for sub in list(self._subs):
+            await sub.close()
+        await self._client.aclose()
+
+    async def ping(self) -> bool:
+        if self._closed:
+            return False
+        try:
+            with _TRANSLATE:
+                return bool(await self._client.ping())
+        except StoreError:
+            return False
+
+    # -- keys and strings --------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        self._check_open()
+        with _TRANSLATE:
+            return cast("bytes | None", await self._client.get(self._ns + key))
+
+    async def set(
+        self, key: str, value: bytes, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        px = None if ttl is None else _ms(ttl)
+        self._check_open()
+        with _TRANSLATE:
+            return bool(await self._client.set(self._ns + key, value, px=px, nx=only_if_absent))
+
+    async def delete(self, *keys: str) -> int:
+        self._check_open()
+        if not keys:
+            return 0
+        with _TRANSLATE:
+            return int(await self._client.delete(*(self._ns + key for key in keys)))
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        ms = _ms(ttl)
+        self._check_open()
+        with _TRANSLATE:
+            return bool(await self._client.pexpire(self._ns + key, ms))
+
+    async def ttl(self, key: str) -> float | None:
+        self._check_open()
+        with _TRANSLATE:
+            ms = int(await self._client.pttl(self._ns + key))
+        if ms == -2:
+            return None
+        return math.inf if ms == -1 else ms / 1000
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        if not INT64_MIN <= amount <= INT64_MAX:
+            raise ValueError(f"amount must fit in a signed 64-bit integer, got {amount!r}")
+        px = None if ttl is None else _ms(ttl)
+        self._check_open()
+        name = self._ns + key
+        with _TRANSLATE:
+            if px is None:
+                return int(await self._client.incrby(name, amount))
+            # SET NX creates the key with its TTL only if absent; MULTI makes the pair atomic.
+            async with self._client.pipeline(transaction=True) as pipe:
+                _ = pipe.set(name, b"0", px=px, nx=True)  # pipelined: returns the pipeline
+                _ = pipe.incrby(name, amount)
+                _, value = await pipe.execute()
+            return int(value)
+
+    # -- hashes and sets ---------------------------------------------------------------------
+
+    async def _with_ttl(self, name: str, command: str, args: list[Any], ttl: float | None) -> Any:
+        if ttl is None:
+            return await self._client.execute_command(command, name, *args)  # type: ignore[no-untyped-call]
+        async with self._client.pipeline(transaction=True) as pipe:
+            _ = pipe.execute_command(command, name, *args)
+            _ = pipe.pexpire(name, _ms(ttl))
+            result, _ = await pipe.execute()
+        return result
+
+    async def hset(self, key: str, mapping: Mapping[str, FieldValue], *, ttl: float | None = None) -> None:
+        if ttl is not None:
+            check_ttl(ttl)
+        flat: list[Any] = []
+        for field, value in mapping.items():
+            flat += (field, encode_field(value))
+        self._check_open()
+        if not flat:
+            return
+        with _TRANSLATE:
+            await self._with_ttl(self._ns + key, "HSET", flat, ttl)
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        self._check_open()
+        with _TRANSLATE:
+            raw = cast("dict[bytes, bytes]", await self._client.hgetall(self._ns + key))
+        return {field.decode(): value for field, value in raw.items()}
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        self._check_open()
+        if not fields:
+            return 0
+        with _TRANSLATE:
+            return int(await self._client.hdel(self._ns + key, *fields))
+
+    async def sadd(self, key: str, *members: str, ttl: float | None = None) -> int:
+        if ttl is not None:
+            check_ttl(ttl)
+        self._check_open()
+        if not members:
+            return 0
+        with _TRANSLATE:
+            return int(await self._with_ttl(self._ns + key, "SADD", list(members), ttl))
+
+    async def srem(self, key: str, *members: str) -> int:
+        self._check_open()
+        if not members:
+            return 0
+        with _TRANSLATE:
+            return int(await self._client.srem(self._ns + key, *members))
+
+    async def smembers(self, key: str) -> builtins.set[str]:
+        self._check_open()
+        with _TRANSLATE:
+            raw = cast("builtins.set[bytes]", await self._client.smembers(self._ns + key))
+        return {member.decode() for member in raw}
+
+    async def scard(self, key: str) -> int:
+        self._check_open()
+        with _TRANSLATE:
+            return int(await self._client.scard(self._ns + key))
+
+    # -- token buckets -----------------------------------------------------------------------
+
+    async def take(self, key: str, *, rate: float, burst: int, now: float, cost: int = 1) -> BucketDecision:
+        validate_bucket_args(rate, burst, now, cost)
+        self._check_open()
+        # repr() of a float round-trips exactly through Lua's tonumber (strtod).
+        args = (repr(float(rate)), str(burst), repr(float(now)), str(cost))
+        name = self._ns + key
+        with _TRANSLATE:
+            try:
+                reply = await self._client.evalsha(_BUCKET_SHA, 1, name, *args)
+            except NoScriptError:
+                # Redis restarted or flushed its script cache; EVAL runs and re-caches it.
+                reply = await self._client.eval(BUCKET_LUA, 1, name, *args)
+        allowed, remaining, retry_after, reset_after = reply
+        return BucketDecision(allowed == 1, float(remaining), float(retry_after), float(reset_after))
+
+    # -- pub/sub -----------------------------------------------------------------------------
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        self._check_open()
+        with _TRANSLATE:
+            return int(await self._client.publish(self._ns + channel, message))
+
+    def subscribe(self, *channels: str) -> RedisSubscription:
+        self._check_open()
+        if not channels:
+            raise ValueError("subscribe needs at least one channel")
+        sub = RedisSubscription(
+            self._client,
+            self._ns,
+            tuple(dict.fromkeys(channels)),
+            maxsize=self._buffer,
+            timeout=self._timeout,
+            ping_interval=self._ping_interval,
+            on_close=self._subs.discard,
+        )
+        self._subs.add(sub)
+        return sub
