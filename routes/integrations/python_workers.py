@@ -57,6 +57,7 @@ class _Worker:
         self._stdout = proc.stdout
         self._log_task = asyncio.create_task(_log_lines(proc.stderr, log, proc.pid))
         self._stopping: asyncio.Task[None] | None = None
+        self._reading = False
 
     async def send(self, data: bytes) -> None:
         try:
@@ -66,6 +67,7 @@ class _Worker:
             raise _WorkerGone(await self.exit_reason()) from exc
 
     async def receive(self) -> dict[str, Any]:
+        self._reading = True
         try:
             (size,) = _HEADER.unpack(await self._stdout.readexactly(_HEADER.size))
             if size > _MAX_FRAME:
@@ -75,6 +77,8 @@ class _Worker:
             raise _WorkerGone(await self.exit_reason()) from None
         except orjson.JSONDecodeError as exc:
             raise _WorkerGone(f"worker sent an undecodable frame: {exc}") from None
+        finally:
+            self._reading = False
         if not isinstance(frame, dict):
             raise _WorkerGone("worker sent a frame that is not an object")
         return frame
@@ -116,9 +120,9 @@ class _Worker:
                 self.kill()
         await self.proc.wait()
         self._stdin.close()
-        # Drain unread stdout so the pipe sees EOF and the transport closes (no ResourceWarning).
-        # Only after a call has given the worker up, so no other coroutine is reading it.
-        while await self._stdout.read(65536):
+        # Drain unread stdout so the pipe sees EOF and the transport closes (no ResourceWarning),
+        # unless a call is reading it (close() during a call): that call reads on to EOF itself.
+        while not self._reading and await self._stdout.read(65536):
             pass
         try:  # a grandchild that inherited stderr could hold it open: do not wait for it forever
             await asyncio.wait_for(asyncio.shield(self._log_task), 1.0)
@@ -143,19 +147,16 @@ class _Slots(asyncio.Queue["_Worker | None"]):
     first (most recently used on top, like Lambda reusing warm sandboxes); waiters stay FIFO."""
 
     def _init(self, maxsize: int) -> None:
-        self._items: collections.deque[_Worker | None] = collections.deque()
+        self._queue: collections.deque[_Worker | None] = collections.deque()
 
     def _put(self, item: _Worker | None) -> None:
         if item is None:
-            self._items.appendleft(item)
+            self._queue.appendleft(item)
         else:
-            self._items.append(item)
+            self._queue.append(item)
 
     def _get(self) -> _Worker | None:
-        return self._items.pop()
-
-    def qsize(self) -> int:
-        return len(self._items)
+        return self._queue.pop()
 
 
 class WorkerPoolInvoker:
@@ -199,6 +200,11 @@ class WorkerPoolInvoker:
     def waiting(self) -> int:
         """Callers queued for a free worker."""
         return self._waiting
+
+    @property
+    def idle(self) -> int:
+        """Free pool slots (a warm worker, or room to start one)."""
+        return self._slots.qsize()
 
     @property
     def processes(self) -> list[asyncio.subprocess.Process]:

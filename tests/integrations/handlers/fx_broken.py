@@ -1,0 +1,1 @@
+import portway_missing_dependency_xyz  # noqa: F401
