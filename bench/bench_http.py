@@ -1,0 +1,723 @@
+"""Portway's first benchmark: a Python-handler route and an HTTP_PROXY route, each beside a minimal
+aiohttp baseline measured in the same run.
+
+    .venv/bin/python bench/bench_http.py            # default: 3 runs x 10 s per target (~4 min)
+    .venv/bin/python bench/bench_http.py --quick    # smoke run, ~30-40 s
+    .venv/bin/python bench/bench_http.py --runs 5 --duration 10 --connections 64 --group proxy
+
+One invocation starts, on 127.0.0.1 and on free ports:
+
+* ``servers/backend.py`` (the upstream, small JSON),
+* ``servers/minimal_server.py`` (baseline for (a): a handler that returns a small JSON),
+* ``servers/minimal_proxy.py`` (baseline for (b): one pooled ``ClientSession``),
+* ``servers/portway_server.py`` (Portway: ``GET /dev/py`` in-process handler, ``GET /dev/pyproc``
+  process-isolated handler, ``ANY /dev/proxy/{proxy+}`` HTTP_PROXY to the backend),
+
+pinned like layout B of ``/work/shared/reference/ceilings.md``: every server under test on core 0
+(only one of them is loaded at a time; Portway's handler worker processes inherit core 0), the
+backend and the load generator on core 1. It checks every target answers 200 with the expected
+body, then for each run and each target: waits until the machine is quiet, runs a warm-up, runs the
+measured load (``taskset -c 1 wrk -t1 -cC -dDs --latency URL``; ``bench/loadgen.py`` when wrk is
+missing), records per-process CPU and the CPU other tenants used ("noise") and redoes a noisy run
+(bounded). Medians over runs are printed as a markdown table and written with every raw run to
+``bench/out/results-<UTC timestamp>.json`` / ``.md``. Every child process is killed at the end, also
+on Ctrl-C or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "out"
+SERVERS = BENCH / "servers"
+HOST = "127.0.0.1"
+SERVER_CORE = 0  # the server under test, alone
+LOAD_CORE = 1  # backend + load generator
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log: TextIO
+    core: int
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+class Children:
+    """Every process this script starts, each in its own session so its whole group can be killed."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self.items: list[Child] = []
+
+    def start(self, name: str, argv: list[str], core: int) -> Child:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_dir / f"{name}.log"
+        log = log_path.open("w")
+        cmd = ["taskset", "-c", str(core), *argv] if shutil.which("taskset") else argv
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        popen = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        child = Child(name, popen, log_path, log, core)
+        self.items.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        for child in self.items:
+            if child.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        for child in self.items:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for child in self.items:
+            # Anything left in the group (the leader, or worker processes it spawned).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.popen.wait(timeout=2)
+            child.log.close()
+        self.items.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+
+
+def fetch(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with _OPENER.open(url, timeout=timeout) as resp:
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+def wait_ready(child: Child, url: str, timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers (any status); fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.popen.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.popen.returncode}:\n{tail(child.log_path)}")
+        try:
+            fetch(url, timeout=1.0)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{child.name} did not answer {url} within {timeout:.0f} s:\n{tail(child.log_path)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# -- CPU accounting ------------------------------------------------------------------------------------
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, utime + stime ticks) for every process (kernel threads have ppid 2 / pid 2)."""
+    out: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2 :].split()
+        # fields[0] is state (field 3); ppid is field 4, utime 14, stime 15.
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _machine_busy_ticks() -> tuple[int, int]:
+    """(busy, steal) ticks summed over all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (parts + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+def descendants(root: int, stats: dict[int, tuple[int, int]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    found = {root}
+    stack = [root]
+    while stack:
+        for kid in children.get(stack.pop(), []):
+            if kid not in found:
+                found.add(kid)
+                stack.append(kid)
+    return found
+
+
+class CpuWindow:
+    """CPU used between ``start()`` and ``stop()``: per named process tree, the load tool, the rest."""
+
+    def __init__(self, trees: dict[str, int]) -> None:
+        self._trees = trees
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._p0 = _proc_stats()
+        self._m0 = _machine_busy_ticks()
+        self._c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def stop(self) -> dict[str, float]:
+        """Percent of one core, per tree; ``load`` = waited-for children (the load tool); ``noise``."""
+        elapsed = max(1e-6, time.monotonic() - self._t0)
+        p1 = _proc_stats()
+        m1 = _machine_busy_ticks()
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours: set[int] = {os.getpid()}
+        result: dict[str, float] = {}
+        for name, root in self._trees.items():
+            pids = descendants(root, p1) | descendants(root, self._p0)
+            ours |= pids
+            ticks = 0
+            for pid in pids:
+                before = self._p0.get(pid, (0, 0))[1]  # born inside the window: counts from zero
+                after = p1[pid][1] if pid in p1 else before  # exited inside the window: unknown, 0
+                ticks += after - before
+            result[name] = round(100 * ticks / CLK_TCK / elapsed, 1)
+        load_s = (c1.ru_utime + c1.ru_stime) - (self._c0.ru_utime + self._c0.ru_stime)
+        result["load"] = round(100 * load_s / elapsed, 1)
+        other = 0
+        for pid, (ppid, ticks) in p1.items():
+            if pid in ours or pid == 2 or ppid == 2 or pid == 1:
+                continue  # ours, or kernel threads (loopback softirq work lands in ksoftirqd)
+            other += ticks - self._p0.get(pid, (0, 0))[1]
+        result["noise"] = round(100 * other / CLK_TCK / elapsed, 1)
+        result["machine_busy"] = round(100 * (m1[0] - self._m0[0]) / CLK_TCK / elapsed, 1)
+        result["steal"] = round(100 * (m1[1] - self._m0[1]) / CLK_TCK / elapsed, 1)
+        return result
+
+
+def wait_for_quiet(threshold_pct: float, timeout_s: float) -> float:
+    """Wait until the whole machine uses less than ``threshold_pct`` of one core (0.5 s samples).
+
+    Our servers are idle between runs, so this measures other tenants. Returns the seconds waited
+    (``timeout_s`` when it never got quiet; the run then goes ahead and its noise is recorded).
+    """
+    start = time.monotonic()
+    while True:
+        b0, _ = _machine_busy_ticks()
+        time.sleep(0.5)
+        b1, _ = _machine_busy_ticks()
+        busy_pct = 100 * (b1 - b0) / CLK_TCK / 0.5
+        waited = time.monotonic() - start
+        if busy_pct < threshold_pct or waited >= timeout_s:
+            return round(waited, 1)
+
+
+# -- load tools ----------------------------------------------------------------------------------------
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Req/s, latency percentiles (ms), request count, socket errors and non-2xx/3xx from wrk's output."""
+    out: dict[str, Any] = {}
+    match = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if not match:
+        raise ValueError(f"no Requests/sec in wrk output:\n{text}")
+    out["rps"] = float(match.group(1))
+    for pct, value, unit in re.findall(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+        out[f"p{pct}_ms"] = round(float(value) * _UNITS[unit], 3)
+    match = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if match:
+        out["requests"] = int(match.group(1))
+    lat = re.search(r"^\s*Latency\s+[\d.]+(?:us|ms|s)\s+[\d.]+(?:us|ms|s)\s+([\d.]+)(us|ms|s)", text, re.M)
+    if lat:
+        out["max_ms"] = round(float(lat.group(1)) * _UNITS[lat.group(2)], 3)
+    errors = 0
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if match:
+        errors = sum(int(x) for x in match.groups())
+    out["errors"] = errors
+    match = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    out["non_2xx"] = int(match.group(1)) if match else 0
+    return out
+
+
+@dataclass
+class LoadTool:
+    name: str  # "wrk" or "loadgen.py"
+    connections: int
+
+    def command(self, url: str, duration_s: int, warmup_s: int = 0) -> list[str]:
+        pin = ["taskset", "-c", str(LOAD_CORE)] if shutil.which("taskset") else []
+        if self.name == "wrk":
+            return [*pin, "wrk", "-t1", f"-c{self.connections}", f"-d{duration_s}s", "--latency", url]
+        return [
+            *pin,
+            sys.executable,
+            str(BENCH / "loadgen.py"),
+            url,
+            "-c",
+            str(self.connections),
+            "-d",
+            str(duration_s),
+            "--warmup",
+            str(warmup_s),
+            "--json",
+        ]
+
+    def run(self, url: str, duration_s: int) -> tuple[dict[str, Any], str]:
+        cmd = self.command(url, duration_s)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        if self.name == "wrk":
+            return parse_wrk(proc.stdout), " ".join(cmd)
+        data = json.loads(proc.stdout)
+        return {
+            k: data[k]
+            for k in (
+                "rps",
+                "p50_ms",
+                "p75_ms",
+                "p90_ms",
+                "p99_ms",
+                "max_ms",
+                "requests",
+                "errors",
+                "non_2xx",
+            )
+        }, " ".join(cmd)
+
+
+# -- targets -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    group: str  # "python" | "proxy"
+    server: str  # name of the Child serving it
+    path: str
+    expect: bytes  # a fragment the 200 body must contain
+    baseline: str | None = None  # key of the target it is compared with
+
+
+TARGETS = [
+    Target("minimal_server", "minimal aiohttp server", "python", "minimal_server", "/dev/py", b'"ok": true'),
+    Target(
+        "portway_py",
+        "Portway Python handler, in-process",
+        "python",
+        "portway",
+        "/dev/py",
+        b'"ok": true',
+        "minimal_server",
+    ),
+    Target(
+        "portway_pyproc",
+        "Portway Python handler, process isolation",
+        "python",
+        "portway",
+        "/dev/pyproc",
+        b'"ok": true',
+        "minimal_server",
+    ),
+    Target("minimal_proxy", "minimal aiohttp proxy", "proxy", "minimal_proxy", "/hello", b'"ok":true'),
+    Target(
+        "portway_proxy",
+        "Portway HTTP_PROXY",
+        "proxy",
+        "portway",
+        "/dev/proxy/hello",
+        b'"ok":true',
+        "minimal_proxy",
+    ),
+]
+
+
+@dataclass
+class Attempt:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    raw: dict[str, Any]
+    cpu: dict[str, float]
+    quiet_wait_s: float
+    command: str
+
+
+@dataclass
+class RunRecord:
+    target: str
+    run: int
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def kept(self) -> Attempt:
+        """The attempt with the least noise (the last one when all were equally noisy)."""
+        return min(reversed(self.attempts), key=lambda a: a.cpu.get("noise", 0.0))
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+def git_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    dirty = git("status", "--porcelain", "--", "server", "routes", "connections")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "gateway_tree_dirty": bool(dirty),
+        "dirty_files": dirty.splitlines(),
+    }
+
+
+def machine_info(tool: LoadTool) -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions: dict[str, str] = {"python": platform.python_version()}
+    for mod in ("aiohttp", "uvloop", "orjson", "multidict", "yarl"):
+        with contextlib.suppress(Exception):
+            versions[mod] = __import__(mod).__version__
+    wrk = shutil.which("wrk")
+    if wrk:
+        proc = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
+        first = (proc.stdout or proc.stderr).splitlines()
+        versions["wrk"] = first[0] if first else "?"
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "load_tool": tool.name,
+        "versions": versions,
+    }
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else 0.0
+
+
+def summarize(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    for target in TARGETS:
+        kept = [r.kept for r in records if r.target == target.key]
+        if not kept:
+            continue
+        rps = [a.rps for a in kept]
+        summary[target.key] = {
+            "label": target.label,
+            "runs": len(kept),
+            "rps": median(rps),
+            "rps_min": min(rps),
+            "rps_max": max(rps),
+            "p50_ms": median([a.p50_ms for a in kept]),
+            "p99_ms": median([a.p99_ms for a in kept]),
+            "server_cpu_pct": median([a.cpu.get("server", 0.0) for a in kept]),
+            "backend_cpu_pct": median([a.cpu.get("backend", 0.0) for a in kept]),
+            "load_cpu_pct": median([a.cpu.get("load", 0.0) for a in kept]),
+            "noise_pct_max": max(a.cpu.get("noise", 0.0) for a in kept),
+            "errors": sum(int(a.raw.get("errors", 0)) for a in kept),
+            "non_2xx": sum(int(a.raw.get("non_2xx", 0)) for a in kept),
+            "command": kept[0].command,
+        }
+    for target in TARGETS:
+        if target.baseline and target.key in summary and target.baseline in summary:
+            s, b = summary[target.key], summary[target.baseline]
+            per_run = []
+            for r in records:
+                if r.target != target.key:
+                    continue
+                base = next((x for x in records if x.target == target.baseline and x.run == r.run), None)
+                if base is not None and base.kept.rps:
+                    per_run.append(round(r.kept.rps / base.kept.rps, 3))
+            s["ratio"] = {
+                "rps": round(s["rps"] / b["rps"], 3) if b["rps"] else 0.0,
+                "p50": round(s["p50_ms"] / b["p50_ms"], 2) if b["p50_ms"] else 0.0,
+                "p99": round(s["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else 0.0,
+                "rps_per_run": per_run,
+                "baseline": target.baseline,
+            }
+    return summary
+
+
+def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    dirty = " + uncommitted gateway changes" if meta["git"]["gateway_tree_dirty"] else ""
+    lines = [
+        f"Load: `{meta['load_tool']}`, {meta['connections']} connections, {meta['duration_s']} s x "
+        f"{meta['runs']} runs (median), {meta['warmup_s']} s warm-up; layout B (server under test on "
+        f"core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}). {meta['started_utc']} UTC, "
+        f"commit {meta['git']['commit']}{dirty}.",
+        "",
+        "| target | req/s (median) | min - max | p50 ms | p99 ms | vs baseline: req/s | p50 | p99 "
+        "| server CPU % | backend CPU % | load CPU % | max noise % | errors / non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target in TARGETS:
+        s = summary.get(target.key)
+        if s is None:
+            continue
+        ratio = s.get("ratio")
+        rr = (
+            (f"**{ratio['rps']:.2f}x**", f"{ratio['p50']:.2f}x", f"{ratio['p99']:.2f}x")
+            if ratio
+            else ("(baseline)", "", "")
+        )
+        lines.append(
+            f"| {s['label']} | {s['rps']:,.0f} | {s['rps_min']:,.0f} - {s['rps_max']:,.0f} "
+            f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {rr[0]} | {rr[1]} | {rr[2]} "
+            f"| {s['server_cpu_pct']:.0f} "
+            f"| {s['backend_cpu_pct']:.0f} | {s['load_cpu_pct']:.0f} | {s['noise_pct_max']:.0f} "
+            f"| {s['errors']} / {s['non_2xx']} |"
+        )
+    proxy = summary.get("portway_proxy", {}).get("ratio")
+    if proxy:
+        verdict = "met" if proxy["rps"] >= 0.8 else "NOT met"
+        lines += [
+            "",
+            f"Target (Portway HTTP_PROXY >= 0.8x the minimal aiohttp proxy, one core): **{verdict}** "
+            f"({proxy['rps']:.2f}x; per run: {', '.join(f'{x:.2f}' for x in proxy['rps_per_run'])}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 run x 3 s, 1 s warm-up")
+    parser.add_argument("--runs", type=int, help="measured runs per target (default 3)")
+    parser.add_argument("--duration", type=int, help="seconds per measured run (default 10)")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up before each run (default 2)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--group", choices=("all", "python", "proxy"), default="all")
+    parser.add_argument("--tool", choices=("auto", "wrk", "loadgen"), default="auto")
+    parser.add_argument("--workers", type=int, default=1, help="Portway worker processes for /dev/pyproc")
+    parser.add_argument(
+        "--max-noise", type=float, default=20.0, help="redo a run above this noise (%% of a core)"
+    )
+    parser.add_argument("--redo", type=int, default=1, help="redos per noisy run")
+    parser.add_argument("--quiet-timeout", type=float, default=15.0, help="max seconds to wait for quiet")
+    parser.add_argument(
+        "--portway-launcher",
+        type=Path,
+        default=SERVERS / "portway_server.py",
+        help="script that serves Portway",
+    )
+    parser.add_argument("--portway-arg", action="append", default=[], help="extra argument for the launcher")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.duration = args.duration or (3 if args.quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    if not (1 <= args.duration <= 120 and 1 <= args.runs <= 20 and 0 <= args.warmup <= 30):
+        parser.error("bounds: 1 <= --duration <= 120, 1 <= --runs <= 20, 0 <= --warmup <= 30")
+    if not 1 <= args.connections <= 1000:
+        parser.error("--connections must be in 1..1000")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
+    if args.tool == "wrk" and not shutil.which("wrk"):
+        print("wrk is not installed", file=sys.stderr)
+        return 2
+    tool = LoadTool("wrk" if use_wrk else "loadgen.py", args.connections)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    targets = [t for t in TARGETS if args.group in ("all", t.group)]
+    needed = {t.server for t in targets}
+    children = Children(args.out / f"logs-{stamp}")
+    py = sys.executable
+    ports = {name: free_port() for name in ("backend", "minimal_server", "minimal_proxy", "portway")}
+    backend_url = f"http://{HOST}:{ports['backend']}"
+    meta: dict[str, Any] = {
+        "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "argv": [Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])],
+        "load_tool": tool.name,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "runs": args.runs,
+        "layout": f"B: servers under test on core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}",
+        "git": git_info(),
+        "machine": machine_info(tool),
+        "servers": {},
+    }
+    records: list[RunRecord] = []
+    try:
+        started: dict[str, Child] = {}
+        specs: dict[str, tuple[list[str], int]] = {
+            "backend": ([py, str(SERVERS / "backend.py"), "--port", str(ports["backend"])], LOAD_CORE),
+            "minimal_server": (
+                [py, str(SERVERS / "minimal_server.py"), "--port", str(ports["minimal_server"])],
+                SERVER_CORE,
+            ),
+            "minimal_proxy": (
+                [
+                    py,
+                    str(SERVERS / "minimal_proxy.py"),
+                    "--port",
+                    str(ports["minimal_proxy"]),
+                    "--backend",
+                    backend_url,
+                ],
+                SERVER_CORE,
+            ),
+            "portway": (
+                [
+                    py,
+                    str(args.portway_launcher),
+                    "--port",
+                    str(ports["portway"]),
+                    "--backend",
+                    backend_url,
+                    "--workers",
+                    str(args.workers),
+                    *args.portway_arg,
+                ],
+                SERVER_CORE,
+            ),
+        }
+        for name in ("backend", *sorted(needed)):
+            argv_, core = specs[name]
+            started[name] = children.start(name, argv_, core)
+            meta["servers"][name] = "taskset -c " + str(core) + " " + " ".join(argv_)
+        for name, child in started.items():
+            wait_ready(child, f"http://{HOST}:{ports[name]}/")
+            print(f"started {name} (pid {child.pid}, core {child.core}, port {ports[name]})", flush=True)
+        for target in targets:
+            url = f"http://{HOST}:{ports[target.server]}{target.path}"
+            status, body = fetch(url, timeout=10)
+            if status != 200 or target.expect not in body:
+                raise RuntimeError(f"{target.key}: {url} answered {status} {body[:300]!r}")
+            print(f"check {target.key}: 200 {body[:80]!r}", flush=True)
+
+        for run in range(1, args.runs + 1):
+            for target in targets:
+                url = f"http://{HOST}:{ports[target.server]}{target.path}"
+                record = RunRecord(target.key, run)
+                for attempt_no in range(args.redo + 1):
+                    waited = wait_for_quiet(args.max_noise, args.quiet_timeout)
+                    if args.warmup:
+                        tool.run(url, args.warmup)
+                    window = CpuWindow(
+                        {"server": started[target.server].pid, "backend": started["backend"].pid}
+                    )
+                    window.start()
+                    raw, command = tool.run(url, args.duration)
+                    cpu = window.stop()
+                    attempt = Attempt(
+                        rps=float(raw["rps"]),
+                        p50_ms=float(raw.get("p50_ms", 0.0)),
+                        p99_ms=float(raw.get("p99_ms", 0.0)),
+                        raw=raw,
+                        cpu=cpu,
+                        quiet_wait_s=waited,
+                        command=command,
+                    )
+                    record.attempts.append(attempt)
+                    noisy = cpu["noise"] > args.max_noise
+                    print(
+                        f"run {run}/{args.runs} {target.key:<15} {attempt.rps:>9,.0f} req/s  "
+                        f"p50 {attempt.p50_ms:6.2f} ms  p99 {attempt.p99_ms:6.2f} ms  "
+                        f"cpu server {cpu['server']:.0f}% backend {cpu['backend']:.0f}% "
+                        f"load {cpu['load']:.0f}% "
+                        f"noise {cpu['noise']:.0f}%"
+                        + ("  (noisy, redo)" if noisy and attempt_no < args.redo else ""),
+                        flush=True,
+                    )
+                    if not noisy:
+                        break
+                records.append(record)
+                for child in started.values():
+                    if child.popen.poll() is not None:
+                        raise RuntimeError(f"{child.name} died during the run:\n{tail(child.log_path)}")
+    except KeyboardInterrupt:
+        print("interrupted: stopping every child", file=sys.stderr)
+        return 130
+    finally:
+        children.stop_all()
+
+    summary = summarize(records)
+    table = markdown(summary, meta)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"results-{stamp}.json"
+    md_path = args.out / f"results-{stamp}.md"
+    payload = {
+        "meta": meta,
+        "summary": summary,
+        "runs": [
+            {"target": r.target, "run": r.run, "attempts": [asdict(a) for a in r.attempts]} for r in records
+        ],
+    }
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(table)
+    print()
+    print(table)
+    print(f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
