@@ -58,6 +58,7 @@ class _Worker:
         self._log_task = asyncio.create_task(_log_lines(proc.stderr, log, proc.pid))
         self._stopping: asyncio.Task[None] | None = None
         self._reading = False
+        self._signalled: signal.Signals | None = None
 
     async def send(self, data: bytes) -> None:
         try:
@@ -99,9 +100,15 @@ class _Worker:
         return f"Runtime.ExitError: Runtime exited with error: {how}"
 
     def kill(self) -> None:
-        if self.proc.returncode is None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        # Signal at most once, and SIGKILL at most once: Popen.send_signal() polls first, and a poll
+        # that reaps an already-dead child makes asyncio's watcher report exit code 255 instead.
+        if self.proc.returncode is None and self._signalled not in (sig, signal.SIGKILL):
+            self._signalled = sig
             with contextlib.suppress(ProcessLookupError):  # exited since the check; wait() reaps it
-                self.proc.kill()
+                self.proc.send_signal(sig)
 
     def stop(self, grace_s: float) -> asyncio.Task[None]:
         """Terminate (SIGKILL after ``grace_s``) and reap; one shared task however often called."""
@@ -112,8 +119,7 @@ class _Worker:
     async def _stop(self, grace_s: float) -> None:
         if self.proc.returncode is None:
             self._stdin.close()  # an idle worker exits by itself on EOF
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
+            self._signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), grace_s)
             except TimeoutError:

@@ -28,8 +28,8 @@ def invoker(handler: str, **kwargs: Any) -> InProcessInvoker:
     )
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.005)
@@ -66,7 +66,11 @@ async def test_handler_mutating_the_event_does_not_touch_the_callers() -> None:
 
 @pytest.mark.parametrize(
     ("handler", "error_type", "message"),
-    [("boom", "ValueError", "bad input: 7"), ("async_boom", "KeyError", "'missing'"), ("exits", "SystemExit", "3")],
+    [
+        ("boom", "ValueError", "bad input: 7"),
+        ("async_boom", "KeyError", "'missing'"),
+        ("exits", "SystemExit", "3"),
+    ],
 )
 async def test_exception_is_function_error(handler: str, error_type: str, message: str) -> None:
     with pytest.raises(FunctionError) as caught:
@@ -113,7 +117,9 @@ async def test_sync_timeout_leaves_a_counted_thread_and_does_not_block_the_loop(
 async def test_concurrent_sync_handlers_run_in_parallel_threads() -> None:
     fn = invoker("sleep")
     started = time.monotonic()
-    results = await asyncio.gather(*(fn.invoke_event({"seconds": 0.2}, request_id="r", timeout_s=5) for _ in range(4)))
+    results = await asyncio.gather(
+        *(fn.invoke_event({"seconds": 0.2}, request_id="r", timeout_s=5) for _ in range(4))
+    )
     assert results == ["late"] * 4
     assert time.monotonic() - started < 0.7
 
@@ -134,7 +140,9 @@ async def test_import_errors_are_invoke_failures() -> None:
         await invoker("fx_broken.handler").invoke_event({}, request_id="r", timeout_s=1.0)
     with pytest.raises(InvokeFailure, match="RuntimeError: config missing"):
         await invoker("fx_init_raises.handler").invoke_event({}, request_id="r", timeout_s=1.0)
-    with pytest.raises(InvokeFailure, match="Runtime.HandlerNotFound: Handler 'nope' missing on module 'fx_basic'"):
+    with pytest.raises(
+        InvokeFailure, match="Runtime.HandlerNotFound: Handler 'nope' missing on module 'fx_basic'"
+    ):
         await invoker("fx_basic.nope").invoke_event({}, request_id="r", timeout_s=1.0)
     assert "fx_broken" not in sys.modules
 

@@ -46,8 +46,8 @@ async def pool() -> AsyncIterator[Factory]:
             os.kill(proc.pid, 0)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.005)
@@ -205,7 +205,9 @@ async def test_close_stops_busy_and_idle_workers(pool: Factory, tmp_path: Path) 
     await fn.start()
     processes = fn.processes
     assert len(processes) == 2
-    busy = asyncio.create_task(fn.invoke_event({"path": str(tmp_path / "never")}, request_id="r", timeout_s=10))
+    busy = asyncio.create_task(
+        fn.invoke_event({"path": str(tmp_path / "never")}, request_id="r", timeout_s=10)
+    )
     await wait_for(lambda: fn.idle == 1)
     await fn.close()
     assert all(proc.returncode is not None for proc in processes)
