@@ -1,0 +1,330 @@
+"""Portway's native YAML format (``portway: 1``) -> :class:`~server.config.model.GatewayConfig`.
+
+Two passes: the document is first checked against ``portway.schema.json`` (the same schema editors
+use), every schema error becoming a :class:`~server.config.errors.ConfigIssue` at its location;
+then each API without schema errors gets the checks a schema cannot express (paths, stage names
+and variables, timeouts per API kind, handlers, URIs, duplicate and conflicting routes) and is
+built. docs/configuration.md describes the format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+
+from server.config.errors import Issues, loc
+from server.config.model import (
+    ApiConfig,
+    ApiKind,
+    GatewayConfig,
+    IntegrationConfig,
+    IntegrationType,
+    Isolation,
+    MockResponse,
+    RouteConfig,
+    StageConfig,
+    frozen_map,
+)
+from server.config.rules import (
+    DEFAULT_TIMEOUTS_MS,
+    METHODS,
+    BuiltApi,
+    check_gateway,
+    check_path,
+    check_routes,
+    check_stage_name,
+    check_stage_variables,
+    check_timeout,
+    check_uri,
+    function_name_from,
+    split_handler,
+)
+from server.ids import new_api_id
+
+__all__ = ["SCHEMA_PATH", "load_native", "scalar_text"]
+
+SCHEMA_PATH = Path(__file__).with_name("portway.schema.json")
+
+_KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "websocket": ApiKind.WEBSOCKET}
+_SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
+_FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
+_APPLIES = {  # keys an integration of each type accepts (besides `type`)
+    "python": {"handler", *_FUNCTION_KEYS},
+    "lambda": {"function", "timeout", "payloadFormat"},
+    "aws_proxy": {"function", "timeout", "payloadFormat"},
+    "http_proxy": {"uri", "method", "timeout"},
+    "http": {"uri", "method", "timeout"},
+    "mock": {"status", "headers", "body"},
+}
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def scalar_text(value: object) -> str:
+    """A YAML scalar as the string AWS would store (``true``, ``9001``, ``1.5``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _texts(data: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(key): scalar_text(value) for key, value in (data or {}).items()}
+
+
+def _schema_issues(document: Any, issues: Issues) -> set[int]:
+    """Report every schema error; return the indices of APIs that have one (-1: the document)."""
+    bad: set[int] = set()
+    errors = list(_validator().iter_errors(document))
+    errors.sort(key=lambda e: [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in e.absolute_path])
+    for error in errors:
+        path = list(error.absolute_path)
+        for location, message in _describe(error):
+            issues.error(location, message)
+        bad.add(path[1] if len(path) >= 2 and path[0] == "apis" and isinstance(path[1], int) else -1)
+    return bad
+
+
+def _describe(error: ValidationError) -> list[tuple[str, str]]:
+    location = ""
+    for part in error.absolute_path:
+        location = loc(location, part if isinstance(part, int) else str(part))
+    if "propertyNames" in error.absolute_schema_path:
+        location = loc(location, str(error.instance))
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("x-messages", {})
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = list(schema.get("properties", {}))
+        found = []
+        for key in error.instance:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, 1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+                found.append((loc(location, str(key)), f"unknown key {key!r} ({hint})"))
+        return found
+    if error.validator in custom:
+        return [(location, str(custom[error.validator]))]
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return [(location, f"missing required key {key!r}") for key in missing]
+    return [(location, error.message)]
+
+
+def load_native(document: Any, *, source: Path, stage: str | None, issues: Issues) -> GatewayConfig:
+    """Build the gateway definition; problems go to ``issues`` (the caller raises)."""
+    bad = _schema_issues(document, issues)
+    raw_apis = document.get("apis") if isinstance(document, dict) else None
+    built: list[BuiltApi] = []
+    for index, raw in enumerate(raw_apis if isinstance(raw_apis, list) else []):
+        if index not in bad:
+            built.append(_api(raw, index, source.parent, issues))
+    if stage is not None:
+        built = [_only_stage(item, stage, issues) for item in built]
+    check_gateway(built, issues)
+    return GatewayConfig(
+        apis=tuple(item.api for item in built),
+        source=source,
+        region=str(document.get("region", "us-east-1")) if isinstance(document, dict) else "us-east-1",
+        account_id=str(document.get("accountId", "123456789012")) if isinstance(document, dict) else "",
+        warnings=tuple(issues.warnings),
+    )
+
+
+def _only_stage(built: BuiltApi, stage: str, issues: Issues) -> BuiltApi:
+    kept = tuple(s for s in built.api.stages if s.name == stage)
+    if not kept:
+        names = ", ".join(s.name for s in built.api.stages)
+        issues.error(loc(built.location, "stages"), f"no stage {stage!r} in API {built.api.name!r} ({names})")
+        return built
+    return dataclasses.replace(built, api=dataclasses.replace(built.api, stages=kept))
+
+
+@dataclasses.dataclass(slots=True)
+class _Context:
+    kind: ApiKind
+    code_dir: Path
+    payload: str
+    defaults: Mapping[str, Any]
+    stage_refs: dict[str, str] = dataclasses.field(default_factory=dict)  # stage variable -> location
+
+
+def _api(raw: Mapping[str, Any], index: int, base_dir: Path, issues: Issues) -> BuiltApi:
+    location = loc("apis", index)
+    kind = _KINDS[raw.get("type", "rest")]
+    name = str(raw["name"])
+    code_dir = (base_dir / raw.get("codeDir", ".")).resolve()
+    if not code_dir.is_dir():
+        issues.warn(loc(location, "codeDir"), f"folder {code_dir} does not exist")
+    payload = _payload(raw.get("payloadFormat"), kind, loc(location, "payloadFormat"), issues)
+    if "routeSelectionExpression" in raw and kind is not ApiKind.WEBSOCKET:
+        issues.error(
+            loc(location, "routeSelectionExpression"), "only WebSocket APIs select routes by expression"
+        )
+    defaults = raw.get("defaults") or {}
+    if "timeout" in defaults:
+        check_timeout(defaults["timeout"], kind, loc(loc(location, "defaults"), "timeout"), issues)
+    stages = _stages(raw.get("stages"), kind, loc(location, "stages"), issues)
+    context = _Context(kind, code_dir, payload or ("2.0" if kind is ApiKind.HTTP else "1.0"), defaults)
+    located: list[tuple[RouteConfig, str]] = []
+    for key, value in raw["routes"].items():
+        route_location = loc(loc(location, "routes"), key)
+        route = _route(key, value, route_location, context, issues)
+        if route is not None:
+            located.append((route, route_location))
+    check_routes(kind, located, issues)
+    for variable, where in context.stage_refs.items():
+        for stage in stages:
+            if variable not in stage.variables:
+                issues.warn(where, f"stage {stage.name!r} has no variable {variable!r} (it renders empty)")
+    api = ApiConfig(
+        name=name,
+        id=str(raw.get("id") or new_api_id(name)),
+        kind=kind,
+        stages=stages,
+        routes=tuple(route for route, _ in located),
+        base_path=str(raw.get("basePath", "")).strip("/"),
+        binary_media_types=tuple(raw.get("binaryMediaTypes", ())),
+        route_selection_expression=str(raw.get("routeSelectionExpression", "$request.body.action")),
+    )
+    return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _payload(value: object, kind: ApiKind, location: str, issues: Issues) -> str | None:
+    if value is None:
+        return None
+    text = f"{float(value):.1f}" if isinstance(value, int | float) else str(value)
+    if kind is ApiKind.WEBSOCKET:
+        issues.error(location, "payloadFormat applies to REST and HTTP APIs")
+    elif kind is ApiKind.REST and text != "1.0":
+        issues.error(location, "REST APIs send payload format 1.0 events")
+    return text
+
+
+def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[StageConfig, ...]:
+    if raw is None:
+        return (StageConfig("$default" if kind is ApiKind.HTTP else "dev"),)
+    stages: list[StageConfig] = []
+    entries = {str(name): {} for name in raw} if isinstance(raw, list) else raw
+    for position, (name, body) in enumerate(entries.items()):
+        where = loc(location, position) if isinstance(raw, list) else loc(location, name)
+        check_stage_name(name, kind, where, issues)
+        variables = _texts((body or {}).get("variables"))
+        check_stage_variables(variables, loc(where, "variables"), issues)
+        stages.append(StageConfig(name, frozen_map(variables)))
+    return tuple(stages)
+
+
+def _route_key(
+    key: str, kind: ApiKind, location: str, issues: Issues
+) -> tuple[str, str, tuple[str, ...]] | None:
+    if kind is ApiKind.WEBSOCKET:
+        return "", key, ()
+    if key == "$default":
+        if kind is ApiKind.REST:
+            issues.error(location, "the $default route exists only in HTTP APIs (REST: use ANY /{proxy+})")
+            return None
+        return "ANY", key, ()
+    method, _, path = key.partition(" ")
+    method, path = method.upper(), path.strip()
+    if method not in METHODS:
+        issues.error(location, f"method {method!r}: use one of {', '.join(METHODS)}")
+        return None
+    parameters = check_path(path, location, issues)
+    return None if parameters is None else (method, path, parameters)
+
+
+def _route(key: str, value: Any, location: str, context: _Context, issues: Issues) -> RouteConfig | None:
+    parsed = _route_key(key, context.kind, location, issues)
+    spec: Mapping[str, Any] = {"python": value} if isinstance(value, str) else value
+    api_key = bool(spec.get("apiKeyRequired", False))
+    if api_key and context.kind is ApiKind.HTTP:
+        issues.error(loc(location, "apiKeyRequired"), "HTTP APIs have no API keys (use a REST API)")
+    elif api_key and context.kind is ApiKind.WEBSOCKET and key != "$connect":
+        issues.error(loc(location, "apiKeyRequired"), "WebSocket APIs check API keys on $connect only")
+    if parsed is None:
+        return None
+    method, path, parameters = parsed
+    integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
+    return None if integration is None else RouteConfig(method, path, integration, api_key)
+
+
+def _integration(
+    spec: Mapping[str, Any],
+    bare: bool,
+    location: str,
+    parameters: tuple[str, ...],
+    context: _Context,
+    issues: Issues,
+) -> IntegrationConfig | None:
+    if "integration" in spec:
+        fields: Mapping[str, Any] = spec["integration"]
+        kind = str(fields["type"]).lower()
+        location = loc(location, "integration")
+        options = {key: val for key, val in fields.items() if key != "type"}
+        field_locations = {name: loc(location, name) for name in fields}
+    else:
+        kind = next(key for key in _SELECTORS if key in spec)
+        target = location if bare else loc(location, kind)
+        raw = spec[kind]
+        fields = (
+            raw
+            if isinstance(raw, dict)
+            else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
+        )
+        options = {key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired")}
+        field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
+    for option in options:
+        if option not in _APPLIES[kind]:
+            issues.error(loc(location, option), f"{option!r} does not apply to {kind} integrations")
+    defaults = context.defaults
+    timeout = int(options.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUTS_MS[context.kind])))
+    if "timeout" in options:
+        check_timeout(timeout, context.kind, loc(location, "timeout"), issues)
+    payload = _payload(options.get("payloadFormat"), context.kind, loc(location, "payloadFormat"), issues)
+    payload = payload or context.payload
+    if kind == "python":
+        handler = str(fields["handler"])
+        split = split_handler(handler, context.code_dir, field_locations["handler"], issues)
+        if split is None:
+            return None
+        environment = {**_texts(defaults.get("environment")), **_texts(options.get("environment"))}
+        return IntegrationConfig(
+            type=IntegrationType.PYTHON,
+            timeout_ms=timeout,
+            handler=split[1],
+            code_dir=split[0],
+            function_name=str(options.get("function") or function_name_from(handler)),
+            environment=frozen_map(environment),
+            isolation=Isolation(options.get("isolation", defaults.get("isolation", "process"))),
+            workers=int(options.get("workers", defaults.get("workers", 1))),
+            payload_format=payload,
+            memory_mb=int(options.get("memorySize", defaults.get("memorySize", 1024))),
+        )
+    if kind in ("lambda", "aws_proxy"):
+        function = str(fields["function"])
+        return IntegrationConfig(
+            IntegrationType.AWS_PROXY, timeout, function_name=function, uri=function, payload_format=payload
+        )
+    if kind in ("http", "http_proxy"):
+        uri = str(fields["uri"])
+        for variable in check_uri(uri, parameters, field_locations["uri"], issues):
+            context.stage_refs.setdefault(variable, field_locations["uri"])
+        return IntegrationConfig(
+            IntegrationType.HTTP_PROXY if kind == "http_proxy" else IntegrationType.HTTP,
+            timeout,
+            uri=uri,
+            http_method=str(fields.get("method", "ANY")).upper(),
+        )
+    body = fields.get("body")
+    text = body if isinstance(body, str) else "" if body is None else json.dumps(body, separators=(",", ":"))
+    mock = MockResponse(int(fields.get("status", 200)), frozen_map(_texts(fields.get("headers"))), text)
+    return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock)

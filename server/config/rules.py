@@ -1,0 +1,272 @@
+"""Validation rules shared by both config formats (AWS's rules, reference §0.1, §2.1, §2.2, §6).
+
+Every check records problems in an :class:`~server.config.errors.Issues` collector and returns
+something usable (or ``None``) so that loading continues and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.config.errors import Issues
+from server.config.model import (
+    DEFAULT_STAGE,
+    HTTP_METHODS,
+    ApiConfig,
+    ApiKind,
+    IntegrationConfig,
+    IntegrationType,
+    RouteConfig,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUTS_MS",
+    "METHODS",
+    "MIN_TIMEOUT_MS",
+    "BuiltApi",
+    "check_gateway",
+    "check_path",
+    "check_routes",
+    "check_stage_name",
+    "check_stage_variables",
+    "check_timeout",
+    "check_uri",
+    "function_name_from",
+    "split_handler",
+]
+
+METHODS = (*HTTP_METHODS, "ANY")
+MIN_TIMEOUT_MS = 50
+DEFAULT_TIMEOUTS_MS = {ApiKind.REST: 29_000, ApiKind.HTTP: 30_000, ApiKind.WEBSOCKET: 29_000}
+
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_VAR_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_VAR_VALUE = re.compile(r"^[A-Za-z0-9\-._~:/?#&=,]{1,512}$")
+_LITERAL = re.compile(r"^[A-Za-z0-9._~:,@-]+$")
+_PARAM = re.compile(r"^\{([A-Za-z0-9._$-]+)(\+?)\}$")
+_HANDLER = re.compile(
+    r"^(?P<dir>(?:[^/\\\s]+/)*)(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(?P<func>[A-Za-z_]\w*)$"
+)
+_DOLLAR_VAR = re.compile(r"\$\{([^}]*)\}")
+_URI_PARAM = re.compile(r"(?<!\$)\{([^}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltApi:
+    """An API as built by a loader, with the document locations of the API and of each route."""
+
+    api: ApiConfig
+    location: str
+    route_locations: tuple[str, ...] = field(default=())
+
+
+def check_stage_name(name: str, kind: ApiKind, location: str, issues: Issues) -> bool:
+    if name == DEFAULT_STAGE:
+        if kind is ApiKind.HTTP:
+            return True
+        issues.error(location, "only HTTP APIs have a $default stage")
+        return False
+    if not _STAGE.match(name):
+        issues.error(location, f"stage name {name!r}: use letters, digits, '-' and '_' (at most 128)")
+        return False
+    return True
+
+
+def check_stage_variables(variables: Mapping[str, str], location: str, issues: Issues) -> None:
+    if len(variables) > 100:
+        issues.error(location, f"{len(variables)} stage variables; a stage has at most 100")
+    for name, value in variables.items():
+        if not _VAR_NAME.match(name):
+            issues.error(location, f"stage variable name {name!r}: letters, digits and '_' (at most 64)")
+        if not _VAR_VALUE.match(value):
+            issues.error(
+                location,
+                f"stage variable {name}={value!r}: values are 1..512 characters of "
+                "letters, digits and - . _ ~ : / ? # & = ,",
+            )
+
+
+def check_path(path: str, location: str, issues: Issues) -> tuple[str, ...] | None:
+    """Validate a resource path (``/pets/{id}``, ``/{proxy+}``); return its parameter names."""
+    if not path.startswith("/"):
+        issues.error(location, f"path {path!r} must start with '/'")
+        return None
+    if path == "/":
+        return ()
+    segments = path[1:].split("/")
+    names: list[str] = []
+    valid = True
+    for index, segment in enumerate(segments):
+        match = _PARAM.match(segment)
+        problem = ""
+        if not segment:
+            problem = f"path {path!r} has an empty segment ('//' or a trailing '/')"
+        elif match:
+            name = match.group(1)
+            if match.group(2) and index != len(segments) - 1:
+                problem = f"greedy parameter {segment} must be the last segment of {path!r}"
+            elif name in names:
+                problem = f"path parameter {{{name}}} appears twice in {path!r}"
+            names.append(name)
+        elif "{" in segment or "}" in segment:
+            problem = f"segment {segment!r}: a parameter is a whole segment, like {{id}} or {{proxy+}}"
+        elif not _LITERAL.match(segment):
+            problem = f"segment {segment!r}: use letters, digits and - . _ ~ : , @"
+        if problem:
+            issues.error(location, problem)
+            valid = False
+    return tuple(names) if valid else None
+
+
+def split_handler(handler: str, base_dir: Path, location: str, issues: Issues) -> tuple[Path, str] | None:
+    """``src/handlers/users.get`` relative to ``base_dir`` -> (``base_dir/src/handlers``, ``users.get``).
+
+    A module file that cannot be found is a warning, not an error (it may be installed elsewhere).
+    """
+    match = _HANDLER.match(handler)
+    if not match:
+        issues.error(
+            location, f"handler {handler!r} is not module.function (pets.get_pet, src/handlers/users.get)"
+        )
+        return None
+    code_dir = (base_dir / match["dir"]).resolve()
+    module = match["module"]
+    relative = module.replace(".", "/")
+    if not ((code_dir / f"{relative}.py").is_file() or (code_dir / relative).is_dir()):
+        issues.warn(location, f"handler module {module!r} not found in {code_dir}")
+    return code_dir, f"{module}.{match['func']}"
+
+
+def function_name_from(text: str) -> str:
+    """A Lambda-style function name (``[A-Za-z0-9_-]``, at most 64) derived from ``text``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:64] or "function"
+
+
+def check_timeout(timeout_ms: int, kind: ApiKind, location: str, issues: Issues) -> None:
+    limit = DEFAULT_TIMEOUTS_MS[kind]
+    if not MIN_TIMEOUT_MS <= timeout_ms <= limit:
+        issues.error(
+            location, f"timeout {timeout_ms} ms is outside {MIN_TIMEOUT_MS}..{limit} ms ({kind.value} API)"
+        )
+
+
+def check_uri(uri: str, parameters: Sequence[str], location: str, issues: Issues) -> tuple[str, ...]:
+    """Check an HTTP integration URI; return the stage variables it references."""
+    if not re.match(r"^https?://\S+$", uri, re.IGNORECASE):
+        issues.error(location, f"URI {uri!r} must start with http:// or https:// (no spaces)")
+    stage_vars: list[str] = []
+    for expression in _DOLLAR_VAR.findall(uri):
+        name = expression.removeprefix("stageVariables.")
+        if name == expression or not _VAR_NAME.match(name):
+            issues.error(location, f"${{{expression}}}: only ${{stageVariables.name}} is substituted in URIs")
+        else:
+            stage_vars.append(name)
+    for raw in _URI_PARAM.findall(uri):
+        name = raw.removesuffix("+")
+        if name not in parameters:
+            have = ", ".join(f"{{{p}}}" for p in parameters) or "none"
+            issues.error(location, f"{{{raw}}} is not a path parameter of this route (it has: {have})")
+    return tuple(stage_vars)
+
+
+@dataclass(slots=True)
+class _Node:
+    literal: dict[str, _Node] = field(default_factory=dict)
+    variables: dict[bool, tuple[str, str, _Node]] = field(default_factory=dict)  # greedy -> (name, key, node)
+    keys: set[str] = field(default_factory=set)
+
+
+def check_routes(kind: ApiKind, routes: Sequence[tuple[RouteConfig, str]], issues: Issues) -> None:
+    """Duplicate routes, and path variables with different names at the same position."""
+    root = _Node()
+    for route, location in routes:
+        if kind is ApiKind.WEBSOCKET or route.path == DEFAULT_STAGE:
+            node = root
+        else:
+            node = _insert(root, route, location, kind, issues)
+        key = route.route_key
+        if key in node.keys:
+            issues.error(location, f"duplicate route {key!r}")
+        node.keys.add(key)
+
+
+def _insert(root: _Node, route: RouteConfig, location: str, kind: ApiKind, issues: Issues) -> _Node:
+    node = root
+    for segment in route.path.strip("/").split("/") if route.path != "/" else ():
+        match = _PARAM.match(segment)
+        if not match:
+            node = node.literal.setdefault(segment, _Node())
+            continue
+        name, greedy = match.group(1), bool(match.group(2))
+        slot = node.variables.get(greedy)
+        if slot is None:
+            other = node.variables.get(not greedy)
+            if other is not None and kind is ApiKind.REST:
+                issues.warn(
+                    location,
+                    f"{segment} and {{{other[0]}}} ({other[1]}) are sibling variables: AWS allows one",
+                )
+            slot = node.variables[greedy] = (name, route.route_key, _Node())
+        elif slot[0] != name:
+            issues.error(
+                location,
+                f"{{{name}}} conflicts with {{{slot[0]}}} of {slot[1]!r}: path variables at the same "
+                "position must have the same name",
+            )
+        node = slot[2]
+    return node
+
+
+def check_gateway(apis: Sequence[BuiltApi], issues: Issues) -> None:
+    """Across APIs: unique names and ids, one API per (stage, base path), consistent functions."""
+    names: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    mounts: dict[tuple[str, str, str], str] = {}
+    functions: dict[str, tuple[tuple[object, ...], str]] = {}
+    for built in apis:
+        api = built.api
+        for seen, value, what in ((names, api.name, "name"), (ids, api.id, "id")):
+            if value in seen:
+                issues.error(built.location, f"API {what} {value!r} is already used by {seen[value]}")
+            seen.setdefault(value, built.location)
+        for stage in api.stages:
+            group = "ws" if api.kind is ApiKind.WEBSOCKET else "http"
+            mount = (group, stage.name, api.base_path)
+            if mount in mounts:
+                issues.error(
+                    built.location,
+                    f"stage {stage.name!r} with base path {api.base_path or '(none)'!r} is already served "
+                    f"by {mounts[mount]}; give one of them a different basePath",
+                )
+            mounts.setdefault(mount, f"API {api.name!r}")
+        for route, location in zip(api.routes, built.route_locations, strict=False):
+            _check_function(route.integration, location, functions, issues)
+
+
+def _check_function(
+    integration: IntegrationConfig,
+    location: str,
+    functions: dict[str, tuple[tuple[object, ...], str]],
+    issues: Issues,
+) -> None:
+    if integration.type is not IntegrationType.PYTHON:
+        return
+    settings = (
+        integration.code_dir,
+        integration.handler,
+        tuple(sorted(integration.environment.items())),
+        integration.isolation,
+        integration.workers,
+        integration.memory_mb,
+    )
+    name = integration.function_name
+    if name in functions and functions[name][0] != settings:
+        issues.error(
+            location,
+            f"function {name!r} is also used by {functions[name][1]} with a different handler or "
+            "settings (environment, isolation, workers, memorySize); give one a distinct `function:` name",
+        )
+    functions.setdefault(name, (settings, location))

@@ -1,0 +1,277 @@
+"""Serverless Framework v3 variables: ``${source:address, fallback, ...}``.
+
+Supported sources (https://www.serverless.com/framework/docs/providers/aws/guide/variables):
+
+* ``${self:path.to.value}``: another value of the same file (list items by index: ``events.0``);
+* ``${opt:stage}`` / ``${opt:region}``: command-line options (only ``--stage`` exists here);
+* ``${sls:stage}``: the stage in use (``--stage``, else ``provider.stage``, else ``dev``);
+* ``${env:NAME}``: an environment variable;
+* ``${aws:region}``, ``${aws:accountId}``, ``${aws:partition}``: the emulated account;
+* ``${file(./other.yml):path}``: a value of another YAML or JSON file (relative to serverless.yml).
+
+A fallback is used when a source has no value: ``${self:custom.x, 'default'}``,
+``${opt:stage, self:provider.stage}``, ``${env:A, ${env:B, 'c'}}``. Variables nest inside addresses
+(``${self:custom.${sls:stage}.table}``) and interpolate in strings (``"${self:service}-${sls:stage}"``).
+A string that is exactly one variable keeps the value's type (a mapping, a number). Other sources
+(``ssm``, ``cf``, ``s3``, ``param``, JavaScript files) are reported as unsupported unless a fallback
+applies.
+
+Resolution is lazy: only the values the loader reads are resolved, so variables in sections Portway
+ignores (plugins, ``resources``) can never fail a load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from server.config.errors import Issues, loc, loc_path
+
+__all__ = ["Resolver"]
+
+_FAILED: Final = object()  # resolution failed; an issue was recorded
+_SOURCE = re.compile(r"^([A-Za-z][\w-]*)(?:\((.*)\))?(?::(.*))?$", re.DOTALL)
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_SIMPLE = {"opt", "sls", "env", "aws"}
+
+
+def _closing(text: str, index: int) -> int:
+    """Index of the ``}`` closing a ``${`` whose body starts at ``index``, or -1."""
+    depth, quote = 0, ""
+    for position in range(index, len(text)):
+        char = text[position]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            if depth == 0:
+                return position
+            depth -= 1
+    return -1
+
+
+def _spans(text: str) -> list[tuple[int, int]] | None:
+    spans: list[tuple[int, int]] = []
+    start = text.find("${")
+    while start != -1:
+        end = _closing(text, start + 2)
+        if end < 0:
+            return None
+        spans.append((start, end + 1))
+        start = text.find("${", end + 1)
+    return spans
+
+
+def _split(expression: str) -> list[str]:
+    """Split on commas outside quotes, braces and parentheses."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
+    for char in expression:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "({":
+            depth += 1
+        elif char in ")}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return parts
+
+
+class Resolver:
+    """Reads values of a serverless.yml with variables resolved; problems go to ``issues``."""
+
+    def __init__(
+        self,
+        document: Mapping[str, Any],
+        *,
+        base_dir: Path,
+        options: Mapping[str, str],
+        env: Mapping[str, str],
+        issues: Issues,
+        account_id: str = "123456789012",
+    ) -> None:
+        self._document = document
+        self._base_dir = base_dir
+        self._options = options
+        self._env = env
+        self._issues = issues
+        self._account_id = account_id
+        self._active: list[str] = []
+        self._files: dict[Path, Any] = {}
+        self._stage: str | None = None
+        self.failed: set[str] = set()  # locations whose value could not be resolved
+
+    @property
+    def stage(self) -> str:
+        """``--stage``, else ``provider.stage``, else ``dev`` (what ``${sls:stage}`` answers)."""
+        if self._stage is None:
+            value = self._options.get("stage") or self.get("provider", "stage")
+            self._stage = str(value) if isinstance(value, str | int) and value != "" else "dev"
+        return self._stage
+
+    def get(self, *parts: str | int) -> Any:
+        """The value at ``parts`` (None if absent or unresolvable). Containers come back with their
+        children unresolved: read those with another :meth:`get`, or use :meth:`get_deep`."""
+        value = self._walk(self._document, parts, "")
+        return None if value is _FAILED else value
+
+    def get_deep(self, *parts: str | int) -> Any:
+        value = self._deep(self.get(*parts), loc_path(parts))
+        return None if value is _FAILED else value
+
+    def _deep(self, value: Any, location: str) -> Any:
+        """Resolve every string inside ``value``; unresolvable entries are left out."""
+        value = self._value(value, location)
+        if isinstance(value, dict):
+            items = ((key, self._deep(item, loc(location, str(key)))) for key, item in value.items())
+            return {key: item for key, item in items if item is not _FAILED}
+        if isinstance(value, list):
+            resolved = (self._deep(item, loc(location, index)) for index, item in enumerate(value))
+            return [item for item in resolved if item is not _FAILED]
+        return value
+
+    def _walk(self, value: Any, parts: Sequence[str | int], location: str) -> Any:
+        for part in parts:
+            value = self._value(value, location)
+            if isinstance(value, dict):
+                value = value.get(part, value.get(int(part)) if str(part).isdigit() else None)
+            elif isinstance(value, list) and str(part).isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif value is _FAILED:
+                return _FAILED
+            else:
+                return None
+            location = loc(location, part)
+        return self._value(value, location)
+
+    def _value(self, value: Any, location: str) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        result = self._string(value, location)
+        if result is _FAILED:
+            self.failed.add(location)
+        return result
+
+    def _string(self, text: str, location: str) -> Any:
+        spans = _spans(text)
+        if spans is None:
+            self._issues.error(location, f"unterminated variable in {text!r}")
+            return _FAILED
+        if spans == [(0, len(text))]:
+            return self._expression(text[2:-1], location)
+        pieces, position = [], 0
+        for start, end in spans:
+            value = self._expression(text[start + 2 : end - 1], location)
+            if value is _FAILED:
+                return _FAILED
+            if isinstance(value, dict | list) or value is None:
+                kind = "null" if value is None else type(value).__name__
+                self._issues.error(location, f"{text[start:end]} is a {kind}; it cannot be part of a string")
+                return _FAILED
+            text_value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            pieces += [text[position:start], text_value]
+            position = end
+        return "".join([*pieces, text[position:]])
+
+    def _expression(self, expression: str, location: str) -> Any:
+        notes: list[str] = []
+        sources = _split(expression)
+        for source in sources:
+            found, value = self._source(source, location, notes)
+            if value is _FAILED or found:
+                return value
+        hint = f"${{{sources[0]}, 'value'}}"
+        reason = "; ".join(notes) or "no value found"
+        self._issues.error(location, f"cannot resolve ${{{expression}}}: {reason} (a fallback helps: {hint})")
+        return _FAILED
+
+    def _source(self, source: str, location: str, notes: list[str]) -> tuple[bool, Any]:
+        if source[:2] == "${" and _spans(source) == [(0, len(source))]:
+            value = self._expression(source[2:-1], location)
+            return value is not _FAILED, value
+        if len(source) >= 2 and source[0] == source[-1] and source[0] in "'\"":
+            value = self._value(source[1:-1], location)
+            return value is not _FAILED, value
+        if _NUMBER.match(source):
+            return True, float(source) if "." in source else int(source)
+        if source in ("true", "false", "null"):
+            return True, {"true": True, "false": False, "null": None}[source]
+        match = _SOURCE.match(source)
+        if match is None or (match.group(2) is None and match.group(3) is None):
+            return True, source  # a bare word: a literal fallback
+        kind, parameter, address = match.group(1), match.group(2), self._value(match.group(3) or "", location)
+        if address is _FAILED:
+            return False, _FAILED
+        address = str(address).strip()
+        if kind == "self":
+            value = self._reference(f"self:{address}", self._document, address, "")
+        elif kind == "file" and parameter is not None:
+            value = self._file(parameter.strip().strip("'\""), address, location, notes)
+        elif kind in _SIMPLE:
+            value = self._simple(kind, address)
+        else:
+            notes.append(
+                f"source {kind!r} is not supported (Portway resolves self, opt, sls, env, aws, file)"
+            )
+            return False, None
+        if value is _FAILED:
+            return False, _FAILED
+        return value is not None, value
+
+    def _simple(self, kind: str, address: str) -> Any:
+        if kind == "opt":
+            return self._options.get(address)
+        if kind == "env":
+            return self._env.get(address)
+        if kind == "sls":
+            if address == "stage":
+                return self._reference("sls:stage", None, "", "")
+            return "portway-local" if address == "instanceId" else None
+        region = self.get("provider", "region") or "us-east-1"
+        return {"region": region, "accountId": self._account_id, "partition": "aws"}.get(address)
+
+    def _reference(self, key: str, root: Any, address: str, location: str) -> Any:
+        """Resolve a self/file/sls reference with cycle detection."""
+        if key in self._active:
+            chain = " -> ".join([*self._active[self._active.index(key) :], key])
+            self._issues.error(location or key, f"circular variable reference: {chain}")
+            return _FAILED
+        self._active.append(key)
+        try:
+            if key == "sls:stage":
+                return self.stage
+            parts = [part for part in address.split(".") if part]
+            return self._walk(root, parts, location)
+        finally:
+            self._active.pop()
+
+    def _file(self, name: str, address: str, location: str, notes: list[str]) -> Any:
+        path = (self._base_dir / name).resolve()
+        if path.suffix not in (".yml", ".yaml", ".json"):
+            notes.append(f"file({name}): only YAML and JSON files are supported")
+            return None
+        if path not in self._files:
+            try:
+                self._files[path] = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+            except (OSError, yaml.YAMLError) as exc:
+                notes.append(f"file({name}): {exc.__class__.__name__}: {exc}".replace("\n", " "))
+                return None
+        return self._reference(f"file({name}):{address}", self._files[path], address, f"file({name})")
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
