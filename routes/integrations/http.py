@@ -14,22 +14,27 @@ Contract (reference §0.2, §2.2, §6):
 * Request headers: the client's, minus ``Host`` and the headers API Gateway drops (``Connection,
   Content-Length, Content-MD5, Expect, Max-Forwards, Proxy-Authenticate, Server, TE,
   Transfer-Encoding, Trailer, Upgrade, WWW-Authenticate``) and a SigV4 ``Authorization``; plus
-  ``X-Amzn-Apigateway-Api-Id``, ``X-Amzn-Trace-Id`` and ``Accept: application/json`` when the
-  client sent no ``Accept``.
+  ``X-Amzn-Apigateway-Api-Id: {apiId}``, ``X-Amzn-Trace-Id`` (the caller's X-Ray header when it
+  has a ``Root=``, else a new ``Root=1-<epoch hex>-<24 hex>``), ``Accept: application/json``
+  when the client sent no ``Accept``, and ``User-Agent: AmazonAPIGateway_{apiId}`` when the client
+  sent none (HTTP_PROXY) or always (HTTP). Repeated headers stay separate pairs, in order.
 * ``Accept-Encoding: identity`` replaces the client's value. HTTP_PROXY drops the backend's
   ``Content-Encoding`` (recorded AWS behaviour), so the body handed back must be the decoded
   representation: asking for identity means the backend normally sends it uncompressed and the
   gateway never pays for a decompress/recompress; a backend that compresses anyway is decoded by
   aiohttp (``auto_decompress=True`` per request, whatever the shared session's default).
 * Redirects are never followed: a 301 from the backend goes to the client as is.
+* Response: status and body bytes as received; headers as separate pairs (several
+  ``Set-Cookie`` stay several), renamed ``x-amzn-Remapped-{Name}`` or dropped per integration type.
+  aiohttp spells well-known names canonically (``set-cookie`` -> ``Set-Cookie``).
 * Failures: the integration timeout -> ``IntegrationTimeout`` (504); refused/reset connection,
   DNS failure, invalid or truncated response -> ``IntegrationFailure`` (502); a URL that is not a
   valid ``http(s)`` URL after substitution -> ``ApiConfigurationError`` (500). Nothing else
   escapes ``invoke`` (``CancelledError`` excepted).
 
-The ``aiohttp.ClientSession`` is the app's single pooled session (it must use a
-``DummyCookieJar``: a real jar would replay one client's backend cookies to every other client);
-integrations never create or close it.
+The ``aiohttp.ClientSession`` is the app's single pooled session; integrations never create or
+close it. It must use a ``DummyCookieJar`` (checked in the constructor): a real jar would store one
+client's backend cookies and replay them to every other client.
 """
 
 from __future__ import annotations
@@ -166,6 +171,11 @@ class _HttpIntegrationBase:
     def __init__(self, config: IntegrationConfig, session: aiohttp.ClientSession) -> None:
         if not config.uri:
             raise ValueError(f"{config.type} integration needs a uri")
+        if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
+            # Fail at startup: a shared cookie jar leaks backend cookies between clients.
+            raise ValueError(
+                "HTTP integrations need a ClientSession with cookie_jar=aiohttp.DummyCookieJar()"
+            )
         self._template = UriTemplate(config.uri)
         self._session = session
         method = config.http_method.upper()
@@ -246,13 +256,14 @@ class _HttpIntegrationBase:
             # _DROP: nothing
         if not trace_id:
             trace_id = new_trace_id(info.now_ms)
+        # add(), not item assignment: none of these names can be present any more (no scan needed).
         if not has_accept:
-            headers["Accept"] = "application/json"
+            headers.add("Accept", "application/json")
         if not has_user_agent:
-            headers["User-Agent"] = f"AmazonAPIGateway_{info.api_id}"
-        headers["Accept-Encoding"] = "identity"
-        headers["X-Amzn-Apigateway-Api-Id"] = info.api_id
-        headers["X-Amzn-Trace-Id"] = trace_id
+            headers.add("User-Agent", f"AmazonAPIGateway_{info.api_id}")
+        headers.add("Accept-Encoding", "identity")
+        headers.add("X-Amzn-Apigateway-Api-Id", info.api_id)
+        headers.add("X-Amzn-Trace-Id", trace_id)
         return headers, trace_id
 
     # -- I/O -------------------------------------------------------------------------------------
@@ -266,7 +277,10 @@ class _HttpIntegrationBase:
                 headers=request.headers,
                 data=request.body or None,
                 allow_redirects=False,
-                skip_auto_headers=_SKIP_AUTO_HEADERS,
+                # Only needed (and only paid for) when aiohttp would otherwise invent a Content-Type.
+                skip_auto_headers=(
+                    _SKIP_AUTO_HEADERS if request.body and "Content-Type" not in request.headers else None
+                ),
                 timeout=self._timeout,
                 auto_decompress=True,
                 raise_for_status=False,

@@ -583,3 +583,22 @@ async def test_invalid_backend_url_is_configuration_error(
 def test_uri_is_required() -> None:
     with pytest.raises(ValueError, match="uri"):
         HttpProxyIntegration(IntegrationConfig(type=IntegrationType.HTTP_PROXY), None)  # type: ignore[arg-type]
+
+
+async def test_session_with_a_cookie_jar_is_refused() -> None:
+    async with aiohttp.ClientSession() as shared_jar:
+        with pytest.raises(ValueError, match="DummyCookieJar"):
+            HttpProxyIntegration(make_config("http://example.com/"), shared_jar)
+
+
+@pytest.mark.parametrize(
+    ("uri", "host"),
+    [
+        ("http://[::1]:8080/x", "::1"),
+        ("https://API.Example.COM/x", "API.Example.COM"),
+        ("http://10.0.0.1/x", "10.0.0.1"),
+    ],
+)
+async def test_valid_hosts_build(session: aiohttp.ClientSession, uri: str, host: str) -> None:
+    request = HttpProxyIntegration(make_config(uri), session).build_request(make_info())
+    assert request.url.raw_host == host
