@@ -1,8 +1,9 @@
 """Worker child: runs one Python Lambda handler, one invocation at a time, for the gateway.
 
 Started by :mod:`routes.integrations.python_workers` as
-``python -P -m routes.integrations._worker_main <account_id>`` with Lambda's environment variables
-(``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, ...) and ``cwd=LAMBDA_TASK_ROOT``.
+``python -P -m routes.integrations._worker_main <account_id> <gateway pid>`` with Lambda's
+environment variables (``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, ...) and
+``cwd=LAMBDA_TASK_ROOT``.
 
 Protocol on the original stdin/stdout pipes, every frame a 4-byte big-endian length + orjson:
 
@@ -75,6 +76,24 @@ def _claim_protocol_pipes() -> tuple[int, int]:
     return proto_in, proto_out
 
 
+def _die_with_gateway(gateway_pid: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the gateway dies, even mid-handler.
+
+    Without it, a gateway killed with SIGKILL leaves a busy worker running until its handler
+    returns (an idle one exits on EOF anyway). Best effort: other platforms rely on the EOF.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != gateway_pid:  # the gateway died before prctl() took effect
+        os._exit(1)
+
+
 def _isolate_user_namespace(task_root: str) -> None:
     """Give user code Lambda's view: task root first, and no ``routes`` package of ours in the way."""
     sys.path[:] = [task_root, *(p for p in sys.path if p != task_root)]
@@ -129,6 +148,7 @@ def main(argv: list[str]) -> int:
     proto_in, proto_out = _claim_protocol_pipes()
     # Ctrl-C in the gateway's terminal reaches the whole process group; the gateway stops us itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_gateway(int(argv[2]) if len(argv) > 2 else os.getppid())
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
     _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])

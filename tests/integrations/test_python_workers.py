@@ -227,3 +227,29 @@ async def test_cancelled_call_discards_its_worker(pool: Factory) -> None:
         await call
     await wait_for(lambda: proc.returncode is not None)
     assert await fn.invoke_event({"seconds": 0}, request_id="r", timeout_s=5.0) == "late"
+
+
+async def test_waiters_are_served_in_order_and_a_cancelled_waiter_loses_no_slot(
+    pool: Factory, tmp_path: Path
+) -> None:
+    fn = pool("block_until", workers=1)
+    latch = {"path": str(tmp_path / "go")}
+    finished: list[str] = []
+
+    def call(name: str, timeout_s: float = 10.0) -> asyncio.Task[Any]:
+        task = asyncio.create_task(fn.invoke_event(latch, request_id=name, timeout_s=timeout_s))
+        task.add_done_callback(lambda _: finished.append(name))
+        return task
+
+    busy = call("a")
+    await wait_for(lambda: fn.idle == 0)
+    cancelled, late, second, third = call("b"), call("c", timeout_s=0.3), call("d"), call("e")
+    await wait_for(lambda: fn.waiting == 4)
+    cancelled.cancel()
+    with pytest.raises(TimeoutError):  # timed out in the queue: nobody's worker is killed
+        await late
+    assert fn.waiting == 2 and fn.spawned == 1
+    (tmp_path / "go").touch()
+    await asyncio.gather(busy, second, third)
+    assert finished == ["b", "c", "a", "d", "e"]
+    assert fn.spawned == 1 and fn.timeouts == 1
