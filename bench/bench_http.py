@@ -177,12 +177,17 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
     return out
 
 
-def _machine_busy_ticks() -> tuple[int, int]:
-    """(busy, steal) ticks summed over all CPUs from /proc/stat."""
+def _machine_busy_ticks() -> dict[str, tuple[int, int]]:
+    """ "cpu" (all) and "cpuN" -> (busy, steal) ticks from /proc/stat (busy includes irq/softirq)."""
+    out: dict[str, tuple[int, int]] = {}
     with open("/proc/stat") as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (parts + [0] * 8)[:8]
-    return user + nice + system + irq + softirq, steal
+        for line in f:
+            if not line.startswith("cpu"):
+                break
+            name, *rest = line.split()
+            user, nice, system, _idle, _iowait, irq, softirq, steal = ([int(x) for x in rest] + [0] * 8)[:8]
+            out[name] = (user + nice + system + irq + softirq, steal)
+    return out
 
 
 def descendants(root: int, stats: dict[int, tuple[int, int]]) -> set[int]:
@@ -236,8 +241,11 @@ class CpuWindow:
                 continue  # ours, or kernel threads (loopback softirq work lands in ksoftirqd)
             other += ticks - self._p0.get(pid, (0, 0))[1]
         result["noise"] = round(100 * other / CLK_TCK / elapsed, 1)
-        result["machine_busy"] = round(100 * (m1[0] - self._m0[0]) / CLK_TCK / elapsed, 1)
-        result["steal"] = round(100 * (m1[1] - self._m0[1]) / CLK_TCK / elapsed, 1)
+        for cpu, (busy, steal) in m1.items():
+            busy0, steal0 = self._m0.get(cpu, (busy, steal))
+            label = "all" if cpu == "cpu" else f"core{cpu[3:]}"
+            result[f"{label}_busy"] = round(100 * (busy - busy0) / CLK_TCK / elapsed, 1)
+            result[f"{label}_steal"] = round(100 * (steal - steal0) / CLK_TCK / elapsed, 1)
         return result
 
 
@@ -249,9 +257,9 @@ def wait_for_quiet(threshold_pct: float, timeout_s: float) -> float:
     """
     start = time.monotonic()
     while True:
-        b0, _ = _machine_busy_ticks()
+        b0 = _machine_busy_ticks()["cpu"][0]
         time.sleep(0.5)
-        b1, _ = _machine_busy_ticks()
+        b1 = _machine_busy_ticks()["cpu"][0]
         busy_pct = 100 * (b1 - b0) / CLK_TCK / 0.5
         waited = time.monotonic() - start
         if busy_pct < threshold_pct or waited >= timeout_s:
@@ -455,6 +463,10 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 3) if values else 0.0
 
 
+def cpu_us_per_request(attempt: Attempt) -> float:
+    return round(attempt.cpu.get("server", 0.0) / 100 * 1e6 / attempt.rps, 1) if attempt.rps else 0.0
+
+
 def summarize(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for target in TARGETS:
@@ -471,6 +483,8 @@ def summarize(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
             "p50_ms": median([a.p50_ms for a in kept]),
             "p99_ms": median([a.p99_ms for a in kept]),
             "server_cpu_pct": median([a.cpu.get("server", 0.0) for a in kept]),
+            # CPU the server process tree spent per request: less sensitive to other tenants than req/s.
+            "server_us_per_req": median([cpu_us_per_request(a) for a in kept]),
             "backend_cpu_pct": median([a.cpu.get("backend", 0.0) for a in kept]),
             "load_cpu_pct": median([a.cpu.get("load", 0.0) for a in kept]),
             "noise_pct_max": max(a.cpu.get("noise", 0.0) for a in kept),
@@ -493,6 +507,10 @@ def summarize(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
                 "p50": round(s["p50_ms"] / b["p50_ms"], 2) if b["p50_ms"] else 0.0,
                 "p99": round(s["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else 0.0,
                 "rps_per_run": per_run,
+                # baseline CPU per request / ours: the req/s ratio both would reach on a full, quiet core
+                "cpu_cost": round(b["server_us_per_req"] / s["server_us_per_req"], 3)
+                if s["server_us_per_req"]
+                else 0.0,
                 "baseline": target.baseline,
             }
     return summary
@@ -507,8 +525,9 @@ def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"commit {meta['git']['commit']}{dirty}.",
         "",
         "| target | req/s (median) | min - max | p50 ms | p99 ms | vs baseline: req/s | p50 | p99 "
-        "| server CPU % | backend CPU % | load CPU % | max noise % | errors / non-2xx |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU % | server CPU us/req | vs baseline: CPU/req | backend CPU % | load CPU % "
+        "| max noise % | errors / non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for target in TARGETS:
         s = summary.get(target.key)
@@ -520,10 +539,11 @@ def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             if ratio
             else ("(baseline)", "", "")
         )
+        cost = f"{ratio['cpu_cost']:.2f}x" if ratio else ""
         lines.append(
             f"| {s['label']} | {s['rps']:,.0f} | {s['rps_min']:,.0f} - {s['rps_max']:,.0f} "
             f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {rr[0]} | {rr[1]} | {rr[2]} "
-            f"| {s['server_cpu_pct']:.0f} "
+            f"| {s['server_cpu_pct']:.0f} | {s['server_us_per_req']:.0f} | {cost} "
             f"| {s['backend_cpu_pct']:.0f} | {s['load_cpu_pct']:.0f} | {s['noise_pct_max']:.0f} "
             f"| {s['errors']} / {s['non_2xx']} |"
         )
@@ -533,7 +553,8 @@ def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         lines += [
             "",
             f"Target (Portway HTTP_PROXY >= 0.8x the minimal aiohttp proxy, one core): **{verdict}** "
-            f"({proxy['rps']:.2f}x; per run: {', '.join(f'{x:.2f}' for x in proxy['rps_per_run'])}).",
+            f"({proxy['rps']:.2f}x; per run: {', '.join(f'{x:.2f}' for x in proxy['rps_per_run'])}; "
+            f"from server CPU per request: {proxy['cpu_cost']:.2f}x).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -552,7 +573,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-noise", type=float, default=20.0, help="redo a run above this noise (%% of a core)"
     )
     parser.add_argument("--redo", type=int, default=1, help="redos per noisy run")
-    parser.add_argument("--quiet-timeout", type=float, default=15.0, help="max seconds to wait for quiet")
+    parser.add_argument("--quiet-timeout", type=float, default=20.0, help="max seconds to wait for quiet")
     parser.add_argument(
         "--portway-launcher",
         type=Path,
@@ -680,10 +701,12 @@ def main(argv: list[str] | None = None) -> int:
                     noisy = cpu["noise"] > args.max_noise
                     print(
                         f"run {run}/{args.runs} {target.key:<15} {attempt.rps:>9,.0f} req/s  "
+                        f"{cpu_us_per_request(attempt):5.0f} us/req  "
                         f"p50 {attempt.p50_ms:6.2f} ms  p99 {attempt.p99_ms:6.2f} ms  "
                         f"cpu server {cpu['server']:.0f}% backend {cpu['backend']:.0f}% "
                         f"load {cpu['load']:.0f}% "
-                        f"noise {cpu['noise']:.0f}%"
+                        f"noise {cpu['noise']:.0f}% core0 {cpu.get('core0_busy', 0):.0f}% "
+                        f"core1 {cpu.get('core1_busy', 0):.0f}% quiet-wait {waited:.0f}s"
                         + ("  (noisy, redo)" if noisy and attempt_no < args.redo else ""),
                         flush=True,
                     )
