@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
+    ClusterDownError,
     ConnectionError,
     DataError,
     NoScriptError,
@@ -32,6 +33,7 @@ from redis.exceptions import (
     ReadOnlyError,
     RedisError,
     ResponseError,
+    TryAgainError,
 )
 
 from server.store.base import (
@@ -107,8 +109,10 @@ return {allowed and 1 or 0, string.format('%.17g', tokens), string.format('%.17g
 """
 _BUCKET_SHA = hashlib.sha1(BUCKET_LUA.encode()).hexdigest()
 
-# Replies that mean "Redis cannot serve right now" rather than "your command is wrong".
-_UNAVAILABLE_REPLIES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "READONLY", "OOM")
+# Error replies that mean "Redis cannot serve right now" rather than "your command is wrong":
+# the ones redis-py maps to classes (it strips their prefix), then the ones it leaves as text.
+_TRANSIENT_REPLIES = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
+_UNAVAILABLE_PREFIXES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "READONLY", "OOM")
 
 
 def _ms(ttl: float) -> int:
@@ -128,9 +132,7 @@ class _Translate:
     ) -> None:
         if exc is None:
             return
-        transient = isinstance(exc, ReadOnlyError | OutOfMemoryError) or str(exc).startswith(
-            _UNAVAILABLE_REPLIES
-        )
+        transient = isinstance(exc, _TRANSIENT_REPLIES) or str(exc).startswith(_UNAVAILABLE_PREFIXES)
         if isinstance(exc, ResponseError | DataError) and not transient:
             raise StoreError(str(exc)) from exc
         if isinstance(exc, RedisError | OSError | TimeoutError):
@@ -143,7 +145,8 @@ _TRANSLATE = _Translate()
 class RedisStore:
     """:class:`~server.store.base.Store` on Redis.
 
-    ``timeout`` bounds connecting and each reply (seconds). A command that fails because its
+    ``timeout`` bounds connecting, each reply, and the wait for one of the ``max_connections``
+    pooled connections (seconds). A command that fails because its
     connection broke is retried once on a new connection (that is what makes a Redis restart
     invisible to callers); timeouts are not retried, so a stalled Redis costs at most
     ``timeout`` per connection attempt, and a non-idempotent INCR is not doubled by a slow
@@ -159,7 +162,7 @@ class RedisStore:
         namespace: str = DEFAULT_NAMESPACE,
         timeout: float = 1.0,
         connect_timeout: float | None = None,
-        max_connections: int | None = None,
+        max_connections: int = 128,
         buffer: int = DEFAULT_BUFFER,
         ping_interval: float = 5.0,
     ) -> None:
@@ -167,13 +170,24 @@ class RedisStore:
         self._timeout = timeout
         self._buffer = buffer
         self._ping_interval = ping_interval
-        self._client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=connect_timeout if connect_timeout is not None else timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-            max_connections=max_connections,
-            client_name="portway",
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": connect_timeout if connect_timeout is not None else timeout,
+            # Retry once, on a fresh connection, only when the connection broke (see class doc).
+            "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            "client_name": "portway",
+        }
+        # A bounded pool that *waits* (up to ``timeout``) for a free connection: the default pool
+        # fails at once when full, which would turn a burst of requests into StoreUnavailable.
+        self._client = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=timeout, **options
+            )
+        )
+        # Each subscription pins one connection for its lifetime; a separate, unbounded pool
+        # keeps subscriptions from starving commands (and commands from blocking subscribers).
+        self._pubsub_client = aioredis.Redis.from_pool(
+            aioredis.ConnectionPool.from_url(url, max_connections=2**31, **options)
         )
         self._subs: set[RedisSubscription] = set()
         self._closed = False
@@ -201,6 +215,7 @@ class RedisStore:
         for sub in list(self._subs):
             await sub.close()
         await self._client.aclose()
+        await self._pubsub_client.aclose()
 
     async def ping(self) -> bool:
         if self._closed:
@@ -355,7 +370,7 @@ class RedisStore:
         if not channels:
             raise ValueError("subscribe needs at least one channel")
         sub = RedisSubscription(
-            self._client,
+            self._pubsub_client,
             self._ns,
             tuple(dict.fromkeys(channels)),
             maxsize=self._buffer,
