@@ -10,14 +10,10 @@ built. docs/configuration.md describes the format.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
 from server.config.errors import Issues, loc
 from server.config.model import (
@@ -44,13 +40,13 @@ from server.config.rules import (
     check_timeout,
     check_uri,
     function_name_from,
+    scalar_text,
     split_handler,
 )
+from server.config.schema import schema_issues
 from server.ids import new_api_id
 
-__all__ = ["SCHEMA_PATH", "load_native", "scalar_text"]
-
-SCHEMA_PATH = Path(__file__).with_name("portway.schema.json")
+__all__ = ["load_native"]
 
 _KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "websocket": ApiKind.WEBSOCKET}
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
@@ -65,68 +61,19 @@ _APPLIES = {  # keys an integration of each type accepts (besides `type`)
 }
 
 
-@functools.cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-
-
-def scalar_text(value: object) -> str:
-    """A YAML scalar as the string AWS would store (``true``, ``9001``, ``1.5``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _texts(data: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(key): scalar_text(value) for key, value in (data or {}).items()}
 
 
-def _schema_issues(document: Any, issues: Issues) -> set[int]:
-    """Report every schema error; return the indices of APIs that have one (-1: the document)."""
-    bad: set[int] = set()
-    errors = list(_validator().iter_errors(document))
-    errors.sort(key=lambda e: [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in e.absolute_path])
-    for error in errors:
-        path = list(error.absolute_path)
-        for location, message in _describe(error):
-            issues.error(location, message)
-        bad.add(path[1] if len(path) >= 2 and path[0] == "apis" and isinstance(path[1], int) else -1)
-    return bad
-
-
-def _describe(error: ValidationError) -> list[tuple[str, str]]:
-    location = ""
-    for part in error.absolute_path:
-        location = loc(location, part if isinstance(part, int) else str(part))
-    if "propertyNames" in error.absolute_schema_path:
-        location = loc(location, str(error.instance))
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("x-messages", {})
-    if error.validator == "additionalProperties" and error.validator_value is False:
-        allowed = list(schema.get("properties", {}))
-        found = []
-        for key in error.instance:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, 1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-                found.append((loc(location, str(key)), f"unknown key {key!r} ({hint})"))
-        return found
-    if error.validator in custom:
-        return [(location, str(custom[error.validator]))]
-    if error.validator == "required":
-        missing = [key for key in error.validator_value if key not in error.instance]
-        return [(location, f"missing required key {key!r}") for key in missing]
-    return [(location, error.message)]
-
-
 def load_native(document: Any, *, source: Path, stage: str | None, issues: Issues) -> GatewayConfig:
     """Build the gateway definition; problems go to ``issues`` (the caller raises)."""
-    bad = _schema_issues(document, issues)
+    bad_apis, bad_routes = schema_issues(document, issues)
     raw_apis = document.get("apis") if isinstance(document, dict) else None
     built: list[BuiltApi] = []
     for index, raw in enumerate(raw_apis if isinstance(raw_apis, list) else []):
-        if index not in bad:
-            built.append(_api(raw, index, source.parent, issues))
+        if index not in bad_apis:
+            skip = {key for api, key in bad_routes if api == index}
+            built.append(_api(raw, index, source.parent, skip, issues))
     if stage is not None:
         built = [_only_stage(item, stage, issues) for item in built]
     check_gateway(built, issues)
@@ -157,7 +104,7 @@ class _Context:
     stage_refs: dict[str, str] = dataclasses.field(default_factory=dict)  # stage variable -> location
 
 
-def _api(raw: Mapping[str, Any], index: int, base_dir: Path, issues: Issues) -> BuiltApi:
+def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], issues: Issues) -> BuiltApi:
     location = loc("apis", index)
     kind = _KINDS[raw.get("type", "rest")]
     name = str(raw["name"])
@@ -176,6 +123,8 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, issues: Issues) -> 
     context = _Context(kind, code_dir, payload or ("2.0" if kind is ApiKind.HTTP else "1.0"), defaults)
     located: list[tuple[RouteConfig, str]] = []
     for key, value in raw["routes"].items():
+        if key in skip:
+            continue
         route_location = loc(loc(location, "routes"), key)
         route = _route(key, value, route_location, context, issues)
         if route is not None:
@@ -216,10 +165,10 @@ def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[Sta
     entries = {str(name): {} for name in raw} if isinstance(raw, list) else raw
     for position, (name, body) in enumerate(entries.items()):
         where = loc(location, position) if isinstance(raw, list) else loc(location, name)
-        check_stage_name(name, kind, where, issues)
         variables = _texts((body or {}).get("variables"))
         check_stage_variables(variables, loc(where, "variables"), issues)
-        stages.append(StageConfig(name, frozen_map(variables)))
+        if check_stage_name(name, kind, where, issues):
+            stages.append(StageConfig(name, frozen_map(variables)))
     return tuple(stages)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.config.errors import Issues
+from server.config.errors import Issues, loc
 from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
@@ -35,6 +35,7 @@ __all__ = [
     "check_timeout",
     "check_uri",
     "function_name_from",
+    "scalar_text",
     "split_handler",
 ]
 
@@ -52,6 +53,13 @@ _HANDLER = re.compile(
 )
 _DOLLAR_VAR = re.compile(r"\$\{([^}]*)\}")
 _URI_PARAM = re.compile(r"(?<!\$)\{([^}]*)\}")
+
+
+def scalar_text(value: object) -> str:
+    """A YAML scalar as the string AWS would store (``true``, ``9001``, ``1.5``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +88,12 @@ def check_stage_variables(variables: Mapping[str, str], location: str, issues: I
         issues.error(location, f"{len(variables)} stage variables; a stage has at most 100")
     for name, value in variables.items():
         if not _VAR_NAME.match(name):
-            issues.error(location, f"stage variable name {name!r}: letters, digits and '_' (at most 64)")
+            issues.error(
+                loc(location, name), f"stage variable name {name!r}: letters, digits and '_' (at most 64)"
+            )
         if not _VAR_VALUE.match(value):
             issues.error(
-                location,
+                loc(location, name),
                 f"stage variable {name}={value!r}: values are 1..512 characters of "
                 "letters, digits and - . _ ~ : / ? # & = ,",
             )
@@ -228,10 +238,12 @@ def check_gateway(apis: Sequence[BuiltApi], issues: Issues) -> None:
     functions: dict[str, tuple[tuple[object, ...], str]] = {}
     for built in apis:
         api = built.api
-        for seen, value, what in ((names, api.name, "name"), (ids, api.id, "id")):
-            if value in seen:
-                issues.error(built.location, f"API {what} {value!r} is already used by {seen[value]}")
-            seen.setdefault(value, built.location)
+        if api.name in names:
+            issues.error(built.location, f"API name {api.name!r} is already used by {names[api.name]}")
+        elif api.id in ids:
+            issues.error(built.location, f"API id {api.id!r} is already used by {ids[api.id]}")
+        names.setdefault(api.name, built.location)
+        ids.setdefault(api.id, built.location)
         for stage in api.stages:
             group = "ws" if api.kind is ApiKind.WEBSOCKET else "http"
             mount = (group, stage.name, api.base_path)

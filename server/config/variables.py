@@ -220,6 +220,8 @@ class Resolver:
         address = str(address).strip()
         if kind == "self":
             value = self._reference(f"self:{address}", self._document, address, "")
+            if value is _FAILED:
+                self._issues.error(location, f"${{self:{address}}} cannot be resolved (see {address})")
         elif kind == "file" and parameter is not None:
             value = self._file(parameter.strip().strip("'\""), address, location, notes)
         elif kind in _SIMPLE:

@@ -1,0 +1,200 @@
+"""serverless.yml events -> routes: ``http`` (REST API), ``httpApi`` (HTTP API), ``cors`` preflights.
+
+``http``: ``- http: GET users/{id}`` or ``{path, method, private, cors, integration}``; methods
+``any``/``*`` mean ``ANY``; paths may lack the leading slash. ``integration: http-proxy`` with
+``request.uri`` becomes an HTTP_PROXY route; anything other than lambda-proxy is served as
+lambda-proxy, with a warning. ``httpApi``: ``'GET /hello'``, ``'*'`` (the ``$default`` route) or
+``{method, path}``. Other event types are warnings; a builder for ``websocket`` events slots into
+:data:`EVENT_BUILDERS` when WebSocket APIs are served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from server.config.errors import Issues, loc, loc_path
+from server.config.model import (
+    DEFAULT_STAGE,
+    HTTP_METHODS,
+    IntegrationConfig,
+    IntegrationType,
+    MockResponse,
+    RouteConfig,
+    frozen_map,
+)
+from server.config.rules import METHODS, check_path, check_uri
+from server.config.variables import Resolver
+
+__all__ = ["EVENT_BUILDERS", "Build", "Function", "Parts", "add_events", "cors_routes"]
+
+Parts = tuple[str | int, ...]
+
+CORS_HEADERS = (
+    "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,X-Amz-User-Agent,X-Amzn-Trace-Id"
+)
+
+
+@dataclasses.dataclass(slots=True)
+class Function:
+    """A serverless function as every event of it is served (timeout in seconds, before capping)."""
+
+    code_dir: Path
+    handler: str
+    name: str
+    environment: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+
+
+@dataclasses.dataclass(slots=True)
+class Build:
+    """Routes gathered while reading functions: REST (``http``) and HTTP API (``httpApi``) routes with
+    their locations, and ``cors`` settings per REST path."""
+
+    r: Resolver
+    issues: Issues
+    base_dir: Path
+    payload: str
+    rest: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
+    http: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
+    cors: dict[str, tuple[dict[str, Any], set[str], str]] = dataclasses.field(default_factory=dict)
+
+
+def add_events(build: Build, parts: Parts, function: Function) -> None:
+    events = build.r.get(*parts, "events")
+    if events is None:
+        return
+    if not isinstance(events, list):
+        build.issues.error(loc_path((*parts, "events")), "events must be a list")
+        return
+    for index in range(len(events)):
+        event_parts = (*parts, "events", index)
+        event = build.r.get(*event_parts)
+        location = loc_path(event_parts)
+        if not isinstance(event, dict) or len(event) != 1:
+            build.issues.error(location, "an event is a mapping with one key, like `http:` or `httpApi:`")
+            continue
+        kind = str(next(iter(event)))
+        if kind in EVENT_BUILDERS:
+            EVENT_BUILDERS[kind](build, (*event_parts, kind), function)
+        elif kind == "websocket":  # served by a later release: add a builder to EVENT_BUILDERS
+            build.issues.warn(location, "websocket events are not served yet (ignored)")
+        else:
+            build.issues.warn(location, f"{kind!r} events are not served by Portway (ignored)")
+
+
+def _method_path(
+    build: Build, parts: Parts, http_api: bool
+) -> tuple[str, str, tuple[str, ...], dict[str, Any]] | None:
+    """Read ``'METHOD path'`` or ``{method, path}``; return (METHOD, /path, parameters, settings)."""
+    raw, location = build.r.get(*parts), loc_path(parts)
+    if isinstance(raw, str):
+        method, _, path = raw.strip().partition(" ")
+        settings: dict[str, Any] = {}
+        if http_api and raw.strip() == "*":
+            method, path = "*", "*"
+    elif isinstance(raw, dict):
+        settings = raw
+        method, path = build.r.get(*parts, "method"), build.r.get(*parts, "path")
+        for key, value in (("method", method), ("path", path)):
+            if not isinstance(value, str):
+                build.issues.error(loc(location, key), f"missing {key}")
+                return None
+    else:
+        build.issues.error(location, "expected 'METHOD path' or {method: ..., path: ...}")
+        return None
+    method = "ANY" if method.strip() in ("*", "any", "ANY") else method.strip().upper()
+    if method not in METHODS:
+        build.issues.error(location, f"method {method!r}: use one of {', '.join(METHODS)} (or *)")
+        return None
+    path = path.strip()
+    if http_api and path == "*":
+        return method, DEFAULT_STAGE, (), settings
+    path = "/" + path.strip("/")
+    parameters = check_path(path, location, build.issues)
+    return None if parameters is None else (method, path, parameters, settings)
+
+
+def _python(function: Function, timeout_cap_s: int, payload: str) -> IntegrationConfig:
+    return IntegrationConfig(
+        type=IntegrationType.PYTHON,
+        timeout_ms=max(50, int(min(function.timeout_s, timeout_cap_s) * 1000)),
+        handler=function.handler,
+        code_dir=function.code_dir,
+        function_name=function.name,
+        environment=frozen_map(function.environment),
+        payload_format=payload,
+        memory_mb=function.memory_mb,
+    )
+
+
+def _http_event(build: Build, parts: Parts, function: Function) -> None:
+    parsed = _method_path(build, parts, http_api=False)
+    if parsed is None:
+        return
+    method, path, parameters, settings = parsed
+    r, location = build.r, loc_path(parts)
+    if "authorizer" in settings:
+        build.issues.warn(location, "authorizers are not enforced yet: this route is open")
+    style = str(r.get(*parts, "integration") or "lambda-proxy").lower().replace("_", "-")
+    integration = _python(function, 29, "1.0")
+    if style in ("http-proxy", "http"):
+        uri = r.get(*parts, "request", "uri")
+        if not isinstance(uri, str):
+            build.issues.error(loc(location, "request"), f"integration {style} needs request.uri")
+            return
+        check_uri(uri, parameters, loc_path((*parts, "request", "uri")), build.issues)
+        kind = IntegrationType.HTTP_PROXY if style == "http-proxy" else IntegrationType.HTTP
+        integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method)
+    elif style not in ("lambda-proxy", "aws-proxy"):
+        build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
+    build.rest.append((RouteConfig(method, path, integration, bool(r.get(*parts, "private"))), location))
+    cors = r.get_deep(*parts, "cors")
+    if cors:
+        entry = build.cors.setdefault(path, (cors if isinstance(cors, dict) else {}, set(), location))
+        entry[1].add(method)
+
+
+def _http_api_event(build: Build, parts: Parts, function: Function) -> None:
+    parsed = _method_path(build, parts, http_api=True)
+    if parsed is None:
+        return
+    method, path, _, settings = parsed
+    location = loc_path(parts)
+    for key, note in (
+        ("authorizer", "authorizers are not enforced yet: this route is open"),
+        ("private", "HTTP APIs have no API keys (ignored)"),
+    ):
+        if key in settings:
+            build.issues.warn(loc(location, key), note)
+    build.http.append((RouteConfig(method, path, _python(function, 30, build.payload)), location))
+
+
+EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event}
+
+
+def cors_routes(build: Build) -> list[tuple[RouteConfig, str]]:
+    """The OPTIONS MOCK methods serverless deploys for ``cors: true`` (unless OPTIONS is defined)."""
+    defined = {(route.method, route.path) for route, _ in build.rest}
+    routes = []
+    for path, (settings, methods, location) in build.cors.items():
+        if ("OPTIONS", path) in defined:
+            continue
+        allowed = sorted(set(HTTP_METHODS) - {"OPTIONS"}) if "ANY" in methods else sorted(methods)
+        origins = settings.get("origins") or [settings.get("origin", "*")]
+        headers = {
+            "Access-Control-Allow-Origin": ",".join(map(str, origins)),
+            "Access-Control-Allow-Headers": ",".join(map(str, settings.get("headers") or [])) or CORS_HEADERS,
+            "Access-Control-Allow-Methods": ",".join(["OPTIONS", *allowed]),
+        }
+        if settings.get("allowCredentials"):
+            headers["Access-Control-Allow-Credentials"] = "true"
+        if settings.get("maxAge"):
+            headers["Access-Control-Max-Age"] = str(settings["maxAge"])
+        mock = MockResponse(200, frozen_map(headers), "")
+        routes.append(
+            (RouteConfig("OPTIONS", path, IntegrationConfig(IntegrationType.MOCK, mock=mock)), location)
+        )
+    return routes
