@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from routes.integrations.python_inprocess import shutdown_handler_executor
 from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
@@ -101,6 +102,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     finally:
         print("Portway shutting down", flush=True)
         await runner.cleanup()
+        shutdown_handler_executor()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

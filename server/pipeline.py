@@ -33,6 +33,7 @@ from server.errors import (
     IncompleteSignature,
     MissingAuthenticationToken,
     NotFound,
+    RequestTooLarge,
 )
 from server.events import RequestInfo
 from server.ids import new_api_id, new_apigw_id, new_request_uuid
@@ -85,6 +86,8 @@ class RouteStage:
             raise self._missing_token(req)
         ctx.dispatch = dispatch
         ctx.http_api = dispatch.api.kind is ApiKind.HTTP
+        if len(req.body) > dispatch.api.max_body_bytes:
+            raise RequestTooLarge(dispatch.api.max_body_bytes)
         match = dispatch.table.match(req.method, dispatch.path)
         if match is None:
             if ctx.http_api:

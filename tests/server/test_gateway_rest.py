@@ -214,7 +214,7 @@ async def test_missing_route_is_403_missing_authentication_token(gateway: TestCl
 
 
 async def test_missing_route_with_bearer_token_is_incomplete_signature(gateway: TestClient[Any, Any]) -> None:
-    resp = await raw(gateway, "GET", "/dev/mock/nothing", headers={"Authorization": "Bearer abc"})
+    resp = await raw(gateway, "GET", "/nostage/x", headers={"Authorization": "Bearer abc"})
     assert resp.status == 403
     assert resp.headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
     body = await resp.json()
