@@ -27,9 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from server.config.errors import Issues, loc, loc_path
+from server.config.yamlio import parse_yaml
 
 __all__ = ["Resolver"]
 
@@ -269,11 +268,12 @@ class Resolver:
             return None
         if path not in self._files:
             try:
-                self._files[path] = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
-            except (OSError, yaml.YAMLError) as exc:
-                notes.append(f"file({name}): {exc.__class__.__name__}: {exc}".replace("\n", " "))
+                data, problems = parse_yaml(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                notes.append(f"file({name}): {exc}")
                 return None
+            if problems and data is None:
+                notes.append(f"file({name}): {problems[0]}")
+                return None
+            self._files[path] = data
         return self._reference(f"file({name}):{address}", self._files[path], address, f"file({name})")
-
-
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
