@@ -145,12 +145,10 @@ class RedisServer:
     def _spawn_and_wait(self, port: int, deadline: float) -> bool:
         log_path = self.directory / f"redis-{port}.log"
         self._log = log_path.open("ab")
+        args = [str(self._binary), "--port", str(port), "--bind", HOST, "--daemonize", "no"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self.directory), "--loglevel", "notice"]
         self._proc = proc = subprocess.Popen(
-            [
-                str(self._binary),
-                "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory), "--daemonize", "no", "--loglevel", "notice",
-            ],  # fmt: skip
+            args,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

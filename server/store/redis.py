@@ -18,23 +18,12 @@ import builtins
 import hashlib
 import math
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    ClusterDownError,
-    ConnectionError,
-    DataError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TryAgainError,
-)
+from redis.exceptions import ConnectionError, NoScriptError
 
 from server.store.base import (
     INT64_MAX,
@@ -47,6 +36,7 @@ from server.store.base import (
     encode_field,
 )
 from server.store.bucket import validate_bucket_args
+from server.store.redis_errors import TRANSLATE as _TRANSLATE
 from server.store.redis_pubsub import RedisSubscription
 from server.store.subscription import DEFAULT_BUFFER
 
@@ -109,11 +99,6 @@ return {allowed and 1 or 0, string.format('%.17g', tokens), string.format('%.17g
 """
 _BUCKET_SHA = hashlib.sha1(BUCKET_LUA.encode()).hexdigest()
 
-# Error replies that mean "Redis cannot serve right now" rather than "your command is wrong":
-# the ones redis-py maps to classes (it strips their prefix), then the ones it leaves as text.
-_TRANSIENT_REPLIES = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
-_UNAVAILABLE_PREFIXES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "READONLY", "OOM")
-
 
 def _ms(ttl: float) -> int:
     check_ttl(ttl)
@@ -121,36 +106,15 @@ def _ms(ttl: float) -> int:
     return max(1, math.ceil(ttl * 1000 - 1e-6))
 
 
-class _Translate:
-    """``with _TRANSLATE:`` turns backend exceptions into the store's own (see module doc)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is None:
-            return
-        transient = isinstance(exc, _TRANSIENT_REPLIES) or str(exc).startswith(_UNAVAILABLE_PREFIXES)
-        if isinstance(exc, ResponseError | DataError) and not transient:
-            raise StoreError(str(exc)) from exc
-        if isinstance(exc, RedisError | OSError | TimeoutError):
-            raise StoreUnavailable(f"redis unavailable: {exc!r}") from exc
-
-
-_TRANSLATE = _Translate()
-
-
 class RedisStore:
     """:class:`~server.store.base.Store` on Redis.
 
     ``timeout`` bounds connecting, each reply, and the wait for one of the ``max_connections``
-    pooled connections (seconds). A command that fails because its
-    connection broke is retried once on a new connection (that is what makes a Redis restart
-    invisible to callers); timeouts are not retried, so a stalled Redis costs at most
-    ``timeout`` per connection attempt, and a non-idempotent INCR is not doubled by a slow
-    reply.
+    pooled connections (seconds). A command that fails because its connection broke is retried
+    once on a new connection (that is what makes a Redis restart invisible to callers);
+    timeouts are not retried, so a stalled Redis costs at most ``timeout`` per attempt and a
+    non-idempotent INCR is not doubled by a slow reply. ``ping_interval``: how long a
+    subscription's connection may stay silent before it is probed.
     """
 
     name = "redis"

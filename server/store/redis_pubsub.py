@@ -60,6 +60,12 @@ class RedisSubscription(QueueSubscription):
         self.reconnects = 0
         """How many times the subscription was re-established after losing its connection."""
 
+    @property
+    def active(self) -> bool:
+        """Subscribed right now (False before the first SUBSCRIBE is confirmed and while
+        reconnecting); for health reporting."""
+        return self._active.is_set() and not self.closed
+
     def _ensure_reader(self) -> None:
         # Started lazily: Store.subscribe() is synchronous and may run before the loop does.
         if self._task is None and not self.closed:

@@ -209,8 +209,9 @@ async def test_silent_peer_is_detected_by_ping(redis_server: RedisServer) -> Non
     store = RedisStore(redis_server.url, timeout=0.2, ping_interval=0.1)
     try:
         async with store.subscribe("c") as sub:
+            assert sub.active
             resp_command(redis_server.port, "CLIENT", "PAUSE", "600", "ALL")  # reads stall
-            await eventually(lambda: not sub._active.is_set(), within=5)
+            await eventually(lambda: not sub.active, within=5)
             async with asyncio.timeout(10):
                 await sub.ready()
             assert await store.publish("c", b"x") == 1
