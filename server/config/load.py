@@ -59,10 +59,11 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue("", f"cannot read the file: {exc}")], path) from None
     document, problems = parse_yaml(text)
-    issues = Issues(errors=list(problems))
-    if document is None and not problems:
-        issues.error("", "the file is empty")
-    issues.raise_if_any(path)
+    issues = Issues(errors=list(problems))  # duplicate keys: reported, and the rest is still checked
+    if document is None:
+        if not problems:
+            issues.error("", "the file is empty")
+        issues.raise_if_any(path)
     kind = detect_format(document)
     if kind is None:
         issues.error(

@@ -218,13 +218,13 @@ class Resolver:
             return False, _FAILED
         address = str(address).strip()
         if kind == "self":
-            value = self._reference(f"self:{address}", self._document, address, "")
+            value = self._reference(f"self:{address}", self._document, address, "", location)
             if value is _FAILED:
                 self._issues.error(location, f"${{self:{address}}} cannot be resolved (see {address})")
         elif kind == "file" and parameter is not None:
             value = self._file(parameter.strip().strip("'\""), address, location, notes)
         elif kind in _SIMPLE:
-            value = self._simple(kind, address)
+            value = self._simple(kind, address, location)
         else:
             notes.append(
                 f"source {kind!r} is not supported (Portway resolves self, opt, sls, env, aws, file)"
@@ -234,23 +234,23 @@ class Resolver:
             return False, _FAILED
         return value is not None, value
 
-    def _simple(self, kind: str, address: str) -> Any:
+    def _simple(self, kind: str, address: str, location: str) -> Any:
         if kind == "opt":
             return self._options.get(address)
         if kind == "env":
             return self._env.get(address)
         if kind == "sls":
             if address == "stage":
-                return self._reference("sls:stage", None, "", "")
+                return self._reference("sls:stage", None, "", "", location)
             return "portway-local" if address == "instanceId" else None
         region = self.get("provider", "region") or "us-east-1"
         return {"region": region, "accountId": self._account_id, "partition": "aws"}.get(address)
 
-    def _reference(self, key: str, root: Any, address: str, location: str) -> Any:
-        """Resolve a self/file/sls reference with cycle detection."""
+    def _reference(self, key: str, root: Any, address: str, location: str, used_at: str) -> Any:
+        """Resolve a self/file/sls reference (``location``: where ``root`` is) with cycle detection."""
         if key in self._active:
             chain = " -> ".join([*self._active[self._active.index(key) :], key])
-            self._issues.error(location or key, f"circular variable reference: {chain}")
+            self._issues.error(used_at, f"circular variable reference: {chain}")
             return _FAILED
         self._active.append(key)
         try:
@@ -276,4 +276,6 @@ class Resolver:
                 notes.append(f"file({name}): {problems[0]}")
                 return None
             self._files[path] = data
-        return self._reference(f"file({name}):{address}", self._files[path], address, f"file({name})")
+        return self._reference(
+            f"file({name}):{address}", self._files[path], address, f"file({name})", location
+        )

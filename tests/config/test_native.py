@@ -12,10 +12,10 @@ from server.config.model import ApiKind, GatewayConfig, IntegrationType, Isolati
 from server.ids import new_api_id
 
 
-def load(tmp_path: Path, text: str, **kwargs: str) -> GatewayConfig:
+def load(tmp_path: Path, text: str, stage: str | None = None) -> GatewayConfig:
     path = tmp_path / "portway.yaml"
     path.write_text(textwrap.dedent(text))
-    return load_config(path, **kwargs)
+    return load_config(path, stage=stage)
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,14 @@ def test_shorthand_forms(tmp_path: Path) -> None:
     assert api.kind is ApiKind.REST and [s.name for s in api.stages] == ["dev"]
     assert api.id == new_api_id("pets")
     routes = {route.route_key: route for route in api.routes}
-    assert list(routes) == ["GET /pets/{id}", "POST /pets", "ANY /{proxy+}", "GET /health", "GET /users", "GET /fn"]
+    assert list(routes) == [
+        "GET /pets/{id}",
+        "POST /pets",
+        "ANY /{proxy+}",
+        "GET /health",
+        "GET /users",
+        "GET /fn",
+    ]
     get = routes["GET /pets/{id}"].integration
     assert get.type is IntegrationType.PYTHON and get.handler == "pets.get_pet"
     assert get.code_dir == tmp_path.resolve() and get.function_name == "pets-get_pet"
@@ -61,7 +68,9 @@ def test_shorthand_forms(tmp_path: Path) -> None:
     http = routes["GET /users"].integration
     assert http.type is IntegrationType.HTTP and http.http_method == "POST"
     fn = routes["GET /fn"].integration
-    assert fn.type is IntegrationType.AWS_PROXY and fn.function_name == "my-function" and fn.uri == "my-function"
+    assert (
+        fn.type is IntegrationType.AWS_PROXY and fn.function_name == "my-function" and fn.uri == "my-function"
+    )
 
 
 def test_explicit_integration_and_route_options(tmp_path: Path) -> None:
@@ -143,7 +152,7 @@ def test_handler_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
 def test_missing_handler_module_is_a_warning(tmp_path: Path) -> None:
     config = load(tmp_path, "portway: 1\napis: [{name: a, routes: {GET /x: nowhere.handler}}]\n")
     assert len(config.warnings) == 1
-    assert config.warnings[0].startswith('apis[0].routes["GET /x"]: handler module \'nowhere\' not found')
+    assert config.warnings[0].startswith("apis[0].routes[\"GET /x\"]: handler module 'nowhere' not found")
 
 
 def test_http_api_defaults_and_payload_formats(tmp_path: Path) -> None:
@@ -204,7 +213,8 @@ def test_stages_and_variables(tmp_path: Path) -> None:
     assert dict(dev.variables) == {"backend": "127.0.0.1:9001", "port": "9001"}
     assert prod.name == "prod" and dict(prod.variables) == {}
     assert config.warnings == (
-        'apis[0].routes["ANY /{proxy+}"].http_proxy: stage \'prod\' has no variable \'backend\' (it renders empty)',
+        'apis[0].routes["ANY /{proxy+}"].http_proxy: '
+        "stage 'prod' has no variable 'backend' (it renders empty)",
     )
 
 
@@ -223,7 +233,10 @@ def test_stage_selection(tmp_path: Path) -> None:
         """
     config = load(tmp_path, text, stage="prod")
     assert [[s.name for s in api.stages] for api in config.apis] == [["prod"], ["prod"]]
-    assert [[s.name for s in api.stages] for api in load(tmp_path, text).apis] == [["dev", "prod"], ["$default", "prod"]]
+    assert [[s.name for s in api.stages] for api in load(tmp_path, text).apis] == [
+        ["dev", "prod"],
+        ["$default", "prod"],
+    ]
 
 
 def test_websocket_api(tmp_path: Path) -> None:

@@ -57,7 +57,9 @@ def test_bundled_example_both_formats_serve_the_same_handlers() -> None:
 
     def python_routes(config: GatewayConfig) -> dict[tuple[str, str, str, str], tuple[object, ...]]:
         return {
-            (api.kind.value, ",".join(s.name for s in api.stages), route.method, route.path): _shape(route.integration)
+            (api.kind.value, ",".join(s.name for s in api.stages), route.method, route.path): _shape(
+                route.integration
+            )
             for api in config.apis
             for route in api.routes
             if route.integration.type is IntegrationType.PYTHON
@@ -116,7 +118,10 @@ def test_http_events(tmp_path: Path) -> None:
     }
     integration = api.routes[0].integration
     assert integration.type is IntegrationType.PYTHON
-    assert integration.code_dir == (tmp_path / "src" / "handlers").resolve() and integration.handler == "users.list"
+    assert (
+        integration.code_dir == (tmp_path / "src" / "handlers").resolve()
+        and integration.handler == "users.list"
+    )
     assert integration.function_name == "users-dev-list" and integration.payload_format == "1.0"
     assert integration.timeout_ms == 6000 and integration.memory_mb == 1024
 
@@ -209,7 +214,10 @@ def test_cors_adds_an_options_preflight(tmp_path: Path) -> None:
             events:
               - http: {path: a, method: get, cors: true}
               - http: {path: a, method: post, cors: true}
-              - http: {path: b, method: get, cors: {origin: 'https://app.example', headers: [X-One], allowCredentials: true, maxAge: 600}}
+              - http:
+                  path: b
+                  method: get
+                  cors: {origin: 'https://app.example', headers: [X-One], allowCredentials: true, maxAge: 600}
               - http: {path: c, method: get, cors: true}
               - http: {path: c, method: options}
         """,
@@ -221,8 +229,8 @@ def test_cors_adds_an_options_preflight(tmp_path: Path) -> None:
     assert mock_a is not None and found["OPTIONS /a"].integration.type is IntegrationType.MOCK
     assert dict(mock_a.headers) == {
         "Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Headers": "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,"
-        "X-Amz-User-Agent,X-Amzn-Trace-Id",
+        "Access-Control-Allow-Headers": "Content-Type,X-Amz-Date,Authorization,X-Api-Key,"
+        "X-Amz-Security-Token,X-Amz-User-Agent,X-Amzn-Trace-Id",
         "Access-Control-Allow-Methods": "OPTIONS,GET,POST",
     }
     mock_b = found["OPTIONS /b"].integration.mock
@@ -340,7 +348,8 @@ def test_errors_with_locations(tmp_path: Path) -> None:
         ("functions.f.events[4].http", "duplicate route 'GET /dup'"),
         (
             "functions.f.events[6].httpApi",
-            "{key} conflicts with {id} of 'GET /a/{id}': path variables at the same position must have the same name",
+            "{key} conflicts with {id} of 'GET /a/{id}': "
+            "path variables at the same position must have the same name",
         ),
     ]
 
@@ -370,7 +379,9 @@ def test_service_forms(tmp_path: Path) -> None:
 
 def test_no_http_events_is_a_warning(tmp_path: Path) -> None:
     config = load(tmp_path, "service: jobs\nfunctions: {f: {handler: handler.f}}\n")
-    assert config.apis == () and config.warnings == ("functions: no http or httpApi events: nothing to serve",)
+    assert config.apis == () and config.warnings == (
+        "functions: no http or httpApi events: nothing to serve",
+    )
 
 
 def test_binary_media_types(tmp_path: Path) -> None:
