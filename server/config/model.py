@@ -26,6 +26,7 @@ __all__ = [
     "MockResponse",
     "RouteConfig",
     "StageConfig",
+    "WebSocketSettings",
     "frozen_map",
 ]
 
@@ -118,10 +119,42 @@ class RouteConfig:
     path: str
     integration: IntegrationConfig
     api_key_required: bool = False
+    # WebSocket: a route response (key ``$default``) makes the route two-way: the integration's
+    # output is sent back to the client (reference §1.3). Without one, a route is one-way.
+    route_response: bool = False
 
     @property
     def route_key(self) -> str:
         return self.path if self.path == "$default" or not self.method else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """Per-API WebSocket limits; defaults are AWS's (reference §1.5). ``None`` switches a timer off,
+    which AWS cannot do.
+
+    Attributes:
+        max_frame_bytes: a larger frame closes the connection with 1009.
+        max_message_bytes: a larger (reassembled) message closes the connection with 1009; also the
+            largest ``@connections`` POST body (413 above it).
+        binary_frames: AWS closes on a binary frame from the client with 1003; ``True`` accepts them
+            and passes them base64-encoded (``isBase64Encoded: true``).
+        idle_timeout_s: no message from the client for this long closes the connection (1001).
+        max_lifetime_s: connection age limit (1001).
+        ping_interval_s: server pings (keep-alive through proxies; a missing pong closes).
+        send_buffer_bytes: outgoing bytes buffered per connection before ``@connections`` answers
+            429 ``LimitExceededException``: a slow reader never grows memory without bound.
+        max_inflight: messages of one connection processed concurrently; reading pauses beyond.
+    """
+
+    max_frame_bytes: int = 32 * 1024
+    max_message_bytes: int = 128 * 1024
+    binary_frames: bool = False
+    idle_timeout_s: float | None = 600.0
+    max_lifetime_s: float | None = 7200.0
+    ping_interval_s: float | None = 30.0
+    send_buffer_bytes: int = 1024 * 1024
+    max_inflight: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +184,7 @@ class ApiConfig:
     binary_media_types: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     route_selection_expression: str = "$request.body.action"
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:
