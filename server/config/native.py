@@ -48,6 +48,7 @@ from server.ids import new_api_id
 
 __all__ = ["load_native"]
 
+AWS_PROXY_AVAILABLE = False  # flip when routes/integrations builds AWS_PROXY (real Lambda via aiobotocore)
 _KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "websocket": ApiKind.WEBSOCKET}
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
@@ -260,6 +261,13 @@ def _integration(
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])
+        if not AWS_PROXY_AVAILABLE:
+            issues.error(
+                field_locations["function"],
+                "real Lambda functions (lambda, aws_proxy) are not available yet; "
+                "run the code locally with `python: module.function`",
+            )
+            return None
         return IntegrationConfig(
             IntegrationType.AWS_PROXY, timeout, function_name=function, uri=function, payload_format=payload
         )

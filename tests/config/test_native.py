@@ -38,7 +38,6 @@ def test_shorthand_forms(tmp_path: Path) -> None:
               ANY /{proxy+}: {http_proxy: "http://127.0.0.1:9000/{proxy}"}
               GET /health: {mock: {status: 201, headers: {X-Ok: 1}, body: {ok: true}}}
               GET /users: {http: {uri: "http://127.0.0.1:9000/users", method: post}}
-              GET /fn: {lambda: my-function}
         """,
     )
     assert not config.warnings
@@ -52,7 +51,6 @@ def test_shorthand_forms(tmp_path: Path) -> None:
         "ANY /{proxy+}",
         "GET /health",
         "GET /users",
-        "GET /fn",
     ]
     get = routes["GET /pets/{id}"].integration
     assert get.type is IntegrationType.PYTHON and get.handler == "pets.get_pet"
@@ -67,10 +65,27 @@ def test_shorthand_forms(tmp_path: Path) -> None:
     assert mock.body == '{"ok":true}'
     http = routes["GET /users"].integration
     assert http.type is IntegrationType.HTTP and http.http_method == "POST"
-    fn = routes["GET /fn"].integration
-    assert (
-        fn.type is IntegrationType.AWS_PROXY and fn.function_name == "my-function" and fn.uri == "my-function"
+
+
+def test_real_lambda_is_built_once_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("server.config.native.AWS_PROXY_AVAILABLE", True)
+    config = load(
+        tmp_path,
+        """
+        portway: 1
+        apis:
+          - name: fns
+            type: http
+            routes:
+              GET /a: {lambda: my-function, timeout: 1000}
+              GET /b:
+                integration: {type: AWS_PROXY, function: "arn:aws:lambda:us-east-1:123456789012:function:f"}
+        """,
     )
+    a, b = (route.integration for route in config.apis[0].routes)
+    assert a.type is IntegrationType.AWS_PROXY and a.function_name == "my-function" and a.uri == "my-function"
+    assert a.timeout_ms == 1000 and a.payload_format == "2.0"
+    assert b.type is IntegrationType.AWS_PROXY and b.uri == "arn:aws:lambda:us-east-1:123456789012:function:f"
 
 
 def test_explicit_integration_and_route_options(tmp_path: Path) -> None:

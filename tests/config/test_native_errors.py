@@ -70,6 +70,18 @@ ROUTE_CASES = [
         "type: use python, lambda, aws_proxy, http_proxy, http or mock",
     ),
     (
+        "      GET /pets: {lambda: my-function}\n",
+        "",
+        'apis[0].routes["GET /pets"].lambda',
+        "real Lambda functions (lambda, aws_proxy) are not available yet",
+    ),
+    (
+        "      GET /pets: {integration: {type: aws_proxy, function: f}}\n",
+        "",
+        'apis[0].routes["GET /pets"].integration.function',
+        "are not available yet",
+    ),
+    (
         "      GET /pets: {python: pets.a, tiemout: 5}\n",
         "",
         'apis[0].routes["GET /pets"].tiemout',

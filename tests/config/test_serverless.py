@@ -73,9 +73,9 @@ def test_bundled_example_both_formats_serve_the_same_handlers() -> None:
     }
     assert python_routes(native) == shared
     handlers = {shape[1:3] for shape in shared.values()}
-    assert handlers == {(EXAMPLE / "handlers", "hello.hello"), (EXAMPLE / "handlers", "hello.greet")}
+    assert handlers == {(EXAMPLE / "handlers", "hello.handler"), (EXAMPLE / "handlers", "hello.greet")}
     native_kinds = {route.integration.type for api in native.apis for route in api.routes}
-    assert {IntegrationType.MOCK, IntegrationType.HTTP_PROXY} <= native_kinds
+    assert {IntegrationType.MOCK, IntegrationType.HTTP_PROXY, IntegrationType.HTTP} <= native_kinds
     assert [api.id for api in native.apis] == [api.id for api in serverless.apis]
 
 

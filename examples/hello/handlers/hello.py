@@ -19,7 +19,7 @@ def _json(status: int, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def hello(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """GET /hello?name=Ada -> {"message": "Hello, Ada!", ...}"""
     query = event.get("queryStringParameters") or {}
     name = query.get("name", "world")
