@@ -47,6 +47,7 @@ __all__ = ["load_serverless"]
 
 DEFAULT_FUNCTION_TIMEOUT_S = 6  # serverless v3's default Lambda timeout
 DEFAULT_MEMORY_MB = 1024
+_OFFLINE_OPTIONS = {"host", "httpPort", "lambdaPort", "noPrependStageInUrl", "prefix", "websocketPort"}
 
 
 def load_serverless(
@@ -68,6 +69,14 @@ def load_serverless(
         issues.error("provider.httpApi.payload", f"payload {payload!r}: use '1.0' or '2.0'")
     if r.get("provider", "httpApi", "cors"):
         issues.warn("provider.httpApi.cors", "HTTP API CORS is not supported yet (ignored)")
+    offline = r.get("custom", "serverless-offline")
+    ignored = sorted(set(offline) & _OFFLINE_OPTIONS) if isinstance(offline, dict) else []
+    if ignored:
+        issues.warn(
+            "custom.serverless-offline",
+            f"{', '.join(ignored)} not used: Portway takes --host/--port and serves REST APIs under "
+            "/{stage}/, as AWS does",
+        )
     build = Build(r, issues, source.parent, payload)
     defaults = Function(
         source.parent,

@@ -267,7 +267,9 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         """
         service: svc
         plugins: [serverless-offline, serverless-python-requirements]
-        custom: {unused: '${ssm:/never/resolved}'}
+        custom:
+          unused: '${ssm:/never/resolved}'
+          serverless-offline: {httpPort: 4000, noPrependStageInUrl: true, useChildProcesses: true}
         resources: {Resources: {Table: {Type: AWS::DynamoDB::Table}}}
         provider:
           name: aws
@@ -290,6 +292,8 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
     )
     assert config.warnings == (
         "provider.httpApi.cors: HTTP API CORS is not supported yet (ignored)",
+        "custom.serverless-offline: httpPort, noPrependStageInUrl not used: Portway takes --host/--port and "
+        "serves REST APIs under /{stage}/, as AWS does",
         "provider.environment.ARN: CloudFormation values cannot be resolved locally (left out)",
         "functions.f: runtime 'nodejs18.x': Portway runs Python handlers only",
         "functions.f.events[0].http: authorizers are not enforced yet: this route is open",
