@@ -164,3 +164,15 @@ def test_loader_accepts_exactly_what_the_route_table_accepts(
     else:
         accepted = True
     assert loaded == accepted, keys
+
+
+def test_native_examples_in_the_docs_load(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in docs.split("```yaml\n")[1:]]
+    documents = [block for block in blocks if "portway: 1" in block]
+    assert len(documents) >= 2
+    for index, text in enumerate(documents):
+        path = tmp_path / f"doc{index}.yaml"
+        path.write_text(text)
+        config = load_config(path)
+        assert config.apis, text
