@@ -35,6 +35,7 @@ __all__ = ["Resolver"]
 _FAILED: Final = object()  # resolution failed; an issue was recorded
 _SOURCE = re.compile(r"^([A-Za-z][\w-]*)(?:\((.*)\))?(?::(.*))?$", re.DOTALL)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_WORD = re.compile(r"^[A-Za-z][\w-]*$")
 _SIMPLE = {"opt", "sls", "env", "aws"}
 
 
@@ -190,7 +191,12 @@ class Resolver:
     def _expression(self, expression: str, location: str) -> Any:
         notes: list[str] = []
         sources = _split(expression)
-        for source in sources:
+        for index, source in enumerate(sources):
+            if index == 0 and _WORD.match(source):  # `${foo}`: a typo (bare words are fallbacks only)
+                self._issues.error(
+                    location, f"${{{expression}}}: {source!r} is not a variable source:address"
+                )
+                return _FAILED
             found, value = self._source(source, location, notes)
             if value is _FAILED or found:
                 return value

@@ -144,6 +144,8 @@ ERRORS = [
     ("a: ${file(./handler.js):x}\n", "a", "file(./handler.js): only YAML and JSON files are supported"),
     ("a: ${file(./missing.yml):x}\n", "a", "file(./missing.yml): [Errno 2] No such file or directory"),
     ("a: '${self:b'\n", "a", "unterminated variable in '${self:b'"),
+    ("a: ${sls_stage}\n", "a", "${sls_stage}: 'sls_stage' is not a variable source:address"),
+    ("a: ${strToBool(true)}\n", "a", "source 'strToBool' is not supported"),
     ("m: {x: 1}\na: 'pre-${self:m}'\n", "a", "${self:m} is a dict; it cannot be part of a string"),
     ("a: ${self:b}\nb: ${self:a}\n", "a", "circular variable reference: self:b -> self:a -> self:b"),
     ("a: ${self:a.x}\n", "a", "circular variable reference: self:a.x -> self:a.x"),
@@ -180,3 +182,11 @@ def test_deep_leaves_out_what_fails(tmp_path: Path) -> None:
     r, issues = resolver(tmp_path, "env: {A: '${env:NOPE}', B: b}\n")
     assert r.get_deep("env") == {"B": "b"}
     assert [issue.location for issue in issues.errors] == ["env.A"]
+
+
+def test_stage_defined_through_itself_is_a_cycle_not_a_hang(tmp_path: Path) -> None:
+    r, issues = resolver(tmp_path, "provider: {stage: '${sls:stage}'}\n")
+    assert r.stage == "dev"
+    assert any(
+        "circular variable reference: sls:stage -> sls:stage" in issue.message for issue in issues.errors
+    )
