@@ -26,6 +26,7 @@ from server.config.model import (
     MockResponse,
     RouteConfig,
     StageConfig,
+    WebSocketSettings,
     frozen_map,
 )
 from server.config.rules import (
@@ -50,6 +51,16 @@ __all__ = ["load_native"]
 
 AWS_PROXY_AVAILABLE = False  # flip when routes/integrations builds AWS_PROXY (real Lambda via aiobotocore)
 _KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "websocket": ApiKind.WEBSOCKET}
+_WEBSOCKET_KEYS = {
+    "maxFrameBytes": "max_frame_bytes",
+    "maxMessageBytes": "max_message_bytes",
+    "binaryFrames": "binary_frames",
+    "idleTimeout": "idle_timeout_s",
+    "maxLifetime": "max_lifetime_s",
+    "pingInterval": "ping_interval_s",
+    "sendBufferBytes": "send_buffer_bytes",
+    "maxInflight": "max_inflight",
+}
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
@@ -113,10 +124,10 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     if not code_dir.is_dir():
         issues.warn(loc(location, "codeDir"), f"folder {code_dir} does not exist")
     payload = _payload(raw.get("payloadFormat"), kind, loc(location, "payloadFormat"), issues)
-    if "routeSelectionExpression" in raw and kind is not ApiKind.WEBSOCKET:
-        issues.error(
-            loc(location, "routeSelectionExpression"), "only WebSocket APIs select routes by expression"
-        )
+    for key in ("routeSelectionExpression", "websocket"):
+        if key in raw and kind is not ApiKind.WEBSOCKET:
+            issues.error(loc(location, key), f"{key} applies to WebSocket APIs only")
+    websocket = WebSocketSettings(**{_WEBSOCKET_KEYS[k]: v for k, v in (raw.get("websocket") or {}).items()})
     defaults = raw.get("defaults") or {}
     if "timeout" in defaults:
         check_timeout(defaults["timeout"], kind, loc(loc(location, "defaults"), "timeout"), issues)
@@ -144,6 +155,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         base_path=str(raw.get("basePath", "")).strip("/"),
         binary_media_types=tuple(raw.get("binaryMediaTypes", ())),
         route_selection_expression=str(raw.get("routeSelectionExpression", "$request.body.action")),
+        websocket=websocket,
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
 
@@ -196,6 +208,9 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
     parsed = _route_key(key, context.kind, location, issues)
     spec: Mapping[str, Any] = {"python": value} if isinstance(value, str) else value
     api_key = bool(spec.get("apiKeyRequired", False))
+    route_response = bool(spec.get("routeResponse", False))
+    if "routeResponse" in spec and context.kind is not ApiKind.WEBSOCKET:
+        issues.error(loc(location, "routeResponse"), "routeResponse applies to WebSocket routes only")
     if api_key and context.kind is ApiKind.HTTP:
         issues.error(loc(location, "apiKeyRequired"), "HTTP APIs have no API keys (use a REST API)")
     elif api_key and context.kind is ApiKind.WEBSOCKET and key != "$connect":
@@ -204,7 +219,7 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         return None
     method, path, parameters = parsed
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
-    return None if integration is None else RouteConfig(method, path, integration, api_key)
+    return None if integration is None else RouteConfig(method, path, integration, api_key, route_response)
 
 
 def _integration(
@@ -230,7 +245,9 @@ def _integration(
             if isinstance(raw, dict)
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
-        options = {key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired")}
+        options = {
+            key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired", "routeResponse")
+        }
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:
         if option not in _APPLIES[kind]:

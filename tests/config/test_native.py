@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.config.load import load_config
-from server.config.model import ApiKind, GatewayConfig, IntegrationType, Isolation
+from server.config.model import ApiKind, GatewayConfig, IntegrationType, Isolation, WebSocketSettings
 from server.ids import new_api_id
 
 
@@ -43,6 +43,7 @@ def test_shorthand_forms(tmp_path: Path) -> None:
     assert not config.warnings
     (api,) = config.apis
     assert api.kind is ApiKind.REST and [s.name for s in api.stages] == ["dev"]
+    assert api.websocket == WebSocketSettings()
     assert api.id == new_api_id("pets")
     routes = {route.route_key: route for route in api.routes}
     assert list(routes) == [
@@ -263,13 +264,18 @@ def test_websocket_api(tmp_path: Path) -> None:
           - name: chat
             type: websocket
             routeSelectionExpression: $request.body.type
+            websocket: {idleTimeout: null, maxLifetime: 60, binaryFrames: true, maxInflight: 4}
             routes:
               $connect: {python: pets.get_pet, apiKeyRequired: true}
-              $default: {mock: {status: 200}}
+              $default: {mock: {status: 200}, routeResponse: true}
               sendMessage: pets.get_pet
         """,
     )
     (api,) = config.apis
+    assert api.websocket == WebSocketSettings(
+        idle_timeout_s=None, max_lifetime_s=60, binary_frames=True, max_inflight=4
+    )
+    assert [route.route_response for route in api.routes] == [False, True, False]
     assert api.kind is ApiKind.WEBSOCKET and api.route_selection_expression == "$request.body.type"
     assert [s.name for s in api.stages] == ["dev"]
     assert [(r.method, r.path, r.route_key) for r in api.routes] == [

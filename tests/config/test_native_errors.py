@@ -197,7 +197,7 @@ ROUTE_CASES = [
         "      GET /pets: pets.a\n",
         "    routeSelectionExpression: $request.body.action\n",
         "apis[0].routeSelectionExpression",
-        "only WebSocket APIs",
+        "routeSelectionExpression applies to WebSocket APIs only",
     ),
     (
         "      GET /pets: pets.a\n",
@@ -284,6 +284,29 @@ HTTP_CASES = [
 def test_http_api_problems(tmp_path: Path, routes: str, location: str, message: str) -> None:
     found_location, found_message = only(problems(tmp_path, routes_doc(routes, "    type: http\n")))
     assert (found_location, message in found_message) == (location, True)
+
+
+def test_websocket_only_settings(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        routes_doc(
+            "      GET /x: {python: pets.a, routeResponse: true}\n", "    websocket: {idleTimeout: 10}\n"
+        ),
+    )
+    assert found == [
+        ("apis[0].websocket", "websocket applies to WebSocket APIs only"),
+        ('apis[0].routes["GET /x"].routeResponse', "routeResponse applies to WebSocket routes only"),
+    ]
+    found = problems(
+        tmp_path,
+        routes_doc(
+            "      $default: pets.a\n", "    type: websocket\n    websocket: {idleTimeout: 0, maxFrames: 1}\n"
+        ),
+    )
+    assert found == [
+        ("apis[0].websocket.maxFrames", "unknown key 'maxFrames' (did you mean 'maxFrameBytes'?)"),
+        ("apis[0].websocket.idleTimeout", "0 is less than or equal to the minimum of 0"),
+    ]
 
 
 def test_websocket_problems(tmp_path: Path) -> None:
