@@ -205,7 +205,8 @@ def check_routes(kind: ApiKind, routes: Sequence[tuple[RouteConfig, str]], issue
 
 def _insert(root: _Node, route: RouteConfig, location: str, kind: ApiKind, issues: Issues) -> _Node:
     node = root
-    for segment in route.path.strip("/").split("/") if route.path != "/" else ():
+    segments = [] if route.path == "/" else route.path[1:].split("/")
+    for segment in segments:
         match = _PARAM.match(segment)
         if not match:
             node = node.literal.setdefault(segment, _Node())
@@ -217,7 +218,8 @@ def _insert(root: _Node, route: RouteConfig, location: str, kind: ApiKind, issue
             if other is not None and kind is ApiKind.REST:
                 issues.warn(
                     location,
-                    f"{segment} and {{{other[0]}}} ({other[1]}) are sibling variables: AWS allows one",
+                    f"{segment} and the variable of {other[1]!r} are siblings: "
+                    "AWS allows one variable per level",
                 )
             slot = node.variables[greedy] = (name, route.route_key, _Node())
         elif slot[0] != name:

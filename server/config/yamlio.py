@@ -61,7 +61,7 @@ def parse_yaml(text: str) -> tuple[Any, list[ConfigIssue]]:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         if "flow mapping" in message:
-            message += " (quote values that contain braces: path: '/pets/{id}')"
+            message += " (in {...} mappings, quote keys and values that contain braces: '/pets/{id}')"
         return None, [ConfigIssue(where, f"YAML syntax error: {message}")]
     except yaml.YAMLError as exc:
         return None, [ConfigIssue("", f"YAML error: {exc}")]

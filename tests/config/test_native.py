@@ -314,3 +314,26 @@ def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
         """,
     )
     assert [route.integration.timeout_ms for route in config.apis[0].routes] == [1000, 2000]
+
+
+def test_rest_sibling_variables_are_a_warning(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        portway: 1
+        apis:
+          - name: a
+            routes:
+              GET /f/{id}: pets.get_pet
+              GET /f/{proxy+}: pets.get_pet
+          - name: b
+            type: http
+            routes:
+              GET /f/{id}: pets.get_pet
+              GET /f/{proxy+}: pets.get_pet
+        """,
+    )
+    assert config.warnings == (
+        "apis[0].routes[\"GET /f/{proxy+}\"]: {proxy+} and the variable of 'GET /f/{id}' are siblings: "
+        "AWS allows one variable per level",
+    )
