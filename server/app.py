@@ -14,23 +14,29 @@ The request handler is a thin adapter: copy the aiohttp request into a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from routes.integrations.python_handler import HandlerInvokers
 
+from connections.integration import build_route_integrations
+from connections.registry import ConnectionRegistry
+from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
 from routes.integrations.factory import build_integrations
-from server.config.model import GatewayConfig
+from routes.integrations.python_handler import HandlerInvokers
+from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
-from server.store.base import Store
+from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 
 __all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "STORE", "create_app"]
@@ -43,6 +49,8 @@ STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 INVOKERS = web.AppKey("invokers", HandlerInvokers)
 GATEWAY = web.AppKey("gateway", Gateway)
+WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
+NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 
 
@@ -54,10 +62,15 @@ def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Ap
     app[CONFIG] = config
     app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
     app[MAX_BODY] = max_body
+    app[NODE_ID] = uuid.uuid4().hex[:12]
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url)
-        await store.start()
+        try:
+            await store.start()
+        except StoreUnavailable as exc:
+            # Serve anyway: the store reconnects by itself, and each caller applies its policy.
+            log.warning("store %s unavailable at start-up: %s", store.name, exc)
         app[STORE] = store
         yield
         await store.close()
@@ -65,6 +78,7 @@ def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Ap
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(_http_session_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
+    app.on_shutdown.append(_close_websockets)
     app.router.add_route("*", "/{tail:.*}", handle_request)
     return app
 
@@ -86,13 +100,36 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         integrations = build_integrations(config, session=app[HTTP_SESSION], invokers=invokers)
         app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations))
+        ws_integrations = {
+            api.id: build_route_integrations(api, session=app[HTTP_SESSION], invokers=invokers)
+            for api in config.apis
+            if api.kind is ApiKind.WEBSOCKET
+        }
+        registry = ConnectionRegistry(app[STORE], app[NODE_ID])
+        websockets = WebSocketGateway(config, registry, ws_integrations)
+        app[WEBSOCKETS] = websockets
+        sweeper = asyncio.create_task(websockets.run_sweeper())
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     finally:
         await invokers.close_all()
 
 
+async def _close_websockets(app: web.Application) -> None:
+    """on_shutdown: every socket gets close 1001 and its $disconnect, before resources close."""
+    websockets = app.get(WEBSOCKETS)
+    if websockets is not None:
+        await websockets.shutdown()
+
+
 async def handle_request(request: web.Request) -> web.StreamResponse:
     app = request.app
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        dispatch = app[DISPATCHER].resolve_websocket(request.raw_path.partition("?")[0])
+        if dispatch is not None:
+            return await app[WEBSOCKETS].handle(request, dispatch)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:

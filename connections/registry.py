@@ -1,0 +1,218 @@
+"""The connection registry: live sockets on this node, and connection records in the store.
+
+A connection exists (for ``@connections``) from the moment its ``$connect`` integration returned
+until its socket closed. Each node keeps its own sockets in memory; the store holds one record per
+connection so every node can find the owner:
+
+* ``conn:{id}``: hash ``node, api, stage, connectedAt, sourceIp, userAgent, domain``;
+* ``node:{node}:conns``: the ids a node owns (what a surviving node cleans up when it dies);
+* ``chan:{api}:{stage}:{channel}``: channel members, ``conn:{id}:chans``: a connection's channels.
+
+Store outages never break a live socket: a failed write is logged and counted, and the socket
+keeps working on its own node (reachable locally, not from other nodes, until the store is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from aiohttp import web
+
+from connections.events import ConnectionInfo
+from server.config.model import ApiConfig, WebSocketSettings
+from server.store.base import Store, StoreUnavailable
+
+__all__ = ["ConnectionRegistry", "LocalConnection", "SendStatus", "conn_key", "node_conns_key"]
+
+log = logging.getLogger("portway.connections")
+
+
+def conn_key(connection_id: str) -> str:
+    return f"conn:{connection_id}"
+
+
+def node_conns_key(node_id: str) -> str:
+    return f"node:{node_id}:conns"
+
+
+def channel_key(api_id: str, stage: str, channel: str) -> str:
+    return f"chan:{api_id}:{stage}:{channel}"
+
+
+def conn_channels_key(connection_id: str) -> str:
+    return f"conn:{connection_id}:chans"
+
+
+class SendStatus(Enum):
+    OK = "ok"
+    GONE = "gone"  # closed or closing: @connections answers 410
+    FULL = "full"  # outgoing buffer over the limit: 429 LimitExceededException
+
+
+@dataclass(slots=True, eq=False)
+class LocalConnection:
+    """A socket held by this node. Small on purpose: there may be tens of thousands."""
+
+    info: ConnectionInfo
+    ws: web.WebSocketResponse
+    api: ApiConfig
+    transport: asyncio.BaseTransport | None
+    opened_at: float  # loop time
+    last_active: float  # loop time of the last client message
+    last_active_ms: int  # epoch ms, for GetConnection
+    channels: set[str] | None = None
+    close_code: int | None = None  # set when the gateway closes it (idle, lifetime, DELETE)
+    close_reason: str = ""
+    inflight: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.info.connection_id
+
+    @property
+    def settings(self) -> WebSocketSettings:
+        return self.api.websocket
+
+    def __repr__(self) -> str:
+        state = "closed" if self.ws.closed else "open"
+        return f"<LocalConnection {self.id} {self.info.stage} {state}>"
+
+    def buffered(self) -> int:
+        transport = self.transport
+        if transport is None or not isinstance(transport, asyncio.WriteTransport):
+            return 0
+        return transport.get_write_buffer_size()
+
+    async def send_text(self, data: str) -> SendStatus:
+        """Send one text frame unless the socket is gone or its outgoing buffer is full."""
+        if self.ws.closed or self.close_code is not None:
+            return SendStatus.GONE
+        if self.buffered() > self.settings.send_buffer_bytes:
+            return SendStatus.FULL
+        try:
+            await self.ws.send_str(data)
+        except (ConnectionError, RuntimeError):
+            return SendStatus.GONE
+        return SendStatus.OK
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        if not self.ws.closed:
+            await self.ws.close(code=code, message=reason.encode()[:123])
+
+
+class ConnectionRegistry:
+    """Local sockets by id, plus their store records."""
+
+    def __init__(self, store: Store, node_id: str) -> None:
+        self.store = store
+        self.node_id = node_id
+        self._local: dict[str, LocalConnection] = {}
+        self._by_channel: dict[tuple[str, str, str], set[str]] = {}
+        self.store_errors = 0
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    def __iter__(self) -> Iterator[LocalConnection]:
+        return iter(list(self._local.values()))
+
+    def local(self, connection_id: str) -> LocalConnection | None:
+        return self._local.get(connection_id)
+
+    async def register(self, conn: LocalConnection) -> None:
+        self._local[conn.id] = conn
+        info = conn.info
+        try:
+            await self.store.hset(
+                conn_key(conn.id),
+                {
+                    "node": self.node_id,
+                    "api": info.api_id,
+                    "stage": info.stage,
+                    "connectedAt": info.connected_at_ms,
+                    "sourceIp": info.source_ip,
+                    "userAgent": info.user_agent or "",
+                    "domain": info.domain_name,
+                },
+            )
+            await self.store.sadd(node_conns_key(self.node_id), conn.id)
+        except StoreUnavailable as exc:
+            self.store_errors += 1
+            log.warning("store unavailable, %s is reachable on this node only: %s", conn.id, exc)
+
+    async def unregister(self, conn: LocalConnection) -> None:
+        if self._local.pop(conn.id, None) is None:
+            return
+        for channel in conn.channels or ():
+            members = self._by_channel.get((conn.info.api_id, conn.info.stage, channel))
+            if members is not None:
+                members.discard(conn.id)
+                if not members:
+                    del self._by_channel[(conn.info.api_id, conn.info.stage, channel)]
+        await forget_connection(
+            self.store, conn.id, self.node_id, conn.info.api_id, conn.info.stage, conn.channels or ()
+        )
+
+    async def record(self, connection_id: str) -> dict[str, str] | None:
+        """The store record of a connection on any node, or None (unknown or gone)."""
+        fields = await self.store.hgetall(conn_key(connection_id))
+        if not fields:
+            return None
+        return {k: v.decode() for k, v in fields.items()}
+
+    # Channels ---------------------------------------------------------------------------------
+
+    async def join(self, conn: LocalConnection, channel: str) -> None:
+        if conn.channels is None:
+            conn.channels = set()
+        conn.channels.add(channel)
+        key = (conn.info.api_id, conn.info.stage, channel)
+        self._by_channel.setdefault(key, set()).add(conn.id)
+        await self.store.sadd(channel_key(*key), conn.id)
+        await self.store.sadd(conn_channels_key(conn.id), channel)
+
+    async def leave(self, conn: LocalConnection, channel: str) -> None:
+        if conn.channels:
+            conn.channels.discard(channel)
+        key = (conn.info.api_id, conn.info.stage, channel)
+        members = self._by_channel.get(key)
+        if members is not None:
+            members.discard(conn.id)
+            if not members:
+                del self._by_channel[key]
+        await self.store.srem(channel_key(*key), conn.id)
+        await self.store.srem(conn_channels_key(conn.id), channel)
+
+    def local_members(self, api_id: str, stage: str, channel: str | None) -> list[LocalConnection]:
+        """Local sockets of a channel, or of the whole stage when ``channel`` is None."""
+        if channel is None:
+            return [c for c in self._local.values() if c.info.api_id == api_id and c.info.stage == stage]
+        ids = self._by_channel.get((api_id, stage, channel), ())
+        return [c for i in ids if (c := self._local.get(i)) is not None]
+
+
+async def forget_connection(
+    store: Store,
+    connection_id: str,
+    node_id: str,
+    api_id: str,
+    stage: str,
+    channels: set[str] | tuple[str, ...],
+) -> None:
+    """Delete a connection's records (its own node on close, or a survivor after a node died)."""
+    try:
+        if not channels:
+            channels = await store.smembers(conn_channels_key(connection_id))
+        for channel in channels:
+            await store.srem(channel_key(api_id, stage, channel), connection_id)
+        await store.delete(conn_key(connection_id), conn_channels_key(connection_id))
+        await store.srem(node_conns_key(node_id), connection_id)
+    except StoreUnavailable as exc:
+        log.warning("store unavailable, records of %s stay until the node is reaped: %s", connection_id, exc)
