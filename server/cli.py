@@ -87,7 +87,8 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context, backlog=1024)
     await site.start()
     scheme = "https" if ssl_context else "http"
-    port = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else args.port  # type: ignore[union-attr]
+    # --port 0 binds a free port: report the real one.
+    port = runner.addresses[0][1] if runner.addresses else args.port
     base_url = f"{scheme}://{args.host}:{port}"
     store = "redis " + args.redis_url if args.redis_url else "embedded store"
     print(f"Portway listening on {base_url} ({store})", flush=True)

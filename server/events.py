@@ -224,9 +224,7 @@ def http_v2_event(info: RequestInfo) -> JsonDict:
         qsp[name] = f"{qsp[name]},{value}" if name in qsp else value
 
     raw_path = info.stage_prefix + info.path if info.stage_prefix else info.path
-    body, is_b64 = _encode_body(
-        req.body, _v2_is_binary(req.header("content-type"), info.binary_media_types)
-    )
+    body, is_b64 = _encode_body(req.body, _v2_is_binary(req.header("content-type"), info.binary_media_types))
     context: JsonDict = {
         "accountId": info.account_id,
         "apiId": info.api_id,
