@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "ApiConfig",
     "ApiKind",
+    "ClusterSettings",
     "GatewayConfig",
     "IntegrationConfig",
     "IntegrationType",
@@ -194,6 +195,22 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """How nodes sharing one Redis find each other (docs/websockets.md, "Many nodes").
+
+    A node refreshes its liveness key every ``heartbeat_s``; it is dead once the key is older than
+    ``node_ttl_s``. Survivors check every ``reaper_interval_s``, so a dead node's connections get
+    their ``$disconnect`` within ``node_ttl_s + reaper_interval_s``. ``rpc_timeout_s`` bounds a
+    cross-node ``@connections`` call.
+    """
+
+    heartbeat_s: float = 2.0
+    node_ttl_s: float = 6.0
+    reaper_interval_s: float = 2.0
+    rpc_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole definition: every API with its stages and routes.
 
@@ -207,3 +224,4 @@ class GatewayConfig:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     warnings: tuple[str, ...] = ()
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
