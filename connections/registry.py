@@ -6,6 +6,7 @@ connection so every node can find the owner:
 
 * ``conn:{id}``: hash ``node, api, stage, connectedAt, sourceIp, userAgent, domain``;
 * ``node:{node}:conns``: the ids a node owns (what a surviving node cleans up when it dies);
+* ``stage:{api}:{stage}:conns``: every connection of a stage (listing, counting);
 * ``chan:{api}:{stage}:{channel}``: channel members, ``conn:{id}:chans``: a connection's channels.
 
 Store outages never break a live socket: a failed write is logged and counted, and the socket
@@ -26,7 +27,16 @@ from connections.events import ConnectionInfo
 from server.config.model import ApiConfig, WebSocketSettings
 from server.store.base import Store, StoreUnavailable
 
-__all__ = ["ConnectionRegistry", "LocalConnection", "SendStatus", "conn_key", "node_conns_key"]
+__all__ = [
+    "ConnectionRegistry",
+    "LocalConnection",
+    "SendStatus",
+    "channel_key",
+    "conn_key",
+    "forget_connection",
+    "node_conns_key",
+    "stage_conns_key",
+]
 
 log = logging.getLogger("portway.connections")
 
@@ -41,6 +51,10 @@ def node_conns_key(node_id: str) -> str:
 
 def channel_key(api_id: str, stage: str, channel: str) -> str:
     return f"chan:{api_id}:{stage}:{channel}"
+
+
+def stage_conns_key(api_id: str, stage: str) -> str:
+    return f"stage:{api_id}:{stage}:conns"
 
 
 def conn_channels_key(connection_id: str) -> str:
@@ -143,6 +157,7 @@ class ConnectionRegistry:
                 },
             )
             await self.store.sadd(node_conns_key(self.node_id), conn.id)
+            await self.store.sadd(stage_conns_key(info.api_id, info.stage), conn.id)
         except StoreUnavailable as exc:
             self.store_errors += 1
             log.warning("store unavailable, %s is reachable on this node only: %s", conn.id, exc)
@@ -214,5 +229,6 @@ async def forget_connection(
             await store.srem(channel_key(api_id, stage, channel), connection_id)
         await store.delete(conn_key(connection_id), conn_channels_key(connection_id))
         await store.srem(node_conns_key(node_id), connection_id)
+        await store.srem(stage_conns_key(api_id, stage), connection_id)
     except StoreUnavailable as exc:
         log.warning("store unavailable, records of %s stay until the node is reaped: %s", connection_id, exc)

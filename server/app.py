@@ -24,7 +24,11 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from connections.bus import NodeBus
 from connections.integration import build_route_integrations
+from connections.management import ConnectionManager
+from connections.management_http import handle_management, parse_management_path
+from connections.reaper import NodeReaper
 from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
@@ -50,6 +54,8 @@ HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 INVOKERS = web.AppKey("invokers", HandlerInvokers)
 GATEWAY = web.AppKey("gateway", Gateway)
 WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
+CONNECTIONS = web.AppKey("connections", ConnectionManager)
+REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 
@@ -105,14 +111,39 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
-        registry = ConnectionRegistry(app[STORE], app[NODE_ID])
+        store = app[STORE]
+        registry = ConnectionRegistry(store, app[NODE_ID])
         websockets = WebSocketGateway(config, registry, ws_integrations)
         app[WEBSOCKETS] = websockets
-        sweeper = asyncio.create_task(websockets.run_sweeper())
+        manager = ConnectionManager(registry)
+        app[CONNECTIONS] = manager
+        tasks = [asyncio.create_task(websockets.run_sweeper())]
+        bus: NodeBus | None = None
+        if store.name != "embedded":
+            # Several nodes may share this store: cross-node delivery and dead-node cleanup.
+            cluster = config.cluster
+            bus = NodeBus(
+                store,
+                app[NODE_ID],
+                on_request=manager.on_request,
+                on_fanout=manager.on_fanout,
+                heartbeat=cluster.heartbeat_s,
+                node_ttl=cluster.node_ttl_s,
+                rpc_timeout=cluster.rpc_timeout_s,
+            )
+            manager.bus = bus
+            await bus.start()
+            reaper = NodeReaper(config, registry, websockets, interval=cluster.reaper_interval_s)
+            app[REAPER] = reaper
+            tasks.append(asyncio.create_task(reaper.run()))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if bus is not None:
+            await bus.close()
     finally:
         await invokers.close_all()
 
@@ -126,10 +157,15 @@ async def _close_websockets(app: web.Application) -> None:
 
 async def handle_request(request: web.Request) -> web.StreamResponse:
     app = request.app
+    raw_path = request.raw_path.partition("?")[0]
     if request.headers.get("Upgrade", "").lower() == "websocket":
-        dispatch = app[DISPATCHER].resolve_websocket(request.raw_path.partition("?")[0])
+        dispatch = app[DISPATCHER].resolve_websocket(raw_path)
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
+    if "connections" in raw_path or "/@" in raw_path or "%40" in raw_path:
+        management = parse_management_path(raw_path)
+        if management is not None and app[DISPATCHER].resolve_websocket(management.prefix) is not None:
+            return await handle_management(request, management, app[DISPATCHER], app[CONNECTIONS])
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:

@@ -25,6 +25,10 @@ Tree (response type, default status)::
         │                                 backend unreachable)
         └── IntegrationTimeout            INTEGRATION_TIMEOUT 504
 
+    @connections API (ApiGatewayManagementApi service errors, rendered by the same renderer):
+    ClientError > GoneException 410, PayloadTooLargeException 413, LimitExceededException 429,
+                  ForbiddenException 403
+
 Reference: shared/reference/aws-api-gateway.md §0.4 (REST bodies), §0.5 (HTTP API bodies), §2.6.
 This module is part of the pure core: it imports no I/O library.
 """
@@ -40,12 +44,16 @@ __all__ = [
     "BadRequestBody",
     "BadRequestParameters",
     "ClientError",
+    "ForbiddenException",
     "GatewayError",
+    "GoneException",
     "IntegrationFailure",
     "IntegrationTimeout",
     "InvalidApiKey",
+    "LimitExceededException",
     "MissingAuthenticationToken",
     "NotFound",
+    "PayloadTooLargeException",
     "QuotaExceeded",
     "RequestTooLarge",
     "ServerError",
@@ -212,3 +220,37 @@ class IntegrationTimeout(ServerError):
     # HTTP APIs answer 503 Service Unavailable on integration timeout (reference §0.5, unverified).
     http_api_status = 503
     http_api_message = "Service Unavailable"
+
+
+# The @connections management API (service ApiGatewayManagementApi, reference §1.7). botocore takes
+# the exception class from x-amzn-ErrorType, so boto3's client.exceptions.GoneException matches.
+
+
+class GoneException(ClientError):
+    response_type = "GONE"
+    status = 410
+    error_type = "GoneException"
+    default_message = "Gone"
+
+
+class PayloadTooLargeException(ClientError):
+    response_type = "PAYLOAD_TOO_LARGE"
+    status = 413
+    error_type = "PayloadTooLargeException"
+    default_message = "Payload too large"
+
+
+class LimitExceededException(ClientError):
+    """Also "WebSocket client-side buffer is full" (§1.7)."""
+
+    response_type = "LIMIT_EXCEEDED"
+    status = 429
+    error_type = "LimitExceededException"
+    default_message = "Limit exceeded"
+
+
+class ForbiddenException(ClientError):
+    response_type = "FORBIDDEN"
+    status = 403
+    error_type = "ForbiddenException"
+    default_message = "Forbidden"

@@ -50,6 +50,7 @@ def chat_api(settings: WebSocketSettings | None = None, *, with_default: bool = 
         ws_route("echo", "echo"),
         ws_route("fail", "fail"),
         ws_route("silent", "silent", response=False),
+        ws_route("whoami", "whoami"),
     ]
     if with_default:
         routes.append(ws_route("$default", "default"))

@@ -58,3 +58,11 @@ async def fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
 async def silent(event: dict[str, Any], context: Any) -> dict[str, Any]:
     EVENTS.append(event)
     return {"statusCode": 200, "body": "never sent: no route response"}
+
+
+async def whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    ctx = event["requestContext"]
+    return {
+        "statusCode": 200,
+        "body": json.dumps({"connectionId": ctx["connectionId"], "domain": ctx["domainName"]}),
+    }

@@ -1,0 +1,152 @@
+"""The ``@connections`` HTTP API, wire-compatible with boto3's ``apigatewaymanagementapi``.
+
+Paths (``@`` may be sent as ``%40``; ids are URL-decoded, so ``%3D`` is ``=``)::
+
+    POST   /{stage}/@connections/{id}                 PostToConnection: body -> one text frame
+    GET    /{stage}/@connections/{id}                 GetConnection
+    DELETE /{stage}/@connections/{id}                 DeleteConnection (204)
+
+Beyond AWS (users asked every peer for these)::
+
+    POST|DELETE /{stage}/@connections/{id}/channels/{channel}   join / leave a channel
+    POST   /{stage}/@channels/{channel}               post once to every member, on every node
+    POST   /{stage}/@broadcast                        post once to every connection of the stage
+    GET    /{stage}/@connections[?channel=c]          {"connections": [ids], "count": n}
+    DELETE /{stage}/@connections?channel=c            bulk disconnect (all of the stage without c)
+
+Errors carry ``x-amzn-ErrorType`` (botocore maps it to ``client.exceptions.GoneException`` etc.).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from connections.management import ConnectionManager
+from routes.dispatch import ApiDispatcher, Dispatch
+from server.errors import (
+    ForbiddenException,
+    GatewayError,
+    GoneException,
+    LimitExceededException,
+    PayloadTooLargeException,
+    ServerError,
+)
+from server.ids import new_request_uuid
+from server.messages import HttpResponse
+from server.render import render_error
+
+__all__ = ["ManagementPath", "handle_management", "parse_management_path"]
+
+_PATH = re.compile(
+    r"^(?P<prefix>/.*?)/(?:@|%40)(?P<kind>connections|channels|broadcast)(?P<rest>/.*)?$", re.I
+)
+_ERRORS: dict[int, type[GatewayError]] = {
+    410: GoneException,
+    413: PayloadTooLargeException,
+    429: LimitExceededException,
+    403: ForbiddenException,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementPath:
+    prefix: str  # "/{stage}" (plus base path)
+    kind: str  # connections | channels | broadcast
+    parts: tuple[str, ...]  # decoded segments after the kind
+
+
+def parse_management_path(raw_path: str) -> ManagementPath | None:
+    m = _PATH.match(raw_path)
+    if m is None:
+        return None
+    rest = m.group("rest") or ""
+    parts = tuple(unquote(p) for p in rest.split("/")[1:] if p)
+    return ManagementPath(m.group("prefix"), m.group("kind").lower(), parts)
+
+
+def _json(status: int, payload: object | None = None) -> HttpResponse:
+    body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+    headers = [("Content-Type", "application/json")] if payload is not None else []
+    return HttpResponse(status, headers, body)
+
+
+async def handle_management(
+    request: web.Request, path: ManagementPath, dispatcher: ApiDispatcher, manager: ConnectionManager
+) -> web.Response:
+    try:
+        dispatch = dispatcher.resolve_websocket(path.prefix)
+        if dispatch is None:
+            raise ForbiddenException()
+        response = await _operate(request, path, dispatch, manager)
+    except GatewayError as error:
+        response = render_error(error)
+    response.headers.append(("x-amzn-RequestId", new_request_uuid()))
+    return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))
+
+
+def _check(status: int) -> None:
+    if status in _ERRORS:
+        raise _ERRORS[status]()
+    if status >= 500:
+        raise ServerError()
+
+
+async def _operate(
+    request: web.Request, path: ManagementPath, dispatch: Dispatch, manager: ConnectionManager
+) -> HttpResponse:
+    api, stage, method = dispatch.api, dispatch.stage.name, request.method
+    limit = api.websocket.max_message_bytes
+    if path.kind in ("channels", "broadcast"):
+        if method != "POST" or (path.kind == "channels") != (len(path.parts) == 1):
+            raise ForbiddenException()
+        data = await _body(request, limit)
+        channel = path.parts[0] if path.kind == "channels" else None
+        return _json(200, {"delivered": await manager.publish(api.id, stage, channel, data)})
+
+    if not path.parts:  # the collection: list or bulk-disconnect
+        channel = request.query.get("channel")
+        ids = await manager.list_ids(api.id, stage, channel)
+        if method == "GET":
+            return _json(200, {"connections": ids, "count": len(ids)})
+        if method == "DELETE":
+            results = await asyncio.gather(*(manager.delete(i) for i in ids))
+            return _json(200, {"disconnected": sum(1 for r in results if r == 204)})
+        raise ForbiddenException()
+
+    connection_id = path.parts[0]
+    if len(path.parts) == 3 and path.parts[1] == "channels":
+        if method not in ("POST", "DELETE"):
+            raise ForbiddenException()
+        op = manager.join if method == "POST" else manager.leave
+        _check(await op(connection_id, path.parts[2]))
+        return _json(200, {})
+    if len(path.parts) != 1:
+        raise ForbiddenException()
+    if method == "POST":
+        data = await _body(request, limit)
+        _check(await manager.post(connection_id, data))
+        return HttpResponse(200, [], b"")
+    if method == "GET":
+        status, info = await manager.get(connection_id)
+        _check(status)
+        return _json(200, info)
+    if method == "DELETE":
+        _check(await manager.delete(connection_id))
+        return HttpResponse(204, [], b"")
+    raise ForbiddenException()
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLargeException(f"Message size exceeds the limit of {limit} bytes")
+    data = await request.read()
+    if len(data) > limit:
+        raise PayloadTooLargeException(f"Message size exceeds the limit of {limit} bytes")
+    return data
