@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config is None:
             return 1
         routes = sum(len(api.routes) for api in config.apis)
+        for warning in config.warnings:
+            print(f"{args.config}: warning: {warning}", file=sys.stderr)
         print(f"{args.config}: OK ({len(config.apis)} API(s), {routes} route(s))")
         return 0
     logging.basicConfig(
@@ -124,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config, args.stage)
     if config is None:
         return 1
+    for warning in config.warnings:
+        log.warning("%s: %s", args.config, warning)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep asyncio as a fallback
