@@ -11,7 +11,8 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
    is sent back only if the route has a route response; an integration failure sends AWS's
    ``Internal server error`` frame and keeps the socket open. Up to ``max_inflight`` messages of a
    connection run concurrently; beyond that, reading pauses (backpressure, not buffering).
-3. **Limits.** Messages over ``max_message_bytes`` close with 1009; binary frames close with 1003
+3. **Limits.** Frames over ``max_frame_bytes`` and messages over ``max_message_bytes`` close with
+   1009 (:mod:`connections.frames`); binary frames close with 1003
    unless allowed; idle and lifetime timers close with 1001 (checked by one sweeper per process,
    not a timer per socket, to keep idle connections cheap).
 4. **Close.** ``$disconnect`` runs once, after the socket closed, with the close code and reason.
@@ -30,11 +31,12 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from connections.events import ConnectionInfo, connect_event, disconnect_event, message_event
+from connections.frames import FrameGuard
 from connections.integration import RouteIntegration, RouteIntegrationError
 from connections.registry import ConnectionRegistry, LocalConnection
 from routes.dispatch import Dispatch
 from routes.selection import SelectionExpression, compile_expression, select_route
-from server.config.model import ApiConfig, ApiKind, GatewayConfig, RouteConfig
+from server.config.model import ApiConfig, ApiKind, GatewayConfig, RouteConfig, WebSocketSettings
 from server.ids import new_apigw_id
 
 __all__ = ["WebSocketGateway"]
@@ -149,6 +151,7 @@ class WebSocketGateway:
             timeout=5.0,
         )
         await ws.prepare(request)
+        self._guard_frames(request, settings)
         conn = LocalConnection(
             info=info,
             ws=ws,
@@ -179,6 +182,20 @@ class WebSocketGateway:
             cleanup.add_done_callback(self._cleanup_done)
             await asyncio.shield(cleanup)
         return ws
+
+    @staticmethod
+    def _guard_frames(request: web.Request, settings: WebSocketSettings) -> None:
+        """Add AWS's per-frame limit in front of aiohttp's parser (see connections/frames.py)."""
+        if settings.max_frame_bytes >= settings.max_message_bytes:
+            return
+        protocol = request.protocol
+        inner = getattr(protocol, "_payload_parser", None)
+        if inner is None:  # pragma: no cover - an aiohttp without this attribute: message limit only
+            log.warning("frame size limit unavailable with this aiohttp; the message limit still applies")
+            return
+        protocol._payload_parser = FrameGuard(
+            inner, max_frame_bytes=settings.max_frame_bytes, message_limit=settings.max_message_bytes + 1
+        )
 
     async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> tuple[int, str]:
         ws = conn.ws

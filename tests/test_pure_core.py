@@ -20,6 +20,10 @@ PURE_MODULES = [
     "routes.dispatch",
     "routes.integrations.lambda_proxy",
     "routes.integrations.mock",
+    "routes.selection",
+    "connections.events",
+    "connections.frames",
+    "server.store.bucket",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
