@@ -159,9 +159,19 @@ async def _log_lines(stream: asyncio.StreamReader, log: logging.Logger, pid: int
 def function_env(
     handler: str, code_dir: str, name: str, region: str, memory_mb: int, environment: Mapping[str, str] | None
 ) -> dict[str, str]:
-    """Gateway env, then the function's own, then Lambda's reserved variables (which always win)."""
+    """Gateway env, then the function's own, then Lambda's reserved variables (which always win).
+
+    Lambda always gives a function credentials; code that signs requests with boto3 (for example to
+    ``@connections``) fails without any. Placeholder credentials are provided unless the gateway's
+    or the function's environment has real ones (Portway does not check management-API signatures
+    unless configured to).
+    """
     python_path = [_REPO_ROOT, code_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    placeholder = {"AWS_ACCESS_KEY_ID": "PORTWAYLOCAL", "AWS_SECRET_ACCESS_KEY": "portway-local"}
+    if "AWS_ACCESS_KEY_ID" in os.environ or "AWS_ACCESS_KEY_ID" in (environment or {}):
+        placeholder = {}
     return {
+        **placeholder,
         **os.environ,
         **(environment or {}),
         "AWS_LAMBDA_FUNCTION_NAME": name,
