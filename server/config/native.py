@@ -19,6 +19,7 @@ from server.config.errors import Issues, loc
 from server.config.model import (
     ApiConfig,
     ApiKind,
+    ClusterSettings,
     GatewayConfig,
     IntegrationConfig,
     IntegrationType,
@@ -36,6 +37,7 @@ from server.config.rules import (
     check_gateway,
     check_path,
     check_routes,
+    check_selection_expression,
     check_stage_name,
     check_stage_variables,
     check_timeout,
@@ -60,6 +62,12 @@ _WEBSOCKET_KEYS = {
     "pingInterval": "ping_interval_s",
     "sendBufferBytes": "send_buffer_bytes",
     "maxInflight": "max_inflight",
+}
+_CLUSTER_KEYS = {
+    "heartbeat": "heartbeat_s",
+    "nodeTtl": "node_ttl_s",
+    "reaperInterval": "reaper_interval_s",
+    "rpcTimeout": "rpc_timeout_s",
 }
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
@@ -89,13 +97,37 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
     if stage is not None:
         built = [_only_stage(item, stage, issues) for item in built]
     check_gateway(built, issues)
+    cluster = _cluster(document.get("cluster") if isinstance(document, dict) else None, issues)
     return GatewayConfig(
         apis=tuple(item.api for item in built),
         source=source,
         region=str(document.get("region", "us-east-1")) if isinstance(document, dict) else "us-east-1",
         account_id=str(document.get("accountId", "123456789012")) if isinstance(document, dict) else "",
         warnings=tuple(issues.warnings),
+        cluster=cluster,
     )
+
+
+def _cluster(raw: Any, issues: Issues) -> ClusterSettings:
+    """The ``cluster:`` section (seconds). Values the schema rejected keep their defaults."""
+    if not isinstance(raw, dict):
+        return ClusterSettings()
+    values = {
+        _CLUSTER_KEYS[key]: float(value)
+        for key, value in raw.items()
+        if key in _CLUSTER_KEYS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+    }
+    cluster = ClusterSettings(**values)
+    if len(values) == len(raw) and cluster.node_ttl_s <= cluster.heartbeat_s:
+        issues.error(
+            "cluster.nodeTtl",
+            f"nodeTtl ({cluster.node_ttl_s:g} s) must be greater than heartbeat ({cluster.heartbeat_s:g} s): "
+            "a live node would be taken for dead between two heartbeats",
+        )
+    return cluster
 
 
 def _only_stage(built: BuiltApi, stage: str, issues: Issues) -> BuiltApi:
@@ -127,6 +159,10 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     for key in ("routeSelectionExpression", "websocket"):
         if key in raw and kind is not ApiKind.WEBSOCKET:
             issues.error(loc(location, key), f"{key} applies to WebSocket APIs only")
+    if kind is ApiKind.WEBSOCKET and "routeSelectionExpression" in raw:
+        check_selection_expression(
+            str(raw["routeSelectionExpression"]), loc(location, "routeSelectionExpression"), issues
+        )
     websocket = WebSocketSettings(**{_WEBSOCKET_KEYS[k]: v for k, v in (raw.get("websocket") or {}).items()})
     defaults = raw.get("defaults") or {}
     if "timeout" in defaults:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from routes.selection import SelectionSyntaxError, compile_expression
 from server.config.errors import Issues, loc
 from server.config.model import (
     DEFAULT_STAGE,
@@ -32,8 +33,10 @@ __all__ = [
     "check_routes",
     "check_stage_name",
     "check_stage_variables",
+    "check_selection_expression",
     "check_timeout",
     "check_uri",
+    "check_websocket_route_key",
     "function_name_from",
     "scalar_text",
     "split_handler",
@@ -51,6 +54,7 @@ _PARAM = re.compile(r"^\{([A-Za-z0-9._$-]+)(\+?)\}$")
 _HANDLER = re.compile(
     r"^(?P<dir>(?:[^/\\\s]+/)*)(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(?P<func>[A-Za-z_]\w*)$"
 )
+_WEBSOCKET_ROUTE_KEY = re.compile(r"^(\$connect|\$disconnect|\$default|[^$].{0,127})$", re.DOTALL)
 _DOLLAR_VAR = re.compile(r"\$\{([^}]*)\}")
 _URI_PARAM = re.compile(r"(?<!\$)\{([^}]*)\}")
 
@@ -161,6 +165,26 @@ def check_timeout(timeout_ms: int, kind: ApiKind, location: str, issues: Issues)
         issues.error(
             location, f"timeout {timeout_ms} ms is outside {MIN_TIMEOUT_MS}..{limit} ms ({kind.value} API)"
         )
+
+
+def check_websocket_route_key(key: str, location: str, issues: Issues) -> bool:
+    """``$connect``, ``$disconnect``, ``$default`` or a key not starting with ``$`` (reference §1.1)."""
+    if _WEBSOCKET_ROUTE_KEY.match(key):
+        return True
+    issues.error(
+        location,
+        f"WebSocket route key {key!r}: use $connect, $disconnect, $default or a name not starting "
+        "with '$' (at most 128 characters)",
+    )
+    return False
+
+
+def check_selection_expression(expression: str, location: str, issues: Issues) -> None:
+    """A route selection expression the gateway can evaluate (reference §1.2)."""
+    try:
+        compile_expression(expression)
+    except SelectionSyntaxError as exc:
+        issues.error(location, f"route selection expression: {exc}")
 
 
 def check_uri(uri: str, parameters: Sequence[str], location: str, issues: Issues) -> tuple[str, ...]:

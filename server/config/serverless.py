@@ -7,13 +7,17 @@ What AWS would deploy, and what serverless-offline serves from the same file:
   ``cors`` -> an ``OPTIONS`` MOCK route answering the preflight, as serverless deploys it.
 * ``httpApi`` events -> one HTTP API on the ``$default`` stage (no stage segment); ``'*'`` is the
   ``$default`` route; payload format from ``provider.httpApi.payload`` (default ``2.0``).
+* ``websocket`` events -> one WebSocket API named ``provider.websocketsApiName`` (default
+  ``{stage}-{service}-websockets``, as serverless names it) on the same stage (URL
+  ``ws://host:port/{stage}``); route selection from ``provider.websocketsApiRouteSelectionExpression``
+  (default ``$request.body.action``); ``routeResponseSelectionExpression: $default`` -> a two-way route.
 * Functions run as Python handlers: ``handler: path/module.function`` relative to serverless.yml,
   named ``{service}-{stage}-{function}`` (or ``name:``); environment = ``provider.environment``
   overlaid with the function's; integration timeout = the function timeout (default 6 s) capped
-  at 29 s (REST) or 30 s (HTTP API).
+  at 29 s (REST, WebSocket) or 30 s (HTTP API).
 
-Unknown keys and plugins are ignored; other event types (and ``websocket``, for now) and settings
-Portway cannot honour (authorizers, CloudFormation values) become warnings.
+Unknown keys and plugins are ignored; other event types and settings Portway cannot honour
+(authorizers, CloudFormation values) become warnings.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from server.config.rules import (
     BuiltApi,
     check_gateway,
     check_routes,
+    check_selection_expression,
     check_stage_name,
     scalar_text,
     split_handler,
@@ -99,8 +104,10 @@ def load_serverless(
     if build.http:
         name = str(r.get("provider", "httpApi", "name") or f"{service}-httpApi")
         apis.append(_api(name, new_api_id(name), ApiKind.HTTP, DEFAULT_STAGE, build.http, ()))
+    if build.websocket:
+        apis.append(_websocket_api(r, service, build.websocket, issues))
     if not apis:
-        issues.warn("functions", "no http or httpApi events: nothing to serve")
+        issues.warn("functions", "no http, httpApi or websocket events: nothing to serve")
     for built in apis:
         check_routes(built.api.kind, list(zip(built.api.routes, built.route_locations, strict=True)), issues)
     check_gateway(apis, issues)
@@ -132,6 +139,33 @@ def _api(
     return BuiltApi(
         api, "provider" if kind is ApiKind.REST else "provider.httpApi", tuple(w for _, w in routes)
     )
+
+
+def _websocket_api(
+    r: Resolver, service: str, routes: list[tuple[RouteConfig, str]], issues: Issues
+) -> BuiltApi:
+    name = r.get("provider", "websocketsApiName")
+    if name is not None and not (isinstance(name, str) and name):
+        issues.error("provider.websocketsApiName", "must be a non-empty string")
+        name = None
+    name = name or f"{r.stage}-{service}-websockets"
+    expression = r.get("provider", "websocketsApiRouteSelectionExpression")
+    if expression is None:
+        expression = "$request.body.action"
+    elif not isinstance(expression, str) or not expression:
+        issues.error("provider.websocketsApiRouteSelectionExpression", "must be a non-empty string")
+        expression = "$request.body.action"
+    else:
+        check_selection_expression(expression, "provider.websocketsApiRouteSelectionExpression", issues)
+    api = ApiConfig(
+        name=name,
+        id=new_api_id(name),
+        kind=ApiKind.WEBSOCKET,
+        stages=(StageConfig(r.stage),),
+        routes=tuple(route for route, _ in routes),
+        route_selection_expression=expression,
+    )
+    return BuiltApi(api, "provider.websocketsApiName", tuple(w for _, w in routes))
 
 
 def _number(r: Resolver, parts: Parts, issues: Issues) -> float | None:

@@ -4,8 +4,9 @@
 ``any``/``*`` mean ``ANY``; paths may lack the leading slash. ``integration: http-proxy`` with
 ``request.uri`` becomes an HTTP_PROXY route; anything other than lambda-proxy is served as
 lambda-proxy, with a warning. ``httpApi``: ``'GET /hello'``, ``'*'`` (the ``$default`` route) or
-``{method, path}``. Other event types are warnings; a builder for ``websocket`` events slots into
-:data:`EVENT_BUILDERS` when WebSocket APIs are served.
+``{method, path}``. ``websocket``: ``- websocket: $connect`` or ``{route, routeResponseSelectionExpression,
+authorizer}`` (one WebSocket API per service); ``routeResponseSelectionExpression: $default`` makes the
+route two-way. Other event types are warnings.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from server.config.model import (
     RouteConfig,
     frozen_map,
 )
-from server.config.rules import METHODS, check_path, check_uri
+from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.variables import Resolver
 
 __all__ = ["EVENT_BUILDERS", "Build", "Function", "Parts", "add_events", "cors_routes"]
@@ -50,8 +51,8 @@ class Function:
 
 @dataclasses.dataclass(slots=True)
 class Build:
-    """Routes gathered while reading functions: REST (``http``) and HTTP API (``httpApi``) routes with
-    their locations, and ``cors`` settings per REST path."""
+    """Routes gathered while reading functions: REST (``http``), HTTP API (``httpApi``) and WebSocket
+    (``websocket``) routes with their locations, and ``cors`` settings per REST path."""
 
     r: Resolver
     issues: Issues
@@ -59,6 +60,7 @@ class Build:
     payload: str
     rest: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
     http: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
+    websocket: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
     cors: dict[str, tuple[dict[str, Any], set[str], str]] = dataclasses.field(default_factory=dict)
 
 
@@ -79,8 +81,6 @@ def add_events(build: Build, parts: Parts, function: Function) -> None:
         kind = str(next(iter(event)))
         if kind in EVENT_BUILDERS:
             EVENT_BUILDERS[kind](build, (*event_parts, kind), function)
-        elif kind == "websocket":  # served by a later release: add a builder to EVENT_BUILDERS
-            build.issues.warn(location, "websocket events are not served yet (ignored)")
         else:
             build.issues.warn(location, f"{kind!r} events are not served by Portway (ignored)")
 
@@ -172,7 +172,43 @@ def _http_api_event(build: Build, parts: Parts, function: Function) -> None:
     build.http.append((RouteConfig(method, path, _python(function, 30, build.payload)), location))
 
 
-EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event}
+def _websocket_event(build: Build, parts: Parts, function: Function) -> None:
+    """``- websocket: $connect`` or ``- websocket: {route, routeResponseSelectionExpression, authorizer}``."""
+    r, issues, location = build.r, build.issues, loc_path(parts)
+    raw = r.get(*parts)
+    if isinstance(raw, str):
+        key, settings = raw.strip(), {}
+    elif isinstance(raw, dict):
+        settings, key = raw, r.get(*parts, "route")
+        if not isinstance(key, str):
+            issues.error(loc(location, "route"), "missing route (a route key: $connect, sendMessage, ...)")
+            return
+        key = key.strip()
+    else:
+        issues.error(location, "expected a route key ($connect, sendMessage) or {route: ...}")
+        return
+    if not check_websocket_route_key(key, location, issues):
+        return
+    response = False
+    if "routeResponseSelectionExpression" in settings:
+        expression = r.get(*parts, "routeResponseSelectionExpression")
+        if expression == "$default":
+            response = True
+        else:
+            issues.error(
+                loc(location, "routeResponseSelectionExpression"),
+                f"{expression!r}: AWS supports only $default (a two-way route)",
+            )
+    if "authorizer" in settings:
+        if key == "$connect":
+            issues.warn(loc(location, "authorizer"), "authorizers are not enforced yet: connections are open")
+        else:
+            issues.error(loc(location, "authorizer"), "WebSocket APIs authorize on the $connect route only")
+    route = RouteConfig("", key, _python(function, 29, "1.0"), route_response=response)
+    build.websocket.append((route, location))
+
+
+EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event, "websocket": _websocket_event}
 
 
 def cors_routes(build: Build) -> list[tuple[RouteConfig, str]]:

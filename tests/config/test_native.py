@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from server.config.load import load_config
-from server.config.model import ApiKind, GatewayConfig, IntegrationType, Isolation, WebSocketSettings
+from server.config.model import (
+    ApiKind,
+    ClusterSettings,
+    GatewayConfig,
+    IntegrationType,
+    Isolation,
+    WebSocketSettings,
+)
 from server.ids import new_api_id
 
 
@@ -285,6 +292,53 @@ def test_websocket_api(tmp_path: Path) -> None:
     ]
     assert api.routes[0].api_key_required is True
     assert api.routes[0].integration.timeout_ms == 29_000
+
+
+def test_websocket_block_takes_every_setting(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        portway: 1
+        apis:
+          - name: chat
+            type: websocket
+            websocket:
+              maxFrameBytes: 1024
+              maxMessageBytes: 4096
+              binaryFrames: true
+              idleTimeout: 1.5
+              maxLifetime: null
+              pingInterval: null
+              sendBufferBytes: 65536
+              maxInflight: 2
+            routes: {$default: pets.get_pet}
+        """,
+    )
+    assert config.apis[0].websocket == WebSocketSettings(
+        max_frame_bytes=1024,
+        max_message_bytes=4096,
+        binary_frames=True,
+        idle_timeout_s=1.5,
+        max_lifetime_s=None,
+        ping_interval_s=None,
+        send_buffer_bytes=65536,
+        max_inflight=2,
+    )
+
+
+def test_cluster_section(tmp_path: Path) -> None:
+    text = "portway: 1\napis: [{name: a, routes: {GET /x: pets.get_pet}}]\n"
+    assert load(tmp_path, text).cluster == ClusterSettings()
+    config = load(
+        tmp_path, text + "cluster: {heartbeat: 0.5, nodeTtl: 2, reaperInterval: 1, rpcTimeout: 3}\n"
+    )
+    assert config.cluster == ClusterSettings(
+        heartbeat_s=0.5, node_ttl_s=2.0, reaper_interval_s=1.0, rpc_timeout_s=3.0
+    )
+    assert load(tmp_path, text + "cluster: {rpcTimeout: 0.25}\n").cluster == ClusterSettings(
+        rpc_timeout_s=0.25
+    )
+    assert load(tmp_path, text + "cluster: {}\n").cluster == ClusterSettings()
 
 
 def test_same_handler_in_two_apis_shares_one_function(tmp_path: Path) -> None:

@@ -329,10 +329,57 @@ def test_websocket_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_websocket_selection_expression_is_compiled(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        routes_doc(
+            "      $default: pets.a\n", "    type: websocket\n    routeSelectionExpression: ${request.body\n"
+        ),
+    )
+    assert found == [
+        ("apis[0].routeSelectionExpression", "route selection expression: '${request.body': unclosed '${'")
+    ]
+
+
+CLUSTER_CASES = [
+    ("{heartbeat: 0}", [("cluster.heartbeat", "0 is less than or equal to the minimum of 0")]),
+    ("{nodeTtl: fast}", [("cluster.nodeTtl", "'fast' is not of type 'number'")]),
+    ("{heartbeat: true}", [("cluster.heartbeat", "True is not of type 'number'")]),
+    ("{reaper: 1}", [("cluster.reaper", "unknown key 'reaper' (did you mean 'reaperInterval'?)")]),
+    ("[1]", [("cluster", "[1] is not of type 'object'")]),
+    (
+        "{heartbeat: 3, nodeTtl: 3}",
+        [
+            (
+                "cluster.nodeTtl",
+                "nodeTtl (3 s) must be greater than heartbeat (3 s): a live node would be taken for "
+                "dead between two heartbeats",
+            )
+        ],
+    ),
+    (
+        "{heartbeat: 10}",  # against the default nodeTtl
+        [
+            (
+                "cluster.nodeTtl",
+                "nodeTtl (6 s) must be greater than heartbeat (10 s): a live node would be taken for "
+                "dead between two heartbeats",
+            )
+        ],
+    ),
+    ("{heartbeat: 10, nodeTtl: -1}", [("cluster.nodeTtl", "-1 is less than or equal to the minimum of 0")]),
+]
+
+
+@pytest.mark.parametrize(("cluster", "expected"), CLUSTER_CASES)
+def test_cluster_problems(tmp_path: Path, cluster: str, expected: list[tuple[str, str]]) -> None:
+    assert problems(tmp_path, routes_doc("      GET /x: pets.a\n") + f"cluster: {cluster}\n") == expected
+
+
 def test_document_level_problems(tmp_path: Path) -> None:
     found = problems(tmp_path, "portway: 2\napis: []\nextra: 1\n")
     assert found == [
-        ("extra", "unknown key 'extra' (allowed: portway, region, accountId, apis)"),
+        ("extra", "unknown key 'extra' (allowed: portway, region, accountId, cluster, apis)"),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),
     ]

@@ -285,7 +285,6 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
               - httpApi: {path: /c, method: get, private: true}
               - sqs: arn:aws:sqs:us-east-1:123456789012:queue
               - schedule: rate(1 minute)
-              - websocket: $connect
           image:
             image: 123.dkr.ecr.us-east-1.amazonaws.com/app:latest
         """,
@@ -301,7 +300,6 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         "functions.f.events[2].httpApi.private: HTTP APIs have no API keys (ignored)",
         "functions.f.events[3]: 'sqs' events are not served by Portway (ignored)",
         "functions.f.events[4]: 'schedule' events are not served by Portway (ignored)",
-        "functions.f.events[5]: websocket events are not served yet (ignored)",
         "functions.image: container image functions are not supported (ignored)",
     )
     assert dict(config.apis[0].routes[0].integration.environment) == {"OK": "yes"}  # YAML 1.2: a string
@@ -384,7 +382,7 @@ def test_service_forms(tmp_path: Path) -> None:
 def test_no_http_events_is_a_warning(tmp_path: Path) -> None:
     config = load(tmp_path, "service: jobs\nfunctions: {f: {handler: handler.f}}\n")
     assert config.apis == () and config.warnings == (
-        "functions: no http or httpApi events: nothing to serve",
+        "functions: no http, httpApi or websocket events: nothing to serve",
     )
 
 
