@@ -7,6 +7,10 @@
 * Liveness: each node refreshes ``node:{id}:alive`` (TTL ``node_ttl``) every ``heartbeat`` and is in
   the ``nodes`` set. A request that gets no answer from a node whose liveness key has expired is
   answered 410 (the node is gone; the reaper cleans up its connections).
+* Resync: after each successful heartbeat ``on_beat(rejoined)`` runs in the background;
+  ``rejoined`` is true when the store had lost this node (Redis restarted empty, or a reaper
+  removed it) or a heartbeat failed since the last call, so the records of its live sockets may
+  be missing or stale (connections.registry rewrites them).
 
 Messages are orjson objects. Pub/sub is at-most-once: a lost message shows up as an RPC timeout,
 never as a hang.
@@ -43,6 +47,7 @@ class RpcUnavailable(Exception):
 
 RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 FanoutHandler = Callable[[dict[str, Any]], Awaitable[None]]
+BeatHandler = Callable[[bool], Awaitable[None]]
 
 
 class NodeBus:
@@ -53,6 +58,7 @@ class NodeBus:
         *,
         on_request: RequestHandler,
         on_fanout: FanoutHandler,
+        on_beat: BeatHandler | None = None,
         heartbeat: float = 2.0,
         node_ttl: float = 6.0,
         rpc_timeout: float = 2.0,
@@ -61,6 +67,8 @@ class NodeBus:
         self.node_id = node_id
         self._on_request = on_request
         self._on_fanout = on_fanout
+        self._on_beat = on_beat
+        self._after_beat: asyncio.Task[None] | None = None
         self.heartbeat = heartbeat
         self.node_ttl = node_ttl
         self.rpc_timeout = rpc_timeout
@@ -77,9 +85,10 @@ class NodeBus:
                 await self._ready.wait()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._after_beat] if self._after_beat is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(StoreUnavailable):
@@ -87,13 +96,27 @@ class NodeBus:
             await self.store.srem(NODES, self.node_id)
 
     async def _beat(self) -> None:
+        rejoined = False
         while True:
             try:
                 await self.store.set(alive_key(self.node_id), b"1", ttl=self.node_ttl)
-                await self.store.sadd(NODES, self.node_id)
+                # 1 on the first beat, and whenever the store lost this node (restart, reaped).
+                rejoined = bool(await self.store.sadd(NODES, self.node_id)) or rejoined
             except StoreUnavailable as exc:
+                rejoined = True  # writes made meanwhile may be lost
                 log.warning("heartbeat failed: %s", exc)
+            else:
+                # In the background: a long resync must not delay the next heartbeat.
+                if self._on_beat is not None and (self._after_beat is None or self._after_beat.done()):
+                    self._after_beat = asyncio.create_task(self._run_on_beat(self._on_beat, rejoined))
+                    rejoined = False
             await asyncio.sleep(self.heartbeat)
+
+    async def _run_on_beat(self, on_beat: BeatHandler, rejoined: bool) -> None:
+        try:
+            await on_beat(rejoined)
+        except Exception:  # never let it end the heartbeat
+            log.exception("after-heartbeat resync failed")
 
     async def _listen(self) -> None:
         async with self.store.subscribe(f"node:{self.node_id}", FANOUT) as sub:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -41,8 +42,11 @@ from server.errors import (
 from server.ids import new_request_uuid
 from server.messages import HttpResponse
 from server.render import render_error
+from server.store.base import StoreUnavailable
 
 __all__ = ["ManagementPath", "handle_management", "parse_management_path"]
+
+log = logging.getLogger("portway.connections")
 
 _PATH = re.compile(
     r"^(?P<prefix>/.*?)/(?:@|%40)(?P<kind>connections|channels|broadcast)(?P<rest>/.*)?$", re.I
@@ -87,6 +91,11 @@ async def handle_management(
         response = await _operate(request, path, dispatch, manager)
     except GatewayError as error:
         response = render_error(error)
+    except StoreUnavailable as exc:
+        # Redis down: the owner of a socket held elsewhere cannot be looked up. A 500, not an
+        # unhandled exception (sockets held by this node are still served: they are found first).
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        response = render_error(ServerError())
     response.headers.append(("x-amzn-RequestId", new_request_uuid()))
     return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))
 

@@ -11,6 +11,9 @@ connection so every node can find the owner:
 
 Store outages never break a live socket: a failed write is logged and counted, and the socket
 keeps working on its own node (reachable locally, not from other nodes, until the store is back).
+When it is back (the node's heartbeat tells, see :meth:`ConnectionRegistry.sync`), the node
+rewrites the records of its live sockets, which a Redis restart may have lost, and deletes those
+of sockets that closed meanwhile.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class ConnectionRegistry:
         self._local: dict[str, LocalConnection] = {}
         self._by_channel: dict[tuple[str, str, str], set[str]] = {}
         self.store_errors = 0
+        self.dirty = False  # a store write failed: records may be missing or stale until sync()
 
     def __len__(self) -> int:
         return len(self._local)
@@ -142,25 +146,66 @@ class ConnectionRegistry:
 
     async def register(self, conn: LocalConnection) -> None:
         self._local[conn.id] = conn
-        info = conn.info
         try:
-            await self.store.hset(
-                conn_key(conn.id),
-                {
-                    "node": self.node_id,
-                    "api": info.api_id,
-                    "stage": info.stage,
-                    "connectedAt": info.connected_at_ms,
-                    "sourceIp": info.source_ip,
-                    "userAgent": info.user_agent or "",
-                    "domain": info.domain_name,
-                },
-            )
-            await self.store.sadd(node_conns_key(self.node_id), conn.id)
-            await self.store.sadd(stage_conns_key(info.api_id, info.stage), conn.id)
+            await self._write(conn)
         except StoreUnavailable as exc:
             self.store_errors += 1
+            self.dirty = True
             log.warning("store unavailable, %s is reachable on this node only: %s", conn.id, exc)
+
+    async def _write(self, conn: LocalConnection) -> None:
+        info = conn.info
+        await self.store.hset(
+            conn_key(conn.id),
+            {
+                "node": self.node_id,
+                "api": info.api_id,
+                "stage": info.stage,
+                "connectedAt": info.connected_at_ms,
+                "sourceIp": info.source_ip,
+                "userAgent": info.user_agent or "",
+                "domain": info.domain_name,
+            },
+        )
+        await self.store.sadd(node_conns_key(self.node_id), conn.id)
+        await self.store.sadd(stage_conns_key(info.api_id, info.stage), conn.id)
+        for channel in conn.channels or ():
+            await self.store.sadd(channel_key(info.api_id, info.stage, channel), conn.id)
+            await self.store.sadd(conn_channels_key(conn.id), channel)
+
+    async def sync(self, rejoined: bool) -> None:
+        """After a heartbeat: make the store agree with this node's sockets again.
+
+        Runs when the store lost this node (``rejoined``: Redis restarted empty, or a reaper took
+        this node for dead) or a write failed (:attr:`dirty`): rewrites the records of every live
+        socket and deletes the records of sockets that closed while the store was unreachable.
+        """
+        if not (rejoined or self.dirty):
+            return
+        self.dirty = False
+        try:
+            for conn in list(self._local.values()):
+                await self._write(conn)
+                if conn.id not in self._local:  # closed meanwhile: do not leave its record behind
+                    await self._forget(conn.id)
+            for connection_id in await self.store.smembers(node_conns_key(self.node_id)):
+                if connection_id not in self._local:
+                    await self._forget(connection_id)
+        except StoreUnavailable as exc:
+            self.dirty = True
+            log.warning("store unavailable, records not resynced yet: %s", exc)
+            return
+        log.info("connection records resynced (%d live sockets)", len(self._local))
+
+    async def _forget(self, connection_id: str) -> None:
+        record = await self.record(connection_id)
+        if record is None or record.get("node") != self.node_id:
+            await self.store.srem(node_conns_key(self.node_id), connection_id)
+            return
+        if not await forget_connection(
+            self.store, connection_id, self.node_id, record["api"], record["stage"], ()
+        ):
+            self.dirty = True
 
     async def unregister(self, conn: LocalConnection) -> None:
         if self._local.pop(conn.id, None) is None:
@@ -171,9 +216,10 @@ class ConnectionRegistry:
                 members.discard(conn.id)
                 if not members:
                     del self._by_channel[(conn.info.api_id, conn.info.stage, channel)]
-        await forget_connection(
+        if not await forget_connection(
             self.store, conn.id, self.node_id, conn.info.api_id, conn.info.stage, conn.channels or ()
-        )
+        ):
+            self.dirty = True  # its records stay until sync() deletes them
 
     async def record(self, connection_id: str) -> dict[str, str] | None:
         """The store record of a connection on any node, or None (unknown or gone)."""
@@ -220,8 +266,11 @@ async def forget_connection(
     api_id: str,
     stage: str,
     channels: set[str] | tuple[str, ...],
-) -> None:
-    """Delete a connection's records (its own node on close, or a survivor after a node died)."""
+) -> bool:
+    """Delete a connection's records (its own node on close, or a survivor after a node died).
+
+    Returns False if the store was unreachable (the records stay).
+    """
     try:
         if not channels:
             channels = await store.smembers(conn_channels_key(connection_id))
@@ -231,4 +280,6 @@ async def forget_connection(
         await store.srem(node_conns_key(node_id), connection_id)
         await store.srem(stage_conns_key(api_id, stage), connection_id)
     except StoreUnavailable as exc:
-        log.warning("store unavailable, records of %s stay until the node is reaped: %s", connection_id, exc)
+        log.warning("store unavailable, records of %s stay for now: %s", connection_id, exc)
+        return False
+    return True

@@ -127,6 +127,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
                 app[NODE_ID],
                 on_request=manager.on_request,
                 on_fanout=manager.on_fanout,
+                on_beat=registry.sync,
                 heartbeat=cluster.heartbeat_s,
                 node_ttl=cluster.node_ttl_s,
                 rpc_timeout=cluster.rpc_timeout_s,
