@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from server.config.load import load_config
 from server.config.model import (
     ApiConfig,
     ApiKind,
@@ -15,6 +16,7 @@ from server.config.model import (
 from server.ids import new_api_id
 from tests.config.test_serverless import load, problems
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHAT = """
 service: chat
 provider:
@@ -203,3 +205,55 @@ def test_no_events_warning_mentions_websocket(tmp_path: Path) -> None:
     assert config.apis == () and config.warnings == (
         "functions: no http, httpApi or websocket events: nothing to serve",
     )
+
+
+def test_bundled_chat_example_both_formats_serve_the_same_handlers() -> None:
+    chat = EXAMPLES / "chat"
+    native = load_config(chat / "portway.yaml")
+    serverless = load_config(chat / "serverless.yml", env={"PORTWAY_ENDPOINT_SCHEME": "http"})
+    assert native.warnings == () and serverless.warnings == ()
+
+    def shape(config: GatewayConfig) -> dict[str, tuple[object, ...]]:
+        api = websocket_api(config)
+        assert [stage.name for stage in api.stages] == ["dev"]
+        assert api.route_selection_expression == "$request.body.action"
+        return {
+            route.route_key: (
+                route.route_response,
+                route.integration.code_dir,
+                route.integration.handler,
+                route.integration.timeout_ms,
+                route.integration.isolation,
+                dict(route.integration.environment),
+            )
+            for route in api.routes
+        }
+
+    assert shape(native) == shape(serverless)
+    assert shape(native)["join"] == (
+        False,
+        chat / "handlers",
+        "chat.join",
+        10_000,
+        Isolation.PROCESS,
+        {"PORTWAY_ENDPOINT_SCHEME": "http"},
+    )
+    https = load_config(chat / "serverless.yml", env={})  # what `sls deploy` gives the functions
+    assert dict(websocket_api(https).routes[0].integration.environment) == {
+        "PORTWAY_ENDPOINT_SCHEME": "https"
+    }
+
+
+def test_all_examples_file_serves_hello_and_chat() -> None:
+    combined = load_config(EXAMPLES / "portway.yaml")
+    assert combined.warnings == ()
+    assert [(api.name, api.kind) for api in combined.apis] == [
+        ("hello", ApiKind.REST),
+        ("hello-http", ApiKind.HTTP),
+        ("chat", ApiKind.WEBSOCKET),
+    ]
+    parts = [
+        load_config(EXAMPLES / "hello" / "portway.yaml"),
+        load_config(EXAMPLES / "chat" / "portway.yaml"),
+    ]
+    assert combined.apis == tuple(api for config in parts for api in config.apis)
