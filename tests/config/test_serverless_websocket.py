@@ -257,3 +257,18 @@ def test_all_examples_file_serves_hello_and_chat() -> None:
         load_config(EXAMPLES / "chat" / "portway.yaml"),
     ]
     assert combined.apis == tuple(api for config in parts for api in config.apis)
+
+
+def test_serverless_websocket_example_in_the_docs_loads(tmp_path: Path) -> None:
+    docs = (EXAMPLES.parent / "docs" / "configuration.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in docs.split("```yaml\n")[1:]]
+    (text,) = [block for block in blocks if "service:" in block and "websocket:" in block]
+    path = tmp_path / "serverless.yml"
+    path.write_text(text)
+    api = websocket_api(load_config(path, env={}))
+    assert (api.name, [stage.name for stage in api.stages]) == ("chat-ws", ["dev"])
+    assert [(route.route_key, route.route_response) for route in api.routes] == [
+        ("$connect", False),
+        ("$disconnect", False),
+        ("sendMessage", True),
+    ]
