@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -35,6 +36,9 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 from botocore.config import Config
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
 from server.config.errors import ConfigError
@@ -56,7 +60,7 @@ CREDS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", 
 T = TypeVar("T")
 
 
-def config_yaml(*, cluster_section: bool) -> str:
+def config_yaml(timings: ClusterSettings, *, cluster_section: bool) -> str:
     text = f"""\
 portway: 1
 apis:
@@ -72,8 +76,8 @@ apis:
 """
     if cluster_section:
         text += (
-            f"cluster: {{heartbeat: {TIMINGS.heartbeat_s}, nodeTtl: {TIMINGS.node_ttl_s}, "
-            f"reaperInterval: {TIMINGS.reaper_interval_s}, rpcTimeout: {TIMINGS.rpc_timeout_s}}}\n"
+            f"cluster: {{heartbeat: {timings.heartbeat_s}, nodeTtl: {timings.node_ttl_s}, "
+            f"reaperInterval: {timings.reaper_interval_s}, rpcTimeout: {timings.rpc_timeout_s}}}\n"
         )
     return text
 
@@ -86,7 +90,7 @@ def native_cluster_section(directory: Path) -> bool:
     global _yaml_support
     if _yaml_support is None:
         probe = directory / "probe.yaml"
-        probe.write_text(config_yaml(cluster_section=True))
+        probe.write_text(config_yaml(TIMINGS, cluster_section=True))
         try:
             _yaml_support = load_config(probe).cluster == TIMINGS
         except ConfigError:
@@ -162,29 +166,32 @@ async def whoami(ws: ClientConnection) -> tuple[str, int]:
 
 
 class Cluster:
-    def __init__(self, redis_server: RedisServer, directory: Path) -> None:
+    def __init__(
+        self, redis_server: RedisServer, directory: Path, timings: ClusterSettings = TIMINGS
+    ) -> None:
         self.redis_server = redis_server
         self.directory = directory
         self.events_file = directory / "events.jsonl"
         self.config = directory / "portway.yaml"
         self.nodes: list[Node] = []
-        self.redis = aioredis.Redis.from_url(redis_server.url, socket_timeout=2)
-        self.timings = TIMINGS
+        # The test's own client survives the test's Redis restarts (retried on a new connection).
+        self.redis = aioredis.Redis.from_url(
+            redis_server.url,
+            socket_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 20),
+            retry_on_error=[RedisConnectionError],
+        )
+        self.timings = timings
 
     # Nodes -------------------------------------------------------------------------------------
 
     def _command(self) -> list[str]:
         serve = ["serve", str(self.config), "--port", "0", "--redis-url", self.redis_server.url]
         if native_cluster_section(self.directory):
-            self.config.write_text(config_yaml(cluster_section=True))
+            self.config.write_text(config_yaml(self.timings, cluster_section=True))
             return [sys.executable, "-m", "server", *serve]
-        self.config.write_text(config_yaml(cluster_section=False))
-        settings = {
-            "heartbeat_s": TIMINGS.heartbeat_s,
-            "node_ttl_s": TIMINGS.node_ttl_s,
-            "reaper_interval_s": TIMINGS.reaper_interval_s,
-            "rpc_timeout_s": TIMINGS.rpc_timeout_s,
-        }
+        self.config.write_text(config_yaml(self.timings, cluster_section=False))
+        settings = dataclasses.asdict(self.timings)
         return [sys.executable, "-m", "tests.cluster.launcher", "--cluster", json.dumps(settings), *serve]
 
     async def _spawn(self, index: int, command: list[str]) -> Node:
@@ -294,9 +301,18 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+def cluster_timings() -> ClusterSettings:
+    """The nodes' cluster timings; a test may override it with
+    ``@pytest.mark.parametrize("cluster_timings", [...])``."""
+    return TIMINGS
+
+
+@pytest.fixture
+async def cluster(
+    redis_server: RedisServer, tmp_path: Path, cluster_timings: ClusterSettings
+) -> AsyncIterator[Cluster]:
     """Three gateway nodes on one private redis-server (which the test may restart)."""
-    nodes = Cluster(redis_server, tmp_path)
+    nodes = Cluster(redis_server, tmp_path, cluster_timings)
     try:
         await nodes.start()
         yield nodes
