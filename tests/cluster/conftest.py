@@ -5,9 +5,8 @@ on a private ``redis-server`` (``redis_server`` from tests/redis_fixture.py, so 
 it), waits for each to print its URL, and on teardown stops every node still running with SIGTERM,
 asserting that it exits 0 without a traceback in its output (a node killed by the test is skipped).
 
-Each test gets its own config in ``tmp_path`` with short cluster timings (:data:`TIMINGS`). The
-native format's ``cluster:`` section is used when the loader accepts it; until then the nodes run
-through tests/cluster/launcher.py, which is ``portway serve`` with the timings substituted.
+Each test gets its own config in ``tmp_path`` with short cluster timings in its ``cluster:``
+section (:data:`TIMINGS`, or the test's ``cluster_timings``).
 
 WebSocket handlers (tests/cluster/handlers/cluster_ws.py) append every ``$connect`` and
 ``$disconnect`` to a JSON-lines file the test reads (:meth:`Cluster.events`), with the pid of the
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -41,7 +39,6 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
-from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import ClusterSettings
 from tests.cluster.handlers.cluster_ws import EVENTS_ENV
@@ -60,9 +57,14 @@ CREDS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", 
 T = TypeVar("T")
 
 
-def config_yaml(timings: ClusterSettings, *, cluster_section: bool) -> str:
-    text = f"""\
+def config_yaml(timings: ClusterSettings) -> str:
+    return f"""\
 portway: 1
+cluster:
+  heartbeat: {timings.heartbeat_s}
+  nodeTtl: {timings.node_ttl_s}
+  reaperInterval: {timings.reaper_interval_s}
+  rpcTimeout: {timings.rpc_timeout_s}
 apis:
   - name: chat
     id: chatapi
@@ -74,29 +76,6 @@ apis:
       $disconnect: cluster_ws.disconnect
       whoami: {{python: cluster_ws.whoami, routeResponse: true}}
 """
-    if cluster_section:
-        text += (
-            f"cluster: {{heartbeat: {timings.heartbeat_s}, nodeTtl: {timings.node_ttl_s}, "
-            f"reaperInterval: {timings.reaper_interval_s}, rpcTimeout: {timings.rpc_timeout_s}}}\n"
-        )
-    return text
-
-
-_yaml_support: bool | None = None
-
-
-def native_cluster_section(directory: Path) -> bool:
-    """Does the native loader accept ``cluster:`` (and apply it)? Checked once per session."""
-    global _yaml_support
-    if _yaml_support is None:
-        probe = directory / "probe.yaml"
-        probe.write_text(config_yaml(TIMINGS, cluster_section=True))
-        try:
-            _yaml_support = load_config(probe).cluster == TIMINGS
-        except ConfigError:
-            _yaml_support = False
-        probe.unlink()
-    return _yaml_support
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float, what: str) -> T:
@@ -186,13 +165,11 @@ class Cluster:
     # Nodes -------------------------------------------------------------------------------------
 
     def _command(self) -> list[str]:
+        self.config.write_text(config_yaml(self.timings))
+        # The nodes read the same file: make sure the timings are really in it.
+        assert load_config(self.config).cluster == self.timings
         serve = ["serve", str(self.config), "--port", "0", "--redis-url", self.redis_server.url]
-        if native_cluster_section(self.directory):
-            self.config.write_text(config_yaml(self.timings, cluster_section=True))
-            return [sys.executable, "-m", "server", *serve]
-        self.config.write_text(config_yaml(self.timings, cluster_section=False))
-        settings = dataclasses.asdict(self.timings)
-        return [sys.executable, "-m", "tests.cluster.launcher", "--cluster", json.dumps(settings), *serve]
+        return [sys.executable, "-m", "server", *serve]
 
     async def _spawn(self, index: int, command: list[str]) -> Node:
         env = {k: v for k, v in os.environ.items() if k != "PORTWAY_REDIS_URL"}
