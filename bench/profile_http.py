@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiler", choices=("py-spy", "cprofile", "none"), default="py-spy")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--blocking",
+        action="store_true",
+        help="py-spy pauses the server per sample: consistent stacks, slower",
+    )
+    parser.add_argument("--native", action="store_true", help="py-spy: include C frames (uvloop, OpenSSL)")
     parser.add_argument("--portway-launcher", type=Path, default=SERVERS / "portway_server.py")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 120:
@@ -188,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     str(LOAD_CORE),
                     py_spy,
                     "record",
-                    "--nonblocking",
+                    *([] if args.blocking else ["--nonblocking"]),
+                    *(["--native"] if args.native else []),
                     "--function",
                     "--format",
                     "raw",
