@@ -66,7 +66,7 @@ async def serve(config: Path, *extra: str) -> AsyncIterator[str]:
             while True:
                 line = (await proc.stdout.readline()).decode()
                 assert line, "the gateway exited before listening"
-                if m := re.search(r"listening on (http://\S+)", line):
+                if m := re.search(r"listening on (https?://\S+)", line):
                     break
         drain = asyncio.create_task(proc.stdout.read())
         yield m.group(1)
@@ -106,3 +106,43 @@ async def test_serverless_stage_override() -> None:
         # /dev is no longer a stage, so the path goes to the $default-stage HTTP API: 404 there.
         async with aiohttp.ClientSession() as http, http.get(f"{base}/dev/hello") as resp:
             assert resp.status == 404
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    async with serve(EXAMPLE / "portway.yaml", "--tls-cert", str(cert), "--tls-key", str(key)) as base:
+        assert base.startswith("https://")
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/dev/hello", ssl=False) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["message"] == "Hello, world!"
