@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need and run every gate: redis-server (Debian package; the tests start
-# their own servers on free ports), the project with its test extras in .venv, then ruff, ruff
-# format, mypy --strict and pytest (warnings are errors, per-test timeouts).
+# their own servers on free ports), the AWS JS SDK client (npm), the project with its test extras
+# in .venv, then ruff, ruff format, mypy --strict and pytest (warnings are errors, per-test timeouts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 fi
 redis-server --version
+
+# The AWS JS SDK v3 client, for the @connections wire-compatibility test (Node.js from Debian if absent).
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+npm install --prefix tests/js --no-audit --no-fund --no-package-lock --silent
 
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
