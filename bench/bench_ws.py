@@ -353,7 +353,7 @@ class Bench:
         )
         portway = self.children.start(
             "portway_ws",
-            [py, str(SERVERS / "portway_ws.py"), "--port", str(ports["portway"]), *self.args.portway_arg],
+            [py, str(self.args.portway_launcher), "--port", str(ports["portway"]), *self.args.portway_arg],
             SERVER_CORE,
         )
         base = {name: f"http://{HOST}:{port}" for name, port in ports.items()}
@@ -978,7 +978,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-noise", type=float, default=20.0, help="redo above this (%% of a core)")
     parser.add_argument("--redo", type=int, default=1, help="redos of a noisy (a)/(c) measurement")
     parser.add_argument("--quiet-timeout", type=float, help="max seconds to wait for quiet (default 10)")
-    parser.add_argument("--portway-arg", action="append", default=[], help="extra argument for portway_ws.py")
+    parser.add_argument(
+        "--portway-launcher", type=Path, default=SERVERS / "portway_ws.py", help="script that serves Portway"
+    )
+    parser.add_argument("--portway-arg", action="append", default=[], help="extra argument for the launcher")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -1042,6 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
         "post_http_conns": args.post_http_conns,
         "post_duration_s": args.post_duration,
         "message_bytes": len(MESSAGE),
+        "portway_launcher": " ".join([str(args.portway_launcher), *args.portway_arg]),
         "layout": f"A: servers on core {SERVER_CORE}; clients, wrk and this script on core {LOAD_CORE}",
         "git": git_info(),
         "machine": machine_info(),
