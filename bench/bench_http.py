@@ -518,8 +518,9 @@ def summarize(records: list[RunRecord]) -> dict[str, dict[str, Any]]:
 
 def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     dirty = " + uncommitted gateway changes" if meta["git"]["gateway_tree_dirty"] else ""
+    partial = f"**Interrupted ({meta['interrupted']}): partial results.** " if meta.get("interrupted") else ""
     lines = [
-        f"Load: `{meta['load_tool']}`, {meta['connections']} connections, {meta['duration_s']} s x "
+        partial + f"Load: `{meta['load_tool']}`, {meta['connections']} connections, {meta['duration_s']} s x "
         f"{meta['runs']} runs (median), {meta['warmup_s']} s warm-up; layout B (server under test on "
         f"core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}). {meta['started_utc']} UTC, "
         f"commit {meta['git']['commit']}{dirty}.",
@@ -594,12 +595,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
     use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
     if args.tool == "wrk" and not shutil.which("wrk"):
         print("wrk is not installed", file=sys.stderr)
@@ -716,9 +718,11 @@ def main(argv: list[str] | None = None) -> int:
                 for child in started.values():
                     if child.popen.poll() is not None:
                         raise RuntimeError(f"{child.name} died during the run:\n{tail(child.log_path)}")
-    except KeyboardInterrupt:
-        print("interrupted: stopping every child", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'Ctrl-C'}): stopping every child", file=sys.stderr)
+        meta["interrupted"] = str(exc) or "SIGINT"
+        if not records:
+            return 130
     finally:
         children.stop_all()
 
@@ -739,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     print(f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
-    return 0
+    return 130 if meta.get("interrupted") else 0
 
 
 if __name__ == "__main__":
