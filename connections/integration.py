@@ -50,6 +50,8 @@ class RouteIntegration(Protocol):
 def _as_result(value: Any) -> ProxyResult:
     """Read a Lambda result the way WebSocket APIs do: lenient, REST v1 shape if it is a dict."""
     if isinstance(value, dict):
+        if len(value) <= 2 and isinstance(value.get("body"), str) and value.get("statusCode", 200) == 200:
+            return ProxyResult(body=value["body"])  # the common {"statusCode": 200, "body": "..."}
         status = value.get("statusCode", 200)
         try:
             status = int(status)

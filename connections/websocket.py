@@ -9,8 +9,9 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
 2. **Messages.** Each text message is routed by the API's selection expression (``$default`` as
    fallback; no route -> AWS's ``Forbidden`` frame, connection kept). A route's integration output
    is sent back only if the route has a route response; an integration failure sends AWS's
-   ``Internal server error`` frame and keeps the socket open. Up to ``max_inflight`` messages of a
-   connection run concurrently; beyond that, reading pauses (backpressure, not buffering).
+   ``Internal server error`` frame and keeps the socket open. A connection's messages are processed
+   in order, one at a time (``max_inflight`` = 1, the default) or up to ``max_inflight`` at once;
+   beyond that, reading pauses (backpressure, not buffering).
 3. **Limits.** Frames over ``max_frame_bytes`` and messages over ``max_message_bytes`` close with
    1009 (:mod:`connections.frames`); binary frames close with 1003
    unless allowed; idle and lifetime timers close with 1001 (checked by one sweeper per process,
@@ -37,7 +38,7 @@ from connections.registry import ConnectionRegistry, LocalConnection
 from routes.dispatch import Dispatch
 from routes.selection import SelectionExpression, compile_expression, select_route
 from server.config.model import ApiConfig, ApiKind, GatewayConfig, RouteConfig, WebSocketSettings
-from server.ids import new_apigw_id
+from server.ids import new_apigw_id, new_message_id
 
 __all__ = ["WebSocketGateway"]
 
@@ -229,10 +230,12 @@ class WebSocketGateway:
             conn.last_active_ms = int(time.time() * 1000)
             key = select_route(runtime.expression, body, runtime.route_keys)
             if key is None:
-                await conn.send_text(error_frame("Forbidden", conn.id, new_apigw_id()))
+                await conn.send_text(error_frame("Forbidden", conn.id, new_message_id()))
                 continue
-            if conn.inflight >= settings.max_inflight:
-                await self._process(conn, runtime, key, body)  # backpressure: stop reading meanwhile
+            if conn.inflight + 1 >= settings.max_inflight:
+                # In order, one at a time by default; beyond maxInflight reading pauses meanwhile
+                # (backpressure, not buffering).
+                await self._process(conn, runtime, key, body)
             else:
                 conn.inflight += 1
                 task = asyncio.create_task(self._process(conn, runtime, key, body))

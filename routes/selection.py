@@ -138,6 +138,7 @@ class SelectionExpression:
     source: str
     parts: tuple[str | Getter, ...]
     reads_body: bool
+    body_path: tuple[str | int, ...] | None = None  # set when the expression is one body variable
 
     def evaluate(self, sources: EvaluationSources) -> str:
         if len(self.parts) == 1 and not isinstance(self.parts[0], str):
@@ -156,6 +157,7 @@ def compile_expression(expression: str) -> SelectionExpression:
     parts: list[str | Getter] = []
     literal: list[str] = []
     reads_body = False
+    body_paths: list[tuple[str | int, ...]] = []
     i = 0
     n = len(expression)
     while i < n:
@@ -183,13 +185,16 @@ def compile_expression(expression: str) -> SelectionExpression:
                 parts.append("".join(literal))
                 literal = []
             parts.append(_getter(variable, expression))
-            reads_body = reads_body or variable.startswith("request.body")
+            if variable == "request.body" or variable.startswith(("request.body.", "request.body[")):
+                reads_body = True
+                body_paths.append(_parse_path(variable[12:], expression))
             continue
         literal.append(ch)
         i += 1
     if literal or not parts:
         parts.append("".join(literal))
-    return SelectionExpression(expression, tuple(parts), reads_body)
+    single_body = len(parts) == 1 and len(body_paths) == 1
+    return SelectionExpression(expression, tuple(parts), reads_body, body_paths[0] if single_body else None)
 
 
 def select_route(
@@ -206,6 +211,15 @@ def select_route(
     """
     key: str | None = None
     body: Any = _MISSING
+    if expression.body_path is not None and sources is None:
+        # Fast path for the common `$request.body.action`: one parse, one walk.
+        try:
+            evaluated = stringify(_walk(orjson.loads(message), expression.body_path))
+        except orjson.JSONDecodeError:
+            evaluated = ""
+        if evaluated in route_keys and not (evaluated.startswith("$") and evaluated != "$default"):
+            return evaluated
+        return "$default" if "$default" in route_keys else None
     if expression.reads_body:
         try:
             body = orjson.loads(message)

@@ -145,7 +145,9 @@ class WebSocketSettings:
         ping_interval_s: server pings (keep-alive through proxies; a missing pong closes).
         send_buffer_bytes: outgoing bytes buffered per connection before ``@connections`` answers
             429 ``LimitExceededException``: a slow reader never grows memory without bound.
-        max_inflight: messages of one connection processed concurrently; reading pauses beyond.
+        max_inflight: messages of one connection processed at once. 1 (default) keeps a connection's
+            messages in order; more lets a slow route run concurrently (AWS does, unordered).
+            Reading pauses beyond it.
     """
 
     max_frame_bytes: int = 32 * 1024
@@ -155,7 +157,7 @@ class WebSocketSettings:
     max_lifetime_s: float | None = 7200.0
     ping_interval_s: float | None = 30.0
     send_buffer_bytes: int = 1024 * 1024
-    max_inflight: int = 16
+    max_inflight: int = 1
 
 
 @dataclass(frozen=True, slots=True)
