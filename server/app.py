@@ -15,7 +15,6 @@ The request handler is a thin adapter: copy the aiohttp request into a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from connections.bus import NodeBus
+from connections.bus import NodeBus, stop_tasks
 from connections.integration import build_route_integrations
 from connections.management import ConnectionManager
 from connections.management_http import handle_management, parse_management_path
@@ -138,11 +137,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             app[REAPER] = reaper
             tasks.append(asyncio.create_task(reaper.run()))
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)  # not a bare cancel(): see stop_tasks
         if bus is not None:
             await bus.close()
     finally:

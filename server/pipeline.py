@@ -36,7 +36,7 @@ from server.errors import (
     RequestTooLarge,
 )
 from server.events import RequestInfo
-from server.ids import new_api_id, new_apigw_id, new_request_uuid
+from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
 
@@ -75,6 +75,7 @@ class RouteStage:
         self._dispatcher = dispatcher
         self._account_id = config.account_id
         self._deployment_id = new_api_id(str(config.source))[:6]
+        self._resource_ids: dict[tuple[str, str], str] = {}
 
     async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
         req = ctx.request
@@ -113,10 +114,17 @@ class RouteStage:
             extended_request_id=ctx.extended_request_id,
             now_ms=ctx.now_ms,
             binary_media_types=api.binary_media_types,
-            resource_id=new_api_id(api.id + match.resource)[:6],
+            resource_id=self._resource_id(api.id, match.resource),
             deployment_id=self._deployment_id,
         )
         return None
+
+    def _resource_id(self, api_id: str, resource: str) -> str:
+        key = (api_id, resource)
+        found = self._resource_ids.get(key)
+        if found is None:
+            found = self._resource_ids[key] = new_api_id(api_id + resource)[:6]
+        return found
 
     @staticmethod
     def _missing_token(req: HttpRequest) -> MissingAuthenticationToken:
@@ -166,7 +174,7 @@ class Gateway:
         ctx = RequestContext(
             request=request,
             request_id=new_request_uuid(),
-            extended_request_id=new_apigw_id(),
+            extended_request_id=new_message_id(),
             now_ms=int(self._clock() * 1000),
         )
         response: HttpResponse | None = None
