@@ -23,7 +23,7 @@ from server.config.model import DEFAULT_STAGE, ApiConfig, ApiKind, GatewayConfig
 __all__ = ["ApiDispatcher", "Dispatch"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: plain (non-frozen) init is cheaper
 class Dispatch:
     api: ApiConfig
     stage: StageConfig

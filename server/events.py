@@ -56,7 +56,7 @@ _IDENTITY_KEYS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: plain (non-frozen) init is cheaper
 class RequestInfo:
     """What the pipeline knows about a request once it is routed (inputs to event building)."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 __all__ = ["HttpRequest", "HttpResponse", "header_get"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs a setattr call per field, per request
 class HttpRequest:
     """One client request as received.
 
