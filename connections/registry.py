@@ -183,19 +183,23 @@ class ConnectionRegistry:
         if not (rejoined or self.dirty):
             return
         self.dirty = False
+        written = forgotten = 0
         try:
             for conn in list(self._local.values()):
                 await self._write(conn)
+                written += 1
                 if conn.id not in self._local:  # closed meanwhile: do not leave its record behind
                     await self._forget(conn.id)
             for connection_id in await self.store.smembers(node_conns_key(self.node_id)):
                 if connection_id not in self._local:
                     await self._forget(connection_id)
+                    forgotten += 1
         except StoreUnavailable as exc:
             self.dirty = True
             log.warning("store unavailable, records not resynced yet: %s", exc)
             return
-        log.info("connection records resynced (%d live sockets)", len(self._local))
+        if written or forgotten:
+            log.info("records resynced: %d live connections, %d closed ones deleted", written, forgotten)
 
     async def _forget(self, connection_id: str) -> None:
         record = await self.record(connection_id)
