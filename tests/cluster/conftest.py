@@ -173,7 +173,14 @@ class Cluster:
 
     async def _spawn(self, index: int, command: list[str]) -> Node:
         env = {k: v for k, v in os.environ.items() if k != "PORTWAY_REDIS_URL"}
-        env.update({"PYTHONUNBUFFERED": "1", EVENTS_ENV: str(self.events_file), "PORTWAY_LOG_LEVEL": "INFO"})
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONFAULTHANDLER": "1",
+                "PORTWAY_LOG_LEVEL": os.environ.get("PORTWAY_CLUSTER_LOG_LEVEL", "INFO"),
+                EVENTS_ENV: str(self.events_file),
+            }
+        )
         proc = await asyncio.create_subprocess_exec(
             *command,
             cwd=ROOT,
@@ -236,9 +243,15 @@ class Cluster:
                 async with asyncio.timeout(15):
                     code = await node.proc.wait()
             except TimeoutError:
-                node.proc.kill()
-                code = await node.proc.wait()
-                problems.append(f"node {node.index} did not stop on SIGTERM")
+                # PYTHONFAULTHANDLER is set: SIGABRT makes the node print every thread's stack.
+                node.proc.send_signal(signal.SIGABRT)
+                try:
+                    async with asyncio.timeout(5):
+                        code = await node.proc.wait()
+                except TimeoutError:
+                    node.proc.kill()
+                    code = await node.proc.wait()
+                problems.append(f"node {node.index} did not stop on SIGTERM (stacks in its output)")
             if node._drain is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
