@@ -6,7 +6,8 @@ Builds the WebSocket benchmark's gateway pieces (``servers/portway_ws.py``'s con
 with a route response to the in-process ``async def`` echo handler) and times, on uvloop, each step
 ``connections/websocket.py`` runs for one 79-byte text message, except aiohttp's own frame reading
 and writing: route selection, ids, the MESSAGE event, the invoker (event copy, timeout scope,
-context, call, result encoding), the proxy result, and the task per message. Best of 5, in
+context, call, result encoding), the proxy result (and, for ``max_inflight`` > 1, the task per
+message). Best of 5, in
 microseconds per message. Compare the total with the server CPU per round trip that
 ``bench_ws.py`` reports for Portway and for the raw aiohttp echo: the difference between those two
 is what these steps (plus the heartbeat and frame guard) cost.
@@ -38,9 +39,13 @@ from connections.integration import _as_result, build_route_integrations
 from routes.integrations.lambda_context import LambdaContext, dumps
 from routes.integrations.python_handler import HandlerInvokers
 from routes.selection import compile_expression, select_route
-from server.ids import clf_time, new_apigw_id
+from server.ids import clf_time, new_apigw_id, new_message_id
 
 MESSAGE = '{"action":"message","data":"hello from the websocket benchmark client hello f"}'
+
+
+def nothing_sync() -> None:
+    return None
 
 
 def best(fn: Callable[[], Any], number: int) -> float:
@@ -98,11 +103,12 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
         print(f"{us:8.2f} us  {name}  ({where})", flush=True)
 
     row(
-        "select_route (orjson.loads + 2 frozen EvaluationSources)",
+        "select_route($request.body.action)",
         best(lambda: select_route(expression, MESSAGE, route_keys), number),
         "connections/websocket.py _read -> routes/selection.py select_route",
     )
-    row("new_apigw_id() x1 (3 per message)", best(new_apigw_id, number), "server/ids.py new_apigw_id")
+    row("new_apigw_id() (urandom; 2 per message in _process)", best(new_apigw_id, number), "server/ids.py")
+    row("new_message_id() (counter)", best(new_message_id, number), "server/ids.py")
     row("clf_time()", best(lambda: clf_time(now_ms), number), "server/ids.py clf_time")
     row(
         "message_event()",
@@ -141,7 +147,18 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
         async with asyncio.timeout(29.0):  # noqa: ASYNC100 - the scope's own cost is measured
             pass
 
-    row("async with asyncio.timeout(29): (empty)", await abest(with_timeout, number), "python_inprocess.py")
+    row(
+        "async with asyncio.timeout(29): (empty; replaced in 1b70b4c)", await abest(with_timeout, number), "-"
+    )
+    loop = asyncio.get_running_loop()
+
+    def timer() -> None:
+        loop.call_later(29.0, nothing_sync).cancel()
+
+    row("loop.call_later(29, f).cancel() (per call)", best(timer, number), "python_inprocess.py invoke_event")
+    row(
+        "asyncio.current_task() (a getpid syscall)", best(asyncio.current_task, number), "python_inprocess.py"
+    )
 
     async def call_handler() -> Any:
         call = functools.partial(function, event, None)
@@ -166,7 +183,7 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
         await task
 
     row(
-        "asyncio.create_task + done callback + run",
+        "asyncio.create_task + done callback + run (max_inflight > 1 only)",
         await abest(task_per_message, number),
         "websocket.py _read",
     )
@@ -185,7 +202,7 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
         # what WebSocketGateway._read + _process do for one message, minus aiohttp's receive/send
         key = select_route(expression, MESSAGE, route_keys)
         assert key is not None
-        request_id = new_apigw_id()
+        request_id = new_apigw_id()  # as connections/websocket.py _process does
         ev = message_event(
             info,
             route_key=key,
@@ -197,12 +214,7 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
         result = await integration.invoke(ev, request_id=request_id)
         assert result.body == MESSAGE
 
-    async def process_in_task() -> None:
-        task = asyncio.create_task(process())
-        task.add_done_callback(done)
-        await task
-
-    row("whole per-message path (select .. result), in a task", await abest(process_in_task, number), "sum")
+    row("whole per-message path (select .. result), inline", await abest(process, number), "sum")
     await invokers.close_all()
     return rows
 

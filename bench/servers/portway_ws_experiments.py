@@ -9,26 +9,26 @@ profiling the echo path (``bench/micro_ws.py``, py-spy). Nothing here changes th
 gateway code; each patch is a sketch of a fix, measured in place, not a reviewed implementation:
 
 * ``deadline-sweep``: ``InProcessInvoker.invoke_event`` (routes/integrations/python_inprocess.py)
-  without a per-call ``asyncio.timeout`` (a uvloop timer created and cancelled per message): one
-  shared sweeper cancels overdue async calls (timeouts fire up to 50 ms late). Sync handlers keep
-  the original path.
+  without a timer per call (``loop.call_later`` + ``cancel``: a uvloop timer handle created and
+  cancelled per message): one shared sweeper cancels overdue async calls (a timeout fires up to
+  50 ms late). Sync handlers keep the original path.
 * ``no-event-copy``: the same function without ``orjson.loads(orjson.dumps(event))`` for the
   event. The MESSAGE event is built fresh for each call from JSON-native values, so the copy only
   protects a dict nobody reads afterwards.
-* ``fast-ids``: ``new_apigw_id`` (server/ids.py) from a pooled ``os.urandom`` buffer instead of one
-  ``getrandom`` syscall per id (2 ids per message).
-* ``clf-cache``: ``clf_time`` (server/ids.py, called by connections/events.py) cached per second.
-* ``fast-select``: ``select_route`` (routes/selection.py) for the default ``$request.body.action``:
-  ``orjson.loads`` and one ``dict.get``, without building two frozen ``EvaluationSources``.
+* ``fast-ids``: ``WebSocketGateway._process`` (connections/websocket.py) still takes its request and
+  message ids from ``new_apigw_id`` (one ``getrandom`` syscall each); this patch gives them
+  ``new_message_id`` (server/ids.py, counter-based), as the ``Forbidden`` path already does.
+  (In this sketch connection ids become counter-based too, which does not matter for the figures.)
 * ``no-heartbeat``: ``ping_interval_s=None`` (no aiohttp heartbeat bookkeeping per received
-  message; a fix would send pings from the existing idle sweeper instead).
+  message and no timer per connection; a fix would send pings from the existing idle sweeper).
 * ``no-frame-guard``: no ``FrameGuard`` (connections/frames.py) in front of aiohttp's parser.
 * ``lean-send``: ``LocalConnection.send_text`` (connections/registry.py) without the ABC
   ``isinstance`` per send.
-* ``inline``: ``WebSocketGateway._read`` awaits ``_process`` instead of a task per message.
-  **Changes semantics** (one message at a time per connection): an upper bound of what a cheaper
-  task per message (Python 3.12's eager tasks) could save.
-* ``all``: every patch above except ``inline``.
+* ``all``: every patch above.
+
+Patches that were measured here and then landed in the gateway itself (commit 1b70b4c: messages
+in order without a task each, ``call_later`` instead of ``asyncio.timeout``, cached
+``requestTime``, one-walk route selection, cheap common proxy result) are no longer offered.
 """
 
 from __future__ import annotations
@@ -36,14 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import base64
 import dataclasses
 import functools
 import gc
-import os
 import sys
 import time
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -53,26 +50,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import portway_ws
 
-import connections.events as events_module
 import connections.websocket as websocket_module
 import server.ids as ids_module
 from connections.registry import LocalConnection, SendStatus
 from routes.integrations import python_inprocess
 from routes.integrations.base import InvokeFailure
 from routes.integrations.lambda_context import LambdaContext, MarshalError, dumps
-from routes.selection import SelectionExpression, select_route
 
-PATCHES = (
-    "deadline-sweep",
-    "no-event-copy",
-    "fast-ids",
-    "clf-cache",
-    "fast-select",
-    "no-heartbeat",
-    "no-frame-guard",
-    "lean-send",
-    "inline",
-)
+PATCHES = ("deadline-sweep", "no-event-copy", "fast-ids", "no-heartbeat", "no-frame-guard", "lean-send")
 
 
 # deadline-sweep / no-event-copy ---------------------------------------------------------------------
@@ -107,119 +92,64 @@ DEADLINES = Deadlines()
 
 
 def patched_invoke_event(copy_event: bool, sweep: bool) -> Any:
+    """``invoke_event`` for loaded async handlers: the event copy optional, the timer per call
+    (``call_later`` + ``cancel``, as the gateway does) or the shared sweeper."""
     original = python_inprocess.InProcessInvoker.invoke_event
 
     async def invoke_event(
         self: python_inprocess.InProcessInvoker, event: dict[str, Any], *, request_id: str, timeout_s: float
     ) -> Any:
-        if self._closed or not self._is_async or self._function is None or (not sweep and copy_event):
+        if self._closed or not self._is_async or self._function is None:
             return await original(self, event, request_id=request_id, timeout_s=timeout_s)
-        if not sweep:  # no-event-copy alone: the original with the copy skipped
-            return await _original_without_copy(self, event, request_id, timeout_s)
         deadline_ms = int((time.time() + timeout_s) * 1000)
         payload = orjson.loads(orjson.dumps(event)) if copy_event else event
+        context = LambdaContext(
+            aws_request_id=request_id,
+            function_name=self._function_name,
+            memory_limit_in_mb=self._memory_mb,
+            region=self._region,
+            account_id=self._account_id,
+            deadline_ms=deadline_ms,
+            log_stream_name=self._log_stream,
+        )
         task = asyncio.current_task()
         assert task is not None
-        DEADLINES.add(task, asyncio.get_running_loop().time() + timeout_s)
+        loop = asyncio.get_running_loop()
+        expired = False
+        handle: asyncio.TimerHandle | None = None
+        if sweep:
+            DEADLINES.add(task, loop.time() + timeout_s)
+        else:
+
+            def expire() -> None:
+                nonlocal expired
+                expired = True
+                task.cancel()
+
+            handle = loop.call_later(timeout_s, expire)
         try:
-            context = LambdaContext(
-                aws_request_id=request_id,
-                function_name=self._function_name,
-                memory_limit_in_mb=self._memory_mb,
-                region=self._region,
-                account_id=self._account_id,
-                deadline_ms=deadline_ms,
-                log_stream_name=self._log_stream,
-            )
             result = await self._call_async(functools.partial(self._function, payload, context))
         except asyncio.CancelledError:
-            if task in DEADLINES.expired:
+            if expired or task in DEADLINES.expired:
                 DEADLINES.expired.discard(task)
                 task.uncancel()
                 self.timeouts += 1
                 raise TimeoutError from None
             raise
         finally:
-            DEADLINES.calls.pop(task, None)
+            if handle is not None:
+                handle.cancel()
+            else:
+                DEADLINES.calls.pop(task, None)
         try:
             return orjson.loads(dumps(result))
         except MarshalError as exc:
             raise InvokeFailure(str(exc)) from None
 
-    async def _original_without_copy(
-        self: python_inprocess.InProcessInvoker, event: dict[str, Any], request_id: str, timeout_s: float
-    ) -> Any:
-        deadline_ms = int((time.time() + timeout_s) * 1000)
-        scope = asyncio.timeout(timeout_s)
-        async with scope:
-            context = LambdaContext(
-                aws_request_id=request_id,
-                function_name=self._function_name,
-                memory_limit_in_mb=self._memory_mb,
-                region=self._region,
-                account_id=self._account_id,
-                deadline_ms=deadline_ms,
-                log_stream_name=self._log_stream,
-            )
-            result = await self._call_async(functools.partial(self._function, event, context))
-        if scope.expired():
-            raise TimeoutError
-        return orjson.loads(dumps(result))
-
     return invoke_event
 
 
-# fast-ids / clf-cache / fast-select -----------------------------------------------------------------
-
-
-class _IdPool:
-    def __init__(self) -> None:
-        self.buf = b""
-        self.pos = 0
-
-    def new_apigw_id(self) -> str:
-        if self.pos + 11 > len(self.buf):
-            self.buf, self.pos = os.urandom(11 * 512), 0
-        raw = self.buf[self.pos : self.pos + 11]
-        self.pos += 11
-        return base64.urlsafe_b64encode(raw).decode("ascii")[:15] + "="
-
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_clf_cache: list[Any] = [-1, ""]
-
-
-def cached_clf_time(epoch_ms: int) -> str:
-    second = epoch_ms // 1000
-    if second != _clf_cache[0]:
-        t = time.gmtime(second)
-        _clf_cache[0] = second
-        _clf_cache[1] = (
-            f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:"
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-        )
-    return str(_clf_cache[1])
-
-
-def fast_select_route(
-    expression: SelectionExpression, message: str | bytes, route_keys: Collection[str], **kw: Any
-) -> str | None:
-    if kw or expression.source != "$request.body.action":
-        return select_route(expression, message, route_keys, **kw)
-    try:
-        body = orjson.loads(message)
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict):
-        value = body.get("action")
-        if not isinstance(value, str):
-            return select_route(expression, message, route_keys)  # stringify rules: the full path
-        if value in route_keys and (not value.startswith("$") or value == "$default"):
-            return value
-    return "$default" if "$default" in route_keys else None
-
-
-# lean-send / inline -------------------------------------------------------------------------------
+# lean-send -------------------------------------------------------------------------------
 
 
 async def lean_send_text(self: LocalConnection, data: str) -> SendStatus:
@@ -236,38 +166,17 @@ async def lean_send_text(self: LocalConnection, data: str) -> SendStatus:
     return SendStatus.OK
 
 
-def inline_read() -> Any:
-    """``_read`` with ``max_inflight`` forced to 0: every message is processed before the next read."""
-    original = websocket_module.WebSocketGateway._read
-
-    async def _read(self: Any, conn: Any, runtime: Any) -> Any:
-        settings = runtime.api.websocket
-        patched = dataclasses.replace(settings, max_inflight=0)
-        runtime.api = dataclasses.replace(runtime.api, websocket=patched)
-        return await original(self, conn, runtime)
-
-    return _read
-
-
 def apply(patches: set[str]) -> None:
     if {"deadline-sweep", "no-event-copy"} & patches:
         python_inprocess.InProcessInvoker.invoke_event = patched_invoke_event(  # type: ignore[method-assign]
             copy_event="no-event-copy" not in patches, sweep="deadline-sweep" in patches
         )
     if "fast-ids" in patches:
-        pool = _IdPool()
-        ids_module.new_apigw_id = pool.new_apigw_id
-        websocket_module.new_apigw_id = pool.new_apigw_id  # type: ignore[attr-defined]
-    if "clf-cache" in patches:
-        events_module.clf_time = cached_clf_time  # type: ignore[attr-defined]
-    if "fast-select" in patches:
-        websocket_module.select_route = fast_select_route  # type: ignore[attr-defined]
+        websocket_module.new_apigw_id = ids_module.new_message_id  # type: ignore[attr-defined]
     if "no-frame-guard" in patches:
         websocket_module.WebSocketGateway._guard_frames = staticmethod(lambda request, settings: None)  # type: ignore[method-assign]
     if "lean-send" in patches:
         LocalConnection.send_text = lean_send_text  # type: ignore[method-assign]
-    if "inline" in patches:
-        websocket_module.WebSocketGateway._read = inline_read()  # type: ignore[method-assign]
     if "no-heartbeat" in patches:
         original = portway_ws.ws_bench_config
 
@@ -324,7 +233,7 @@ def main() -> int:
         portway_ws.create_app = create_app
     patches = set(args.patch) - {"none"}
     if "all" in patches:
-        patches = (patches | set(PATCHES)) - {"all", "inline"}
+        patches = (patches | set(PATCHES)) - {"all"}
     apply(patches)
     print(f"patches: {', '.join(sorted(patches)) or 'none'}", flush=True)
     return portway_ws.main(rest)
