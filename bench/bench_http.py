@@ -1,8 +1,8 @@
 """Portway's first benchmark: a Python-handler route and an HTTP_PROXY route, each beside a minimal
 aiohttp baseline measured in the same run.
 
-    .venv/bin/python bench/bench_http.py            # default: 3 runs x 10 s per target (~4 min)
-    .venv/bin/python bench/bench_http.py --quick    # smoke run, ~30-40 s
+    .venv/bin/python bench/bench_http.py            # default: 3 runs x 10 s per target (~4 min when quiet)
+    .venv/bin/python bench/bench_http.py --quick    # smoke run: 1 run x 3 s, no redo (~35 s)
     .venv/bin/python bench/bench_http.py --runs 5 --duration 10 --connections 64 --group proxy
 
 One invocation starts, on 127.0.0.1 and on free ports:
@@ -573,8 +573,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-noise", type=float, default=20.0, help="redo a run above this noise (%% of a core)"
     )
-    parser.add_argument("--redo", type=int, default=1, help="redos per noisy run")
-    parser.add_argument("--quiet-timeout", type=float, default=20.0, help="max seconds to wait for quiet")
+    parser.add_argument("--redo", type=int, help="redos per noisy run (default 1; --quick: 0)")
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        help="max seconds to wait for quiet before a run (default 20; --quick: 3)",
+    )
     parser.add_argument(
         "--portway-launcher",
         type=Path,
@@ -587,6 +591,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.runs = args.runs or (1 if args.quick else 3)
     args.duration = args.duration or (3 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.redo = args.redo if args.redo is not None else (0 if args.quick else 1)
+    args.quiet_timeout = (
+        args.quiet_timeout if args.quiet_timeout is not None else (3.0 if args.quick else 20.0)
+    )
+    if not (0 <= args.redo <= 5 and 0 <= args.quiet_timeout <= 300):
+        parser.error("bounds: 0 <= --redo <= 5, 0 <= --quiet-timeout <= 300")
     if not (1 <= args.duration <= 120 and 1 <= args.runs <= 20 and 0 <= args.warmup <= 30):
         parser.error("bounds: 1 <= --duration <= 120, 1 <= --runs <= 20, 0 <= --warmup <= 30")
     if not 1 <= args.connections <= 1000:
