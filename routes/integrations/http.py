@@ -17,39 +17,57 @@ Contract (reference §0.2, §2.2, §6):
   ``X-Amzn-Apigateway-Api-Id: {apiId}``, ``X-Amzn-Trace-Id`` (the caller's X-Ray header when it
   has a ``Root=``, else a new ``Root=1-<epoch hex>-<24 hex>``), ``Accept: application/json``
   when the client sent no ``Accept``, and ``User-Agent: AmazonAPIGateway_{apiId}`` when the client
-  sent none (HTTP_PROXY) or always (HTTP). Repeated headers stay separate pairs, in order.
+  sent none (HTTP_PROXY) or always (HTTP). Repeated headers stay separate pairs, in order, each
+  spelled as the client spelled it. ``Host`` (the backend's) comes first, ``Content-Length`` last
+  (when there is a body, or the method is not GET/HEAD/OPTIONS/TRACE); no ``Content-Type`` is
+  invented: the backend sees the client's or none.
 * ``Accept-Encoding: identity`` replaces the client's value. HTTP_PROXY drops the backend's
   ``Content-Encoding`` (recorded AWS behaviour), so the body handed back must be the decoded
   representation: asking for identity means the backend normally sends it uncompressed and the
-  gateway never pays for a decompress/recompress; a backend that compresses anyway is decoded by
-  aiohttp (``auto_decompress=True`` per request, whatever the shared session's default).
+  gateway never pays for a decompress/recompress; a backend that compresses anyway (gzip,
+  deflate) is decoded.
 * Redirects are never followed: a 301 from the backend goes to the client as is.
-* Response: status and body bytes as received; headers as separate pairs (several
-  ``Set-Cookie`` stay several), renamed ``x-amzn-Remapped-{Name}`` or dropped per integration type.
-  aiohttp spells well-known names canonically (``set-cookie`` -> ``Set-Cookie``).
+* Response: status and body bytes as received (at most 10 MiB, else 502); headers as separate
+  pairs (several ``Set-Cookie`` stay several), renamed ``x-amzn-Remapped-{Name}`` or dropped per
+  integration type. Well-known names are spelled canonically (``set-cookie`` -> ``Set-Cookie``,
+  aiohttp's ``hdrs`` list), others as the backend spelled them. Values that are not valid UTF-8
+  are taken as Latin-1 (the gateway writes headers back as UTF-8).
 * Failures: the integration timeout -> ``IntegrationTimeout`` (504); refused/reset connection,
-  DNS failure, invalid or truncated response -> ``IntegrationFailure`` (502); a URL that is not a
-  valid ``http(s)`` URL after substitution -> ``ApiConfigurationError`` (500). Nothing else
-  escapes ``invoke`` (``CancelledError`` excepted).
+  DNS failure, invalid, truncated or oversized response -> ``IntegrationFailure`` (502); a URL
+  that is not a valid ``http(s)`` URL after substitution -> ``ApiConfigurationError`` (500).
+  Nothing else escapes ``invoke`` (``CancelledError`` excepted).
 
-The ``aiohttp.ClientSession`` is the app's single pooled session; integrations never create or
-close it. It must use a ``DummyCookieJar`` (checked in the constructor): a real jar would store one
-client's backend cookies and replay them to every other client.
+I/O goes through :class:`routes.integrations.http_client.HttpClientPool` (keep-alive
+connections per backend origin; see that module): by default the running loop's shared pool
+(``http_client.default_pool()``, closed by ``http_client.close_default_pool()`` on app shutdown),
+or the ``client=`` given to the constructor (owned by the caller).
+
+The ``aiohttp.ClientSession`` argument is the app's shared session. The integrations no longer send
+through it, but it is still checked: it must use a ``DummyCookieJar`` (a real jar would store one
+client's backend cookies and replay them to every other client).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import ClassVar, Final
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from aiohttp import hdrs
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from routes.integrations._uri import MissingPathParameter, UriTemplate, append_query, requote
+from routes.integrations.http_client import (
+    BackendError,
+    HttpClientPool,
+    Origin,
+    default_pool,
+    split_url,
+)
 from server.config.model import IntegrationConfig
 from server.errors import ApiConfigurationError, IntegrationFailure, IntegrationTimeout
 from server.events import RequestInfo
@@ -79,7 +97,7 @@ _DROPPED_REQUEST_HEADERS: Final = (
     "trailer",
     "upgrade",
     "www-authenticate",
-    "host",  # the backend's host is sent (aiohttp derives it from the URL)
+    "host",  # the backend's host is sent (the client derives it from the URL)
     "accept-encoding",  # replaced by "identity", see the module docstring
     "x-amzn-apigateway-api-id",  # set by the gateway, never taken from the client
 )
@@ -96,7 +114,9 @@ _NON_PROXY_REQUEST_RULES: Final[Mapping[str, int]] = {**_PROXY_REQUEST_RULES, "u
 
 _SIGV4_PREFIX: Final = "AWS4-HMAC-SHA256"
 
-# Response header rules: lower-case name -> "" (drop) or the x-amzn-Remapped-* name to use instead.
+# Response header rules: lower-case name -> the name to send ("" = drop). Names not listed are
+# sent as the backend spelled them.
+_CANONICAL_NAMES: Final = {str(v).lower(): str(v) for v in vars(hdrs).values() if isinstance(v, istr)}
 _PROXY_REMAPPED: Final = ("Connection", "Content-Length", "Date", "Server")
 _NON_PROXY_REMAPPED: Final = (
     "Authorization",
@@ -117,7 +137,8 @@ _NON_PROXY_REMAPPED: Final = (
 
 
 def _response_rules(remapped: tuple[str, ...], dropped: tuple[str, ...]) -> Mapping[str, str]:
-    rules = {name.lower(): f"x-amzn-Remapped-{name}" for name in remapped}
+    rules = dict(_CANONICAL_NAMES)
+    rules.update({name.lower(): f"x-amzn-Remapped-{name}" for name in remapped})
     rules.update(dict.fromkeys(dropped, ""))
     return rules
 
@@ -131,60 +152,154 @@ _NON_PROXY_RESPONSE_RULES: Final = _response_rules(
     _NON_PROXY_REMAPPED, ("transfer-encoding", "content-encoding", "x-amzn-trace-id")
 )
 
-# aiohttp would label a bytes body application/octet-stream; the backend sees the client's
-# Content-Type or none. Accept, Accept-Encoding and User-Agent are always set explicitly.
-_SKIP_AUTO_HEADERS: Final = ("Content-Type",)
-_HTTP_SCHEMES: Final = frozenset({"http", "https"})
-_HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:")
+_getrandbits: Final = random.getrandbits
 
 
 def new_trace_id(now_ms: int) -> str:
     """An X-Ray trace header value, ``Root=1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>``."""
-    # Not a secret: the PRNG is enough and avoids a syscall per request.
-    return f"Root=1-{now_ms // 1000:08x}-{random.getrandbits(96):024x}"
+    # Not a secret: the PRNG (seeded once per process) is enough and avoids a syscall per request.
+    return f"Root=1-{now_ms // 1000:08x}-{_getrandbits(96):024x}"
 
 
-@dataclass(slots=True)
 class BackendRequest:
-    """What will be sent to the backend (mutable, so later mapping steps can adjust it)."""
+    """What will be sent to the backend (mutable, so later mapping steps can adjust it).
 
-    method: str
-    url: URL
-    headers: CIMultiDict[str]
-    body: bytes
-    trace_id: str
+    ``BackendRequest(method, url, headers, body, trace_id)``: ``url`` an absolute http(s) URL,
+    already percent-encoded (``ValueError`` otherwise); ``headers`` a ``CIMultiDict`` or pairs.
+    ``url`` and ``headers`` may be read and replaced; ``headers`` is built on first access (the
+    integration keeps plain pairs until a mapping step asks). ``Host`` and ``Content-Length`` are
+    written by the HTTP client, from the URL and the body.
+    """
+
+    __slots__ = ("_headers", "_pairs", "body", "method", "origin", "target", "trace_id")
+
+    def __init__(
+        self,
+        method: str,
+        url: URL | str,
+        headers: CIMultiDict[str] | Iterable[tuple[str, str]],
+        body: bytes,
+        trace_id: str,
+    ) -> None:
+        self.method = method
+        self.origin, self.target = split_url(requote(str(url)))
+        self._headers: CIMultiDict[str] | None = None
+        self._pairs: list[tuple[str, str]] = []
+        if isinstance(headers, CIMultiDict):
+            self._headers = headers
+        else:
+            self._pairs = list(headers)
+        self.body = body
+        self.trace_id = trace_id
+
+    @classmethod
+    def _new(
+        cls,
+        method: str,
+        origin: Origin,
+        target: str,
+        pairs: list[tuple[str, str]],
+        body: bytes,
+        trace_id: str,
+    ) -> BackendRequest:
+        self = cls.__new__(cls)
+        self.method = method
+        self.origin = origin
+        self.target = target
+        self._pairs = pairs
+        self._headers = None
+        self.body = body
+        self.trace_id = trace_id
+        return self
+
+    @property
+    def url(self) -> URL:
+        return URL(self.origin.base + self.target, encoded=True)
+
+    @url.setter
+    def url(self, url: URL) -> None:
+        self.origin, self.target = split_url(requote(str(url)))
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        if self._headers is None:
+            self._headers = CIMultiDict(self._pairs)
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: CIMultiDict[str]) -> None:
+        self._headers = headers
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        """The headers to send, in order (without ``Host`` and ``Content-Length``)."""
+        return self._pairs if self._headers is None else self._headers.items()
+
+    def loggable_url(self) -> str:
+        """Scheme, host and path: query strings may carry tokens."""
+        return self.origin.base + self.target.partition("?")[0]
 
 
-@dataclass(slots=True)
 class BackendResponse:
-    """What the backend answered; ``headers`` is aiohttp's parsed view (repeats kept, not copied)."""
+    """What the backend answered.
 
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
+    ``raw_headers``: the pairs as received (names as spelled, repeats kept, values decoded);
+    ``headers``: a case-insensitive view of them, built on first access.
+    """
+
+    __slots__ = ("_headers", "body", "raw_headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: CIMultiDictProxy[str] | CIMultiDict[str] | Iterable[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        self.status = status
+        if isinstance(headers, (CIMultiDict, CIMultiDictProxy)):
+            self.raw_headers = list(headers.items())
+        else:
+            self.raw_headers = list(headers)
+        self.body = body
+        self._headers: CIMultiDictProxy[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(CIMultiDict(self.raw_headers))
+        return self._headers
 
 
 class _HttpIntegrationBase:
     _request_rules: ClassVar[Mapping[str, int]]
     _response_rules: ClassVar[Mapping[str, str]]
 
-    def __init__(self, config: IntegrationConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        config: IntegrationConfig,
+        session: aiohttp.ClientSession | None,
+        *,
+        client: HttpClientPool | None = None,
+    ) -> None:
         if not config.uri:
             raise ValueError(f"{config.type} integration needs a uri")
-        if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
+        if session is not None and not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
             # Fail at startup: a shared cookie jar leaks backend cookies between clients.
             raise ValueError(
                 "HTTP integrations need a ClientSession with cookie_jar=aiohttp.DummyCookieJar()"
             )
         self._template = UriTemplate(config.uri)
         self._session = session
+        self._client = client
+        self._shared_client = client is None
         method = config.http_method.upper()
         self._method: str | None = None if method == "ANY" else method
-        timeout_s = config.timeout_ms / 1000
-        # ceil_threshold above the timeout: aiohttp would otherwise round timeouts >= 5 s up to
-        # the next whole second, and the integration timeout is part of the contract.
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=timeout_s + 1)
+        self._timeout_s = config.timeout_ms / 1000
         self._timeout_ms = config.timeout_ms
+        # A URI without variables: origin and target are worked out (and validated) once.
+        self._static: tuple[Origin, str] | None = None
+        if self._template.is_static:
+            with contextlib.suppress(ValueError):  # else reported (500) per request
+                self._static = split_url(requote(append_query(self._template.source, "")))
 
     async def invoke(self, info: RequestInfo) -> HttpResponse:
         request = self.build_request(info)
@@ -192,7 +307,7 @@ class _HttpIntegrationBase:
         return self.build_response(info, request, backend)
 
     async def close(self) -> None:
-        # The session is shared and owned by the app.
+        # The pool is shared (closed with the app) or the caller's.
         return None
 
     # -- request ---------------------------------------------------------------------------------
@@ -200,108 +315,97 @@ class _HttpIntegrationBase:
     def build_request(self, info: RequestInfo) -> BackendRequest:
         """URL, method, headers and body for the backend (raises ``ApiConfigurationError``)."""
         req = info.request
+        origin, target = self._url(info)
         headers, trace_id = self._request_headers(info)
-        return BackendRequest(
-            method=self._method or req.method,
-            url=self._url(info),
-            headers=headers,
-            body=req.body,
-            trace_id=trace_id,
-        )
+        return BackendRequest._new(self._method or req.method, origin, target, headers, req.body, trace_id)
 
-    def _url(self, info: RequestInfo) -> URL:
+    def _url(self, info: RequestInfo) -> tuple[Origin, str]:
+        query = info.request.query_string
+        if self._static is not None and not query:
+            return self._static
         try:
             raw = self._template.render(info.path_parameters, info.stage_variables)
         except MissingPathParameter as exc:
             log.error("integration uri %r: no path parameter %r", self._template.source, exc.name)
             raise ApiConfigurationError() from exc
-        raw = requote(append_query(raw, info.request.query_string))
+        raw = requote(append_query(raw, query))
         try:
-            # encoded=True: path parameters and the query are passed on exactly as received.
-            url = URL(raw, encoded=True)
-            host = url.raw_host  # yarl parses the authority lazily: a bad port raises here
+            return split_url(raw)
         except ValueError as exc:
             log.error("integration uri %r gave an invalid URL %r: %s", self._template.source, raw, exc)
             raise ApiConfigurationError() from exc
-        if url.scheme not in _HTTP_SCHEMES or not host or not _HOST_CHARS.issuperset(host):
-            log.error("integration uri %r gave an invalid URL %r", self._template.source, raw)
-            raise ApiConfigurationError()
-        return url
 
-    def _request_headers(self, info: RequestInfo) -> tuple[CIMultiDict[str], str]:
+    def _request_headers(self, info: RequestInfo) -> tuple[list[tuple[str, str]], str]:
         rules = self._request_rules
-        headers: CIMultiDict[str] = CIMultiDict()
-        # aiohttp merges session defaults into the request headers by exact (case-sensitive) name:
-        # "X-A" then "x-a" would keep only the last value, so repeats reuse the first spelling.
-        spelling: dict[str, str] = {}
+        headers: list[tuple[str, str]] = []
+        append = headers.append
         has_accept = has_user_agent = False
         trace_id = ""
-        for name, value in info.request.headers:
-            lname = name.lower()
-            rule = rules.get(lname)
+        for pair in info.request.headers:
+            rule = rules.get(pair[0].lower())
             if rule is None:
-                headers.add(spelling.setdefault(lname, name), value)
+                append(pair)
             elif rule == _ACCEPT:
                 has_accept = True
-                headers.add(name, value)
+                append(pair)
             elif rule == _USER_AGENT:
                 has_user_agent = True
-                headers.add(name, value)
+                append(pair)
             elif rule == _AUTHORIZATION:
-                if not value.startswith(_SIGV4_PREFIX):
-                    headers.add(name, value)
-            elif rule == _TRACE and not trace_id and "Root=" in value:
+                if not pair[1].startswith(_SIGV4_PREFIX):
+                    append(pair)
+            elif rule == _TRACE and not trace_id and "Root=" in pair[1]:
                 # Propagate a caller's X-Ray trace (the first one); anything else is replaced.
-                trace_id = value
+                trace_id = pair[1]
             # _DROP: nothing
         if not trace_id:
             trace_id = new_trace_id(info.now_ms)
-        # add(), not item assignment: none of these names can be present any more (no scan needed).
         if not has_accept:
-            headers.add("Accept", "application/json")
+            append(("Accept", "application/json"))
         if not has_user_agent:
-            headers.add("User-Agent", f"AmazonAPIGateway_{info.api_id}")
-        headers.add("Accept-Encoding", "identity")
-        headers.add("X-Amzn-Apigateway-Api-Id", info.api_id)
-        headers.add("X-Amzn-Trace-Id", trace_id)
+            append(("User-Agent", f"AmazonAPIGateway_{info.api_id}"))
+        append(("Accept-Encoding", "identity"))
+        append(("X-Amzn-Apigateway-Api-Id", info.api_id))
+        append(("X-Amzn-Trace-Id", trace_id))
         return headers, trace_id
 
     # -- I/O -------------------------------------------------------------------------------------
 
+    def _pool(self) -> HttpClientPool:
+        client = self._client
+        if client is None or (self._shared_client and client.closed):
+            client = self._client = default_pool()
+        return client
+
     async def send(self, request: BackendRequest) -> BackendResponse:
         """Send one request; every failure leaves as a ``GatewayError`` chained to its cause."""
         try:
-            async with self._session.request(
+            status, headers, body = await self._pool().request(
+                request.origin,
                 request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body or None,
-                allow_redirects=False,
-                # Only needed (and only paid for) when aiohttp would otherwise invent a Content-Type.
-                skip_auto_headers=(
-                    _SKIP_AUTO_HEADERS if request.body and "Content-Type" not in request.headers else None
-                ),
-                timeout=self._timeout,
-                auto_decompress=True,
-                raise_for_status=False,
-            ) as resp:
-                body = await resp.read()
-                return BackendResponse(resp.status, resp.headers, body)
-        except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+                request.target,
+                request.header_items(),
+                request.body,
+                self._timeout_s,
+            )
+        except TimeoutError as exc:
             log.warning(
-                "%s %s: no response within %d ms", request.method, _loggable(request.url), self._timeout_ms
+                "%s %s: no response within %d ms", request.method, request.loggable_url(), self._timeout_ms
             )
             raise IntegrationTimeout() from exc
-        except aiohttp.InvalidURL as exc:
-            log.error("%s %s: invalid backend URL: %s", request.method, _loggable(request.url), exc)
-            raise ApiConfigurationError() from exc
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            log.warning("%s %s: %s: %s", request.method, _loggable(request.url), type(exc).__name__, exc)
+        except (BackendError, OSError, ValueError) as exc:
+            log.warning("%s %s: %s: %s", request.method, request.loggable_url(), type(exc).__name__, exc)
             raise IntegrationFailure() from exc
         except Exception as exc:
-            # Not expected from aiohttp, but the contract is that a backend problem is a 502.
-            log.exception("%s %s: unexpected error", request.method, _loggable(request.url))
+            # Not expected from the client, but the contract is that a backend problem is a 502.
+            log.exception("%s %s: unexpected error", request.method, request.loggable_url())
             raise IntegrationFailure() from exc
+        response = BackendResponse.__new__(BackendResponse)
+        response.status = status
+        response.raw_headers = headers
+        response.body = body
+        response._headers = None
+        return response
 
     # -- response --------------------------------------------------------------------------------
 
@@ -311,39 +415,24 @@ class _HttpIntegrationBase:
         """The client response: backend status and body, headers filtered by the class's rules."""
         rules = self._response_rules
         headers: list[tuple[str, str]] = []
-        for name, value in backend.headers.items():
-            if not value.isascii():
-                value = _writable(value)
+        append = headers.append
+        for name, value in backend.raw_headers:
             rule = rules.get(name.lower())
             if rule is None:
-                headers.append((name, value))
+                append((name, value))
             elif rule:
-                headers.append((rule, value))
+                append((rule, value))
         return HttpResponse(backend.status, headers, backend.body)
-
-
-def _writable(value: str) -> str:
-    # aiohttp decodes header values as UTF-8 with surrogateescape, but writes them back as strict
-    # UTF-8: a backend value that is not valid UTF-8 would make the gateway's response unwritable.
-    # Valid UTF-8 round-trips unchanged; other bytes are taken as Latin-1.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogateescape").decode("latin-1")
-    return value
-
-
-def _loggable(url: URL) -> str:
-    # Query strings may carry tokens; logs get scheme, host and path only.
-    return str(url.with_query(None).with_fragment(None))
 
 
 class HttpProxyIntegration(_HttpIntegrationBase):
     """HTTP_PROXY: the request is passed through, the response passed back (header rules above).
 
-    ``HttpProxyIntegration(config, session)``: ``config.uri`` is the backend URI template,
-    ``config.http_method`` the backend method (``ANY`` = the client's), ``config.timeout_ms`` the
-    integration timeout. ``session`` is the app's shared ``aiohttp.ClientSession``.
+    ``HttpProxyIntegration(config, session, client=None)``: ``config.uri`` is the backend URI
+    template, ``config.http_method`` the backend method (``ANY`` = the client's),
+    ``config.timeout_ms`` the integration timeout. ``session`` is the app's shared
+    ``aiohttp.ClientSession`` (checked, see the module docstring); ``client`` an
+    :class:`HttpClientPool` to use instead of the loop's shared one.
     """
 
     _request_rules = _PROXY_REQUEST_RULES
@@ -351,7 +440,7 @@ class HttpProxyIntegration(_HttpIntegrationBase):
 
 
 class HttpIntegration(_HttpIntegrationBase):
-    """HTTP (non-proxy) integration, ``HttpIntegration(config, session)``.
+    """HTTP (non-proxy) integration, ``HttpIntegration(config, session, client=None)``.
 
     Done: the request is built like HTTP_PROXY's but with ``User-Agent: AmazonAPIGateway_{apiId}``;
     response headers named in the non-proxy list are renamed ``x-amzn-Remapped-*``; the response

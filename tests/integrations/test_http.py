@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from routes.integrations.http import BackendRequest, BackendResponse, HttpIntegration
+from routes.integrations.http_client import close_default_pool
 from server.errors import IntegrationFailure, IntegrationTimeout
 from server.events import RequestInfo
 from server.messages import HttpResponse
@@ -25,6 +26,12 @@ from tests.integrations.test_http_proxy import (
     make_info,
     raw_response,
 )
+
+
+@pytest.fixture(autouse=True)
+async def _close_backend_connections() -> AsyncIterator[None]:
+    yield
+    await close_default_pool()
 
 
 @pytest.fixture

@@ -21,6 +21,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from routes.integrations.http import HttpProxyIntegration
+from routes.integrations.http_client import (
+    BackendConnectError,
+    BackendDisconnected,
+    BackendError,
+    BackendProtocolError,
+    close_default_pool,
+)
 from server.config.model import IntegrationConfig, IntegrationType
 from server.errors import ApiConfigurationError, IntegrationFailure, IntegrationTimeout
 from server.events import RequestInfo
@@ -203,6 +210,13 @@ def closed_port() -> Iterator[int]:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+async def _close_backend_connections() -> AsyncIterator[None]:
+    # The integrations send through the loop's shared connection pool (the app closes it).
+    yield
+    await close_default_pool()
+
+
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     # Configured like the app's shared session (server/app.py).
@@ -327,7 +341,7 @@ async def test_request_headers_dropped_added_and_kept(session: aiohttp.ClientSes
     assert header_values(got, "X-Amzn-Apigateway-Api-Id") == [API_ID]
     assert header_values(got, "Accept") == ["application/json"]
     assert header_values(got, "User-Agent") == [f"AmazonAPIGateway_{API_ID}"]
-    assert "content-type" not in names  # aiohttp must not invent application/octet-stream
+    assert "content-type" not in names  # no invented application/octet-stream
     (trace,) = header_values(got, "X-Amzn-Trace-Id")
     match = TRACE_RE.match(trace)
     assert match is not None
@@ -411,8 +425,8 @@ async def test_response_exact_names_from_raw_backend() -> None:
             response = await HttpProxyIntegration(make_config(f"{raw.origin}/x"), session).invoke(make_info())
     finally:
         await raw.close()
-    # aiohttp spells well-known names canonically ("set-cookie" -> "Set-Cookie"); others keep
-    # the backend's spelling. Header names are case-insensitive either way.
+    # Well-known names are spelled canonically ("set-cookie" -> "Set-Cookie"); others keep the
+    # backend's spelling. Header names are case-insensitive either way.
     assert response.headers == [
         ("x-amzn-Remapped-Connection", "keep-alive"),
         ("x-amzn-Remapped-Content-Length", "2"),
@@ -470,8 +484,8 @@ async def test_binary_bodies_both_ways(session: aiohttp.ClientSession, origin: s
 async def test_compressing_backend_is_decoded_and_content_encoding_dropped(
     session: aiohttp.ClientSession, origin: str
 ) -> None:
-    # The shared session has auto_decompress=False; the integration must still hand back a body
-    # that matches the headers it returns (no Content-Encoding).
+    # The integration must hand back a body that matches the headers it returns (no
+    # Content-Encoding), whatever the backend did with "Accept-Encoding: identity".
     response = await HttpProxyIntegration(make_config(f"{origin}/gzip"), session).invoke(make_info())
     assert response.body == b"plain text " * 50
     assert response.header("Content-Encoding") is None
@@ -523,7 +537,8 @@ async def test_backend_down(session: aiohttp.ClientSession, closed_port: int) ->
     integration = HttpProxyIntegration(make_config(f"http://127.0.0.1:{closed_port}/x"), session)
     with pytest.raises(IntegrationFailure) as info:
         await integration.invoke(make_info())
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(info.value.__cause__, BackendConnectError)
+    assert isinstance(info.value.__cause__.__cause__, ConnectionRefusedError)
     assert info.value.status == 502
     assert info.value.message == "Internal server error"
 
@@ -532,21 +547,28 @@ async def test_unknown_host(session: aiohttp.ClientSession) -> None:
     integration = HttpProxyIntegration(make_config("http://no-such-host.invalid/x"), session)
     with pytest.raises(IntegrationFailure) as info:
         await integration.invoke(make_info())
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(info.value.__cause__, BackendConnectError)
+    assert isinstance(info.value.__cause__.__cause__, socket.gaierror)
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "error"),
     [
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", id="truncated-body"),
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", id="truncated-head"),
-        pytest.param(b"", id="closed-without-reply"),
-        pytest.param(b"NOT HTTP AT ALL\r\n\r\n", id="not-http"),
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", id="bad-content-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+            BackendDisconnected,
+            id="truncated-body",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", BackendDisconnected, id="truncated-head"),
+        pytest.param(b"", BackendDisconnected, id="closed-without-reply"),
+        pytest.param(b"NOT HTTP AT ALL\r\n\r\n", BackendProtocolError, id="not-http"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", BackendProtocolError, id="bad-content-length"
+        ),
     ],
 )
 async def test_broken_responses_are_integration_failures(
-    session: aiohttp.ClientSession, reply: bytes
+    session: aiohttp.ClientSession, reply: bytes, error: type[BackendError]
 ) -> None:
     raw = await RawBackend(reply).start()
     try:
@@ -555,7 +577,7 @@ async def test_broken_responses_are_integration_failures(
             await integration.invoke(make_info())
     finally:
         await raw.close()
-    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    assert isinstance(info.value.__cause__, error)
     assert raw.requests  # the request did reach the backend
 
 
