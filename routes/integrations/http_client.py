@@ -459,6 +459,8 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks --
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._state != _HEAD:
+            return  # trailers of a chunked body (not passed on), or bytes nobody asked for
         if len(name) == 16 and name.lower() == b"content-encoding":
             self._coding = value.decode("latin-1")
         self._headers.append((name.decode("latin-1"), _header_value(value)))
@@ -467,7 +469,9 @@ class _Connection(asyncio.Protocol):
         if self._state != _HEAD:
             raise BackendProtocolError("unexpected response")
         status = self._parser.get_status_code()
-        if status < 200 and status != 101:
+        if status < 200:
+            if status == 101:  # requests never ask for an upgrade
+                raise BackendProtocolError("unexpected 101 Switching Protocols")
             self._interim = True  # 100 Continue, 103 Early Hints...: the real response follows
             return
         self._status = status
@@ -487,7 +491,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._interim:
-            self._reset()
+            self._interim = False
+            self._headers = []
+            self._coding = ""
             return
         if self._state == _BODY:
             self._complete(self._parser.should_keep_alive())
