@@ -6,8 +6,8 @@ else the integration does. This client does only what a gateway needs:
 
 * a per-process pool (:class:`HttpClientPool`, one per event loop) of keep-alive connections per
   origin (scheme, host, port), on plain ``asyncio.Protocol`` objects; LIFO reuse, at most
-  ``max_idle_per_host`` idle connections per origin, idle ones older than ``idle_timeout`` closed
-  when next looked at;
+  ``max_idle_per_host`` idle connections per origin, idle ones unused for ``idle_timeout`` seconds
+  closed (by a timer that runs only while connections are idle, and when next looked at);
 * one request at a time per connection, serialised by hand (``Host`` first, then the caller's
   headers in order, ``Content-Length`` when there is a body or the method normally has one);
 * responses parsed by llhttp (the ``httptools`` bindings): ``Content-Length``, chunked and
@@ -463,7 +463,8 @@ class _Connection(asyncio.Protocol):
             return  # trailers of a chunked body (not passed on), or bytes nobody asked for
         if len(name) == 16 and name.lower() == b"content-encoding":
             self._coding = value.decode("latin-1")
-        self._headers.append((name.decode("latin-1"), _header_value(value)))
+        # llhttp drops the whitespace before a value, not after it (RFC 9110 §5.5: not part of it).
+        self._headers.append((name.decode("latin-1"), _header_value(value.rstrip(b" \t"))))
 
     def on_headers_complete(self) -> None:
         if self._state != _HEAD:
@@ -526,6 +527,7 @@ class HttpClientPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: dict[str, list[_Connection]] = {}
         self._connections: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
 
     @property
@@ -592,6 +594,9 @@ class HttpClientPool:
     async def close(self) -> None:
         """Close every connection (idle ones gracefully); waits at most a second for them."""
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         connections = list(self._connections)
         stacks = list(self._idle.values())
         self._idle.clear()
@@ -637,6 +642,19 @@ class HttpClientPool:
             return
         conn.last_used = self.loop.time()
         stack.append(conn)
+        if self._sweeper is None and self.idle_timeout > 0:
+            self._sweeper = self.loop.call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close idle connections unused for ``idle_timeout`` (runs while any are idle)."""
+        self._sweeper = None
+        expired = self.loop.time() - self.idle_timeout
+        for stack in list(self._idle.values()):
+            # Oldest first (LIFO reuse keeps the recently used ones at the end).
+            while stack and stack[0].last_used <= expired:
+                stack.pop(0).close()
+        if any(self._idle.values()):
+            self._sweeper = self.loop.call_later(self.idle_timeout / 2, self._sweep)
 
     def _forget(self, conn: _Connection) -> None:
         self._connections.discard(conn)

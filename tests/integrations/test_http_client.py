@@ -269,11 +269,13 @@ async def test_interim_responses_are_skipped(pool: HttpClientPool) -> None:
         assert await get(pool, backend) == (200, [("Content-Length", "2")], b"ok")
 
 
-async def test_header_values_utf8_else_latin1(pool: HttpClientPool) -> None:
-    reply = b"HTTP/1.1 200 OK\r\nX-U: caf\xc3\xa9\r\nX-L: caf\xe9\r\nContent-Length: 0\r\n\r\n"
+async def test_header_values_utf8_else_latin1_and_trimmed(pool: HttpClientPool) -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nX-U: caf\xc3\xa9\r\nX-L: caf\xe9\r\nX-S: \t a b \t\r\nContent-Length: 0\r\n\r\n"
+    )
     async with Backend(keep_alive(reply)) as backend:
         _, headers, _ = await get(pool, backend)
-    assert headers[:2] == [("X-U", "caf\u00e9"), ("X-L", "caf\u00e9")]
+    assert headers[:3] == [("X-U", "caf\u00e9"), ("X-L", "caf\u00e9"), ("X-S", "a b")]
 
 
 @pytest.mark.parametrize(
@@ -358,6 +360,19 @@ async def test_expired_idle_connection_is_not_reused() -> None:
             await get(client, backend)
             await get(client, backend)
             assert backend.connections == 2
+    finally:
+        await client.close()
+
+
+async def test_idle_connections_closed_after_idle_timeout() -> None:
+    client = HttpClientPool(idle_timeout=0.05)
+    try:
+        async with Backend(keep_alive(OK)) as backend:
+            await asyncio.gather(get(client, backend), get(client, backend))
+            assert client.idle_count() == 2
+            await eventually(lambda: client.connection_count == 0)
+            assert client.idle_count() == 0
+            await get(client, backend)  # and the pool still works
     finally:
         await client.close()
 

@@ -19,8 +19,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
-from routes.integrations.http import HttpProxyIntegration
+from routes.integrations.http import BackendRequest, HttpProxyIntegration
 from routes.integrations.http_client import (
     BackendConnectError,
     BackendDisconnected,
@@ -367,6 +368,39 @@ async def test_client_accept_user_agent_authorization_and_trace_pass(
     assert header_values(got, "Authorization") == ["Bearer token"]
     assert header_values(got, "X-Amzn-Trace-Id") == [trace]
     assert header_values(got, "Content-Type") == ["text/plain"]
+
+
+@pytest.mark.parametrize(("method", "length"), [("GET", None), ("POST", "0"), ("DELETE", "0")])
+async def test_empty_body_framing(
+    session: aiohttp.ClientSession, origin: str, method: str, length: str | None
+) -> None:
+    _, seen, _ = await echo(session, f"{origin}/e", make_info(method=method))
+    got = seen["headers"]
+    assert header_values(got, "Content-Length") == ([length] if length else [])
+    assert header_values(got, "Content-Type") == []  # none invented for an empty body either
+    assert header_values(got, "Host") == [origin.removeprefix("http://")]
+    assert got[0][0] == "Host"
+
+
+async def test_backend_request_api_for_mapping_steps(session: aiohttp.ClientSession, origin: str) -> None:
+    integration = HttpProxyIntegration(make_config(f"{origin}/a"), session)
+    request = integration.build_request(make_info(headers=[("X-One", "1")], query="q=1"))
+    assert str(request.url) == f"{origin}/a?q=1"
+    request.url = URL(f"{origin}/b?r=2")
+    request.headers["X-Two"] = "2"
+    del request.headers["X-One"]
+    request.body = b"new"
+    seen = json.loads((await integration.send(request)).body)
+    assert seen["raw_path"] == "/b?r=2"
+    assert header_values(seen["headers"], "X-Two") == ["2"]
+    assert header_values(seen["headers"], "X-One") == []
+    assert header_values(seen["headers"], "Content-Length") == ["3"]
+    built = BackendRequest("PUT", f"{origin}/c", [("X-Three", "3")], b"", "Root=1-0-0")
+    seen = json.loads((await integration.send(built)).body)
+    assert (seen["method"], seen["raw_path"]) == ("PUT", "/c")
+    assert header_values(seen["headers"], "X-Three") == ["3"]
+    with pytest.raises(ValueError):
+        built.url = URL("ftp://example.com/")
 
 
 async def test_trace_id_is_new_per_request(session: aiohttp.ClientSession, origin: str) -> None:
