@@ -330,12 +330,17 @@ class _Connection(asyncio.Protocol):
         self.waiter = waiter
         self._head_only = head_only
         self._state = _HEAD
-        if not body:
-            transport.write(head)
-        elif len(body) <= 65536:
-            transport.write(head + body)
-        else:
-            transport.writelines((head, body))
+        try:
+            if not body:
+                transport.write(head)
+            elif len(body) <= 65536:
+                transport.write(head + body)
+            else:
+                transport.writelines((head, body))
+        except (RuntimeError, OSError) as exc:  # the transport closed under us
+            error = BackendDisconnected(f"cannot send: {exc}", nothing_received=True)
+            error.__cause__ = exc
+            self.fail(error)
         return waiter
 
     def fail(self, exc: BaseException) -> None:
@@ -430,7 +435,7 @@ class _Connection(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():
             self.waiter = None
             return
-        if self._state == _BODY and self._delimited_by_close():
+        if self._state == _BODY and exc is None and self._delimited_by_close():
             self._complete(keep_alive=False)
             return
         if self._received == 0:
@@ -566,10 +571,11 @@ class HttpClientPool:
         if self.closed:
             raise BackendConnectError("the HTTP client pool is closed")
         loop = self.loop
-        deadline = loop.time() + time_limit
+        now = loop.time()
+        deadline = now + time_limit
         head = _serialize(method, target, origin, headers, body)
         head_only = method == "HEAD"
-        conn = self._take_idle(origin.pool_key, loop.time())
+        conn = self._take_idle(origin.pool_key, now)
         retry = method in _IDEMPOTENT and conn is not None
         if conn is None:
             conn = await self._connect(origin, deadline)
