@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from server.store.bucket import BucketDecision
+
+if TYPE_CHECKING:
+    from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
 
 __all__ = [
     "BucketDecision",
@@ -213,6 +216,32 @@ class Store(Protocol):
         is the caller's clock in seconds; nodes sharing a store must use the same clock (wall
         time). The key is a single key (Redis Cluster safe), opaque to the other methods, and
         expires when the bucket would be full again.
+        """
+        ...
+
+    async def admit(
+        self,
+        buckets: Sequence[BucketSpec],
+        quota: QuotaSpec | None = None,
+        *,
+        now: float,
+        cost: int = 1,
+        usage: UsageSpec | None = None,
+    ) -> AdmitDecision:
+        """Atomically decide a whole request: every bucket, then the quota, in one step.
+
+        :func:`server.throttle.admit.admit_state` is the decision, which every store applies:
+        all pass, then ``cost`` is taken from every bucket and added to the quota counter and
+        the usage counter; any fails, then nothing is taken or counted anywhere and
+        ``failed`` names the first failure in the order given (most specific level first).
+        Bucket keys hold the same state as :meth:`take` (same expiry). The quota and usage
+        counters are plain integer strings (readable with :meth:`get`) created with their
+        spec's ``ttl``, which later increments keep. Every key must be distinct and carry
+        the same hash tag (ValueError otherwise): see :mod:`server.throttle.admit`.
+
+        Concurrent calls on the Redis store are pipelined (one write per event-loop
+        iteration). Raises :class:`StoreError` if a counter key holds a non-integer, without
+        writing anything.
         """
         ...
 

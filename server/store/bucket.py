@@ -4,10 +4,11 @@ A bucket holds up to ``burst`` tokens and gains ``rate`` tokens per second. A re
 ``cost`` tokens is admitted when that many tokens are present, and then removes them. A bucket
 that has never been used, or whose state has expired, is full.
 
-The Redis store runs the same computation as a Lua script (:mod:`server.store.redis`). The two
-must stay operation-for-operation identical: IEEE doubles give bit-identical results only when
-the same operations run in the same order, and ``tests/store`` checks that they agree exactly.
-If you change :func:`take_tokens`, change ``BUCKET_LUA`` in the same commit.
+The Redis store runs the same computation as Lua (:mod:`server.store.lua`). The two must stay
+operation-for-operation identical: IEEE doubles give bit-identical results only when the same
+operations run in the same order, and ``tests/store`` checks that they agree exactly. If you
+change :func:`refill`, :func:`wait_time` or :func:`settle`, change ``BUCKET_FUNCS`` in the same
+commit. :mod:`server.throttle.admit` composes the same three steps over several buckets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,19 @@ import math
 import operator
 from dataclasses import dataclass
 
-__all__ = ["MAX_TOKENS", "BucketDecision", "BucketState", "take_tokens", "validate_bucket_args"]
+__all__ = [
+    "MAX_TOKENS",
+    "BucketDecision",
+    "BucketState",
+    "refill",
+    "reset_after",
+    "settle",
+    "take_tokens",
+    "validate_bucket_args",
+    "validate_now_cost",
+    "validate_rate_burst",
+    "wait_time",
+]
 
 # Largest integer that a double (Lua's only number type) represents exactly; burst and cost
 # beyond it would make the Python and Lua sides round differently.
@@ -46,17 +59,72 @@ class BucketState:
     stamp: float
 
 
-def validate_bucket_args(rate: float, burst: int, now: float, cost: int) -> None:
-    """Reject arguments on which the bucket (or its Lua mirror) would be meaningless."""
+def validate_rate_burst(rate: float, burst: int) -> None:
+    """Reject a bucket configuration the arithmetic (or its Lua mirror) cannot honour."""
     if not (math.isfinite(rate) and rate >= 0):
         raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
     # operator.index rejects floats: fractional burst/cost are configuration bugs.
     if not 0 <= operator.index(burst) <= MAX_TOKENS:
         raise ValueError(f"burst must be an int in [0, 2**53], got {burst!r}")
+
+
+def validate_now_cost(now: float, cost: int) -> None:
     if not 0 <= operator.index(cost) <= MAX_TOKENS:
         raise ValueError(f"cost must be an int in [0, 2**53], got {cost!r}")
     if not math.isfinite(now):
         raise ValueError(f"now must be finite, got {now!r}")
+
+
+def validate_bucket_args(rate: float, burst: int, now: float, cost: int) -> None:
+    """Reject arguments on which the bucket (or its Lua mirror) would be meaningless."""
+    validate_rate_burst(rate, burst)
+    validate_now_cost(now, cost)
+
+
+# The three steps below each have a twin Lua function in server/store/lua.py (BUCKET_FUNCS):
+# keep the operations and their order identical (float rounding).
+
+
+def refill(state: BucketState | None, rate: float, burst: int, now: float) -> tuple[float, float]:
+    """Tokens and stamp of the bucket at ``now``: refilled, capped at ``burst``.
+
+    ``now`` may go backwards (another node's clock, NTP steps): then nothing is refilled and the
+    stamp is kept, so the same interval is never refilled twice.
+    """
+    if state is None:
+        tokens = float(burst)
+        stamp = now
+    else:
+        tokens = state.tokens
+        stamp = state.stamp
+    added = 0.0
+    if now > stamp:
+        added = (now - stamp) * rate
+        stamp = now
+    tokens = tokens + added
+    if tokens > burst:
+        # Also clamps a bucket saved under a larger burst (configuration changed).
+        tokens = float(burst)
+    return tokens, stamp
+
+
+def wait_time(tokens: float, rate: float, burst: int, cost: int) -> float:
+    """Seconds until ``cost`` tokens exist in a bucket short of them (``inf``: never)."""
+    if cost > burst or rate == 0:
+        return math.inf
+    return (cost - tokens) / rate
+
+
+def settle(tokens: float, stamp: float, rate: float, burst: int) -> tuple[BucketState | None, float]:
+    """The state to keep (None: full, delete the key) and seconds until the bucket is full."""
+    if tokens >= burst:
+        return None, 0.0
+    return BucketState(tokens, stamp), reset_after(tokens, rate, burst)
+
+
+def reset_after(tokens: float, rate: float, burst: int) -> float:
+    """Seconds until a bucket holding ``tokens`` (< ``burst``) is full again."""
+    return math.inf if rate == 0 else (burst - tokens) / rate
 
 
 def take_tokens(
@@ -67,37 +135,14 @@ def take_tokens(
     The returned state is ``None`` when the bucket is full: a full bucket and an absent one are
     the same thing, so stores delete the key instead of keeping it. Otherwise the store should
     keep the state for ``decision.reset_after`` seconds (after that it would be full anyway).
-
-    ``now`` may go backwards (another node's clock, NTP steps): then nothing is refilled and the
-    stamp is kept, so the same interval is never refilled twice.
     """
     validate_bucket_args(rate, burst, now, cost)
-    # Every operation below has a twin in BUCKET_LUA; keep the order (float rounding).
-    if state is None:
-        tokens = float(burst)
-        stamp = now
-    else:
-        tokens = state.tokens
-        stamp = state.stamp
-    refill = 0.0
-    if now > stamp:
-        refill = (now - stamp) * rate
-        stamp = now
-    tokens = tokens + refill
-    if tokens > burst:
-        # Also clamps a bucket saved under a larger burst (configuration changed).
-        tokens = float(burst)
-
+    tokens, stamp = refill(state, rate, burst, now)
     allowed = cost <= tokens
     retry_after = 0.0
     if allowed:
         tokens = tokens - cost
-    elif cost > burst or rate == 0:
-        retry_after = math.inf
     else:
-        retry_after = (cost - tokens) / rate
-
-    if tokens >= burst:
-        return None, BucketDecision(allowed, tokens, retry_after, 0.0)
-    reset_after = math.inf if rate == 0 else (burst - tokens) / rate
-    return BucketState(tokens, stamp), BucketDecision(allowed, tokens, retry_after, reset_after)
+        retry_after = wait_time(tokens, rate, burst, cost)
+    new_state, reset_after = settle(tokens, stamp, rate, burst)
+    return new_state, BucketDecision(allowed, tokens, retry_after, reset_after)

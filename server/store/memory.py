@@ -14,7 +14,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,8 +28,9 @@ from server.store.base import (
     check_ttl,
     encode_field,
 )
-from server.store.bucket import BucketState, take_tokens
+from server.store.bucket import BucketState, reset_after, take_tokens
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, admit_state, check_keys
 
 __all__ = ["MemoryStore", "MemorySubscription"]
 
@@ -216,19 +217,25 @@ class MemoryStore:
             check_ttl(ttl)
         self._check_open()
         self._sweep()
+        value = self._counter(key)
         entry = self._live(key)
         if entry is None:
             entry = self._data[key] = _Entry(b"0")
             self._set_deadline(key, entry, ttl)
-        if not isinstance(entry.value, bytes):
-            raise StoreError(_WRONGTYPE)
-        if _INT_RE.fullmatch(entry.value) is None or not INT64_MIN <= int(entry.value) <= INT64_MAX:
-            raise StoreError(_NOT_INT)
-        result = int(entry.value) + amount
+        result = value + amount
         if not INT64_MIN <= result <= INT64_MAX:
             raise StoreError(_OVERFLOW)
         entry.value = str(result).encode()
         return result
+
+    def _counter(self, key: str) -> int:
+        """The integer at ``key`` (0 if absent); StoreError as Redis's INCRBY would raise."""
+        value = self._typed(key, bytes)
+        if value is None:
+            return 0
+        if _INT_RE.fullmatch(value) is None or not INT64_MIN <= int(value) <= INT64_MAX:
+            raise StoreError(_NOT_INT)
+        return int(value)
 
     # -- hashes and sets ---------------------------------------------------------------------
 
@@ -301,6 +308,55 @@ class MemoryStore:
             entry = self._data[key] = _Entry(new_state)
             self._set_deadline(key, entry, decision.reset_after)
         return decision
+
+    async def admit(
+        self,
+        buckets: Sequence[BucketSpec],
+        quota: QuotaSpec | None = None,
+        *,
+        now: float,
+        cost: int = 1,
+        usage: UsageSpec | None = None,
+    ) -> AdmitDecision:
+        check_keys(buckets, quota, usage)
+        self._check_open()
+        self._sweep()
+        # Everything is read (and checked) before anything is written, like ADMIT_LUA, which
+        # sees keys of another kind as absent (MGET) and replaces them.
+        states = [self._admit_bucket(spec.key) for spec in buckets]
+        count = 0 if quota is None else self._admit_counter(quota.key)
+        used = 0 if usage is None else self._admit_counter(usage.key)
+        new_states, new_count, decision = admit_state(states, count, buckets, quota, now=now, cost=cost)
+        if not decision.allowed:
+            return decision
+        if cost:
+            if quota is not None:
+                self._admit_bump(quota.key, new_count, quota.ttl)
+            if usage is not None:
+                self._admit_bump(usage.key, used + cost, usage.ttl)
+        for spec, state in zip(buckets, new_states, strict=True):
+            if state is None:
+                self._data.pop(spec.key, None)
+            else:
+                entry = self._data[spec.key] = _Entry(state)
+                self._set_deadline(spec.key, entry, reset_after(state.tokens, spec.rate, spec.burst))
+        return decision
+
+    def _admit_bucket(self, key: str) -> BucketState | None:
+        entry = self._live(key)
+        return entry.value if entry is not None and isinstance(entry.value, BucketState) else None
+
+    def _admit_counter(self, key: str) -> int:
+        entry = self._live(key)
+        return self._counter(key) if entry is not None and isinstance(entry.value, bytes) else 0
+
+    def _admit_bump(self, key: str, value: int, ttl: float) -> None:
+        """Store counter ``value``; the TTL only when this creates the key (like :meth:`incr`)."""
+        entry = self._live(key)
+        if entry is None or not isinstance(entry.value, bytes):
+            entry = self._data[key] = _Entry(b"")
+            self._set_deadline(key, entry, ttl)
+        entry.value = str(value).encode()
 
     # -- pub/sub -----------------------------------------------------------------------------
 

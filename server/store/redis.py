@@ -9,15 +9,20 @@ Failure policy lives with the callers; this module guarantees three things:
   retried once on a fresh connection, and subscriptions re-subscribe by themselves.
 
 Every key and channel is prefixed with ``namespace`` so several gateways can share a Redis.
-Every operation touches a single key, so the layout also works on Redis Cluster.
+Every operation touches a single key, except :meth:`RedisStore.admit`, whose keys share one
+hash tag (see :mod:`server.throttle.admit`), so the layout also works on Redis Cluster (the
+namespace must then contain no braces).
+
+:meth:`RedisStore.admit` is the request hot path: it goes through :class:`RedisPipe` (one
+socket, concurrent calls pipelined), not redis.asyncio. To measure both on this machine:
+``python -m server.store.measure_admit`` (see that module).
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -35,69 +40,17 @@ from server.store.base import (
     check_ttl,
     encode_field,
 )
-from server.store.bucket import validate_bucket_args
+from server.store.bucket import validate_bucket_args, validate_now_cost
+from server.store.lua import ADMIT, BUCKET, BUCKET_LUA, AdmitCodec
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
+from server.store.redis_pipe import RedisPipe
 from server.store.redis_pubsub import RedisSubscription
 from server.store.subscription import DEFAULT_BUFFER
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
 
 __all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
 
 DEFAULT_NAMESPACE = "portway:"
-
-# The token bucket of server/store/bucket.py, operation for operation (see take_tokens there).
-# Numbers travel as strings with 17 significant digits, which round-trip a double exactly;
-# Redis would otherwise truncate Lua numbers in replies to integers.
-BUCKET_LUA = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local tokens = burst
-local stamp = now
-local saved = redis.call('HMGET', KEYS[1], 't', 's')
-if saved[1] and saved[2] then
-  tokens = tonumber(saved[1])
-  stamp = tonumber(saved[2])
-end
-local refill = 0
-if now > stamp then
-  refill = (now - stamp) * rate
-  stamp = now
-end
-tokens = tokens + refill
-if tokens > burst then
-  tokens = burst
-end
-local allowed = cost <= tokens
-local retry_after = 0
-if allowed then
-  tokens = tokens - cost
-elseif cost > burst or rate == 0 then
-  retry_after = math.huge
-else
-  retry_after = (cost - tokens) / rate
-end
-local reset_after = 0
-if tokens >= burst then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 's', string.format('%.17g', stamp))
-  if rate == 0 then
-    reset_after = math.huge
-  else
-    reset_after = (burst - tokens) / rate
-  end
-  local ms = math.ceil(reset_after * 1000)
-  if ms < 4e15 then
-    redis.call('PEXPIRE', KEYS[1], ms)
-  else
-    redis.call('PERSIST', KEYS[1])
-  end
-end
-return {allowed and 1 or 0, string.format('%.17g', tokens), string.format('%.17g', retry_after),
-        string.format('%.17g', reset_after)}
-"""
-_BUCKET_SHA = hashlib.sha1(BUCKET_LUA.encode()).hexdigest()
 
 
 def _ms(ttl: float) -> int:
@@ -153,6 +106,8 @@ class RedisStore:
         self._pubsub_client = aioredis.Redis.from_pool(
             aioredis.ConnectionPool.from_url(url, max_connections=2**31, **options)
         )
+        self._pipe = RedisPipe(url, timeout=timeout, connect_timeout=connect_timeout)
+        self._admit = AdmitCodec(namespace)
         self._subs: set[RedisSubscription] = set()
         self._closed = False
 
@@ -178,6 +133,7 @@ class RedisStore:
         self._closed = True
         for sub in list(self._subs):
             await sub.close()
+        await self._pipe.close()
         await self._client.aclose()
         await self._pubsub_client.aclose()
 
@@ -315,12 +271,28 @@ class RedisStore:
         name = self._ns + key
         with _TRANSLATE:
             try:
-                reply = await self._client.evalsha(_BUCKET_SHA, 1, name, *args)
+                reply = await self._client.evalsha(BUCKET.sha, 1, name, *args)
             except NoScriptError:
                 # Redis restarted or flushed its script cache; EVAL runs and re-caches it.
-                reply = await self._client.eval(BUCKET_LUA, 1, name, *args)
+                reply = await self._client.eval(BUCKET.text, 1, name, *args)
         allowed, remaining, retry_after, reset_after = reply
         return BucketDecision(allowed == 1, float(remaining), float(retry_after), float(reset_after))
+
+    async def admit(
+        self,
+        buckets: Sequence[BucketSpec],
+        quota: QuotaSpec | None = None,
+        *,
+        now: float,
+        cost: int = 1,
+        usage: UsageSpec | None = None,
+    ) -> AdmitDecision:
+        keys = check_keys(buckets, quota, usage)
+        validate_now_cost(now, cost)
+        self._check_open()
+        codec = self._admit
+        command = codec.command(keys, buckets, quota, usage, now, cost)
+        return codec.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
 
     # -- pub/sub -----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from redis.exceptions import (
 
 from server.store.base import StoreError, StoreUnavailable
 
-__all__ = ["TRANSLATE"]
+__all__ = ["TRANSLATE", "reply_error"]
 
 # Error replies that mean "Redis cannot serve right now" rather than "your command is wrong":
 # the ones redis-py maps to classes (it strips their prefix), then the ones it leaves as text.
@@ -48,3 +48,10 @@ class _Translate:
 
 
 TRANSLATE = _Translate()
+
+
+def reply_error(message: str) -> StoreError:
+    """The store's exception for an error reply read without redis-py (the pipelined client)."""
+    if message.startswith(_UNAVAILABLE_PREFIXES):
+        return StoreUnavailable(f"redis unavailable: {message}")
+    return StoreError(message)
