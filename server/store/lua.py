@@ -125,7 +125,8 @@ return {allowed and 1 or 0, fmt(tokens), fmt(retry_after), fmt(reset_after)}
 # KEYS: the buckets, then the quota counter, then the usage counter (each only if given).
 # A bucket is a 16-byte string (tokens, stamp as doubles: exact, nothing to format or parse).
 # One MGET reads every key. MGET sees a key of another type as absent (and SET then replaces
-# it); a counter holding a non-integer string is an error, raised before anything is written.
+# it); a counter holding anything but an integer in [-2**53, 2**53] (where doubles are exact)
+# is an error, raised before anything is written.
 # Reply: {failed (0: none, i: bucket i, n + 1: the quota), quota count, doubles retry_after and
 # the tokens of each bucket}.
 ADMIT_LUA = (
@@ -135,10 +136,16 @@ local function counter(raw)
   if not raw then
     return 0
   end
-  if #raw > 19 or not (raw == '0' or string.find(raw, '^%-?[1-9]%d*$')) then
+  local value = nil
+  if #raw <= 17 and string.find(raw, '^%-?%d+$') then
+    value = tonumber(raw)
+  end
+  -- The round trip rejects leading zeros, "-0" and digits a double cannot hold exactly.
+  if not value or value > 9007199254740992 or value < -9007199254740992
+      or string.format('%d', value) ~= raw then
     error({err = 'ERR value is not an integer or out of range'})
   end
-  return tonumber(raw)
+  return value
 end
 local function bump(key, raw, cost, ms)
   if raw then
@@ -151,7 +158,10 @@ local nums = {struct.unpack('<' .. string.rep('d', #ARGV[1] / 8), ARGV[1])}
 local cost, now, allowed = nums[1], nums[2], nums[3]
 local n = (#ARGV[1] / 8 - 3) / 2
 local has_quota, has_usage = ARGV[2] ~= '', ARGV[3] ~= ''
-local saved = redis.call('MGET', unpack(KEYS))
+local saved = {}
+if #KEYS > 0 then
+  saved = redis.call('MGET', unpack(KEYS))
+end
 local quota_raw, usage_raw = false, saved[n + 1]
 if has_quota then
   quota_raw, usage_raw = saved[n + 1], saved[n + 2]
@@ -179,7 +189,7 @@ end
 if has_usage then
   counter(usage_raw)
 end
-if has_quota and failed == 0 and count + cost > allowed then
+if has_quota and failed == 0 and cost > allowed - count then
   failed = n + 1
 end
 if failed == 0 then

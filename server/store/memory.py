@@ -28,7 +28,7 @@ from server.store.base import (
     check_ttl,
     encode_field,
 )
-from server.store.bucket import BucketState, reset_after, take_tokens
+from server.store.bucket import MAX_TOKENS, BucketState, reset_after, take_tokens
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, admit_state, check_keys
 
@@ -348,7 +348,12 @@ class MemoryStore:
 
     def _admit_counter(self, key: str) -> int:
         entry = self._live(key)
-        return self._counter(key) if entry is not None and isinstance(entry.value, bytes) else 0
+        if entry is None or not isinstance(entry.value, bytes):
+            return 0
+        value = self._counter(key)
+        if abs(value) > MAX_TOKENS:  # ADMIT_LUA counts in doubles: exact up to 2**53
+            raise StoreError(_NOT_INT)
+        return value
 
     def _admit_bump(self, key: str, value: int, ttl: float) -> None:
         """Store counter ``value``; the TTL only when this creates the key (like :meth:`incr`)."""

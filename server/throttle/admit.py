@@ -203,7 +203,7 @@ def admit_state(
         if failed is None and not cost <= tokens:
             failed = index
             retry_after = wait_time(tokens, spec.rate, spec.burst, cost)
-    if quota is not None and failed is None and quota_count + cost > quota.allowed:
+    if quota is not None and failed is None and cost > quota.allowed - quota_count:
         failed = len(buckets)
         retry_after = float(quota.ttl)
     if failed is not None:
