@@ -77,6 +77,7 @@ class FrameGuard:
     def __init__(self, inner: _Parser, *, max_frame_bytes: int, message_limit: int) -> None:
         self._inner = inner
         self._scanner = FrameScanner(max_frame_bytes)
+        self._max_frame = max_frame_bytes
         self._trip = oversized_frame_header(message_limit + 1)
         self._held = b""
         self._tripped = False
@@ -84,6 +85,16 @@ class FrameGuard:
     def feed_data(self, data: bytes) -> Any:
         if self._tripped:
             return False, b""
+        if not self._held and not self._scanner.remaining and len(data) >= 2:
+            # Fast path: the chunk is exactly one small frame (the common case for chat traffic).
+            second = data[1]
+            length = second & 0x7F
+            if (
+                length < 126
+                and length <= self._max_frame
+                and 2 + (4 if second & 0x80 else 0) + length == len(data)
+            ):
+                return self._inner.feed_data(data)
         if self._held:
             data, self._held = self._held + data, b""
         safe, tripped = self._scanner.scan(data)

@@ -43,6 +43,8 @@ __all__ = [
 
 log = logging.getLogger("portway.connections")
 
+SEND_DRAIN_TIMEOUT_S = 1.0
+
 
 def conn_key(connection_id: str) -> str:
     return f"conn:{connection_id}"
@@ -80,6 +82,7 @@ class LocalConnection:
     transport: asyncio.BaseTransport | None
     opened_at: float  # loop time
     last_active: float  # loop time of the last client message
+    last_ping: float  # loop time of the sweeper's last ping
     last_active_ms: int  # epoch ms, for GetConnection
     channels: set[str] | None = None
     close_code: int | None = None  # set when the gateway closes it (idle, lifetime, DELETE)
@@ -100,19 +103,33 @@ class LocalConnection:
         return f"<LocalConnection {self.id} {self.info.stage} {state}>"
 
     def buffered(self) -> int:
-        transport = self.transport
-        if transport is None or not isinstance(transport, asyncio.WriteTransport):
-            return 0
-        return transport.get_write_buffer_size()
+        # No isinstance check: uvloop's transports are not asyncio.WriteTransport subclasses, but
+        # they have get_write_buffer_size() (the check made the limit a no-op under uvloop).
+        get_size = getattr(self.transport, "get_write_buffer_size", None)
+        return int(get_size()) if get_size is not None else 0
 
     async def send_text(self, data: str) -> SendStatus:
-        """Send one text frame unless the socket is gone or its outgoing buffer is full."""
+        """Send one text frame unless the socket is gone or its outgoing buffer is full.
+
+        The frame is written to the transport at once; only aiohttp's drain may then wait for a
+        slow reader, and that wait is bounded: the data is already queued, so it counts as sent
+        and the next send sees the full buffer (429) instead of a hang.
+        """
         if self.ws.closed or self.close_code is not None:
             return SendStatus.GONE
-        if self.buffered() > self.settings.send_buffer_bytes:
+        queued = self.buffered()
+        if queued > self.settings.send_buffer_bytes:
             return SendStatus.FULL
         try:
-            await self.ws.send_str(data)
+            if queued == 0:
+                # Hot path: an empty buffer cannot cross the transport's high-water mark (set
+                # above sendBufferBytes + a message at connect), so aiohttp's drain returns at once.
+                await self.ws.send_str(data)
+            else:
+                async with asyncio.timeout(SEND_DRAIN_TIMEOUT_S):
+                    await self.ws.send_str(data)
+        except TimeoutError:
+            return SendStatus.OK
         except (ConnectionError, RuntimeError):
             return SendStatus.GONE
         return SendStatus.OK

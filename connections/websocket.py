@@ -23,6 +23,7 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -144,7 +145,9 @@ class WebSocketGateway:
 
         ws = web.WebSocketResponse(
             protocols=(protocol,) if protocol else (),
-            heartbeat=settings.ping_interval_s,
+            # Pings come from the sweeper (one task for all sockets), not from aiohttp's per-socket
+            # heartbeat, whose timer is touched on every received chunk and costs ~1 KB a socket.
+            heartbeat=None,
             # aiohttp rejects a message whose size is >= max_msg_size; AWS allows exactly the limit.
             max_msg_size=settings.max_message_bytes + 1,
             compress=False,  # AWS negotiates no extensions; zlib contexts cost ~250 KB a socket
@@ -153,6 +156,12 @@ class WebSocketGateway:
         )
         await ws.prepare(request)
         self._guard_frames(request, settings)
+        transport = request.transport
+        if transport is not None and hasattr(transport, "set_write_buffer_limits"):
+            # Writers pause only above our own limit plus a few messages (see send_text).
+            transport.set_write_buffer_limits(
+                high=settings.send_buffer_bytes + 4 * settings.max_message_bytes
+            )
         conn = LocalConnection(
             info=info,
             ws=ws,
@@ -160,6 +169,7 @@ class WebSocketGateway:
             transport=request.transport,
             opened_at=loop.time(),
             last_active=loop.time(),
+            last_ping=loop.time(),
             last_active_ms=now_ms,
         )
         await self.registry.register(conn)
@@ -245,12 +255,12 @@ class WebSocketGateway:
     async def _process(
         self, conn: LocalConnection, runtime: _ApiRuntime, key: str, body: str | bytes
     ) -> None:
-        request_id = new_apigw_id()
+        request_id = new_message_id()
         event = message_event(
             conn.info,
             route_key=key,
             body=body,
-            message_id=new_apigw_id(),
+            message_id=new_message_id(),
             request_id=request_id,
             now_ms=int(time.time() * 1000),
         )
@@ -296,7 +306,11 @@ class WebSocketGateway:
         timers = [
             t
             for rt in self._apis.values()
-            for t in (rt.api.websocket.idle_timeout_s, rt.api.websocket.max_lifetime_s)
+            for t in (
+                rt.api.websocket.idle_timeout_s,
+                rt.api.websocket.max_lifetime_s,
+                rt.api.websocket.ping_interval_s,
+            )
             if t is not None
         ]
         return min(5.0, max(0.05, min(timers) / 4)) if timers else None
@@ -311,6 +325,11 @@ class WebSocketGateway:
                 expired.append((conn, "Connection maximum duration exceeded"))
             elif settings.idle_timeout_s is not None and now - conn.last_active >= settings.idle_timeout_s:
                 expired.append((conn, "Connection idle timeout exceeded"))
+            elif settings.ping_interval_s is not None and now - conn.last_ping >= settings.ping_interval_s:
+                conn.last_ping = now
+                if not conn.ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await conn.ws.ping()
         await asyncio.gather(*(conn.close(1001, reason) for conn, reason in expired), return_exceptions=True)
         return len(expired)
 

@@ -45,7 +45,11 @@ class Integration(Protocol):
 
 class LambdaInvoker(Protocol):
     async def invoke_event(self, event: dict[str, Any], *, request_id: str, timeout_s: float) -> Any:
-        """Run the function once; the result is what the handler returned (JSON-compatible)."""
+        """Run the function once; the result is what the handler returned (JSON-compatible).
+
+        ``event`` must be JSON-native and is handed over: in-process handlers receive the object
+        itself (no copy on the hot path), so the caller must not reuse it.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -108,6 +108,7 @@ class InProcessInvoker:
         self._executor = executor
         self._log_stream = new_log_stream_name()
         self._function: Callable[..., Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async = False
         self._loading: asyncio.Future[Callable[..., Any]] | None = None
         self._stuck: set[concurrent.futures.Future[Any]] = set()
@@ -135,6 +136,7 @@ class InProcessInvoker:
             raise InvokeFailure(str(exc)) from None
         self._is_async = inspect.iscoroutinefunction(function)
         self._function = function
+        self._loop = asyncio.get_running_loop()
         return function
 
     def _import(self) -> Callable[..., Any]:
@@ -158,11 +160,9 @@ class InProcessInvoker:
         if self._closed:
             raise InvokeFailure(f"function {self._function_name} is closed")
         deadline_ms = int((time.time() + timeout_s) * 1000)
-        try:
-            # The handler gets its own copy, decoded from JSON exactly as Lambda delivers it.
-            payload = orjson.loads(orjson.dumps(event))
-        except TypeError as exc:
-            raise InvokeFailure(f"event is not JSON-serialisable: {exc}") from None
+        # No defensive copy of the event: every event the gateway builds is fresh, JSON-native and
+        # never read again after this call (a copy cost ~4 µs per WebSocket message).
+        payload = event
         function = self._function if self._function is not None else await self.load()
         context = LambdaContext(
             aws_request_id=request_id,
@@ -175,7 +175,9 @@ class InProcessInvoker:
         )
         # A bare call_later + cancel instead of asyncio.timeout(): same semantics for this one
         # await, at a third of the cost (this is the WebSocket message hot path).
-        task = asyncio.current_task()
+        # The loop is cached: asyncio.get_running_loop() makes a getpid() syscall on Python 3.11.
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         assert task is not None
         expired = False
 
@@ -184,7 +186,7 @@ class InProcessInvoker:
             expired = True
             task.cancel()
 
-        handle = asyncio.get_running_loop().call_later(timeout_s, expire)
+        handle = loop.call_later(timeout_s, expire)
         try:
             if self._is_async:
                 result = await self._call_async(functools.partial(function, payload, context))

@@ -201,3 +201,26 @@ async def test_shutdown_closes_with_1001_and_runs_disconnect(ws_gateway: Gateway
         await closing
     assert info.value.rcvd is not None and info.value.rcvd.code == 1001
     assert (await next_disconnect())["requestContext"]["disconnectStatusCode"] == 1001
+
+
+async def test_server_pings_from_the_sweeper(ws_gateway: GatewayFactory) -> None:
+    import aiohttp
+
+    server = await ws_gateway(chat_api(WebSocketSettings(ping_interval_s=0.1)))
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(server), autoping=False) as ws:
+        async with asyncio.timeout(5):
+            msg = await ws.receive()
+        assert msg.type is aiohttp.WSMsgType.PING
+
+
+def test_send_buffer_is_read_from_any_transport_with_a_buffer_size() -> None:
+    """uvloop's transports are not asyncio.WriteTransport subclasses; the limit must still apply."""
+    from connections.registry import LocalConnection
+
+    class UvloopLikeTransport:
+        def get_write_buffer_size(self) -> int:
+            return 12345
+
+    conn = LocalConnection.__new__(LocalConnection)
+    conn.transport = UvloopLikeTransport()  # type: ignore[assignment]
+    assert conn.buffered() == 12345
