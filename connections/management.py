@@ -51,6 +51,9 @@ class ConnectionManager:
     # Public operations (any node) -------------------------------------------------------------
 
     async def post(self, connection_id: str, data: bytes) -> int:
+        conn = self.registry.local(connection_id)
+        if conn is not None:  # fast path: no encoding round trip for a socket on this node
+            return _STATUS[await conn.send_text(data.decode("utf-8", errors="replace"))]
         return int((await self._route(connection_id, {"op": "post", "data": _b64(data)}))["status"])
 
     async def get(self, connection_id: str) -> tuple[int, dict[str, Any] | None]:

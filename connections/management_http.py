@@ -30,7 +30,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from connections.management import ConnectionManager
-from routes.dispatch import ApiDispatcher, Dispatch
+from routes.dispatch import Dispatch
 from server.errors import (
     ForbiddenException,
     GatewayError,
@@ -82,12 +82,9 @@ def _json(status: int, payload: object | None = None) -> HttpResponse:
 
 
 async def handle_management(
-    request: web.Request, path: ManagementPath, dispatcher: ApiDispatcher, manager: ConnectionManager
+    request: web.Request, path: ManagementPath, dispatch: Dispatch, manager: ConnectionManager
 ) -> web.Response:
     try:
-        dispatch = dispatcher.resolve_websocket(path.prefix)
-        if dispatch is None:
-            raise ForbiddenException()
         response = await _operate(request, path, dispatch, manager)
     except GatewayError as error:
         response = render_error(error)

@@ -160,8 +160,10 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
             return await app[WEBSOCKETS].handle(request, dispatch)
     if "connections" in raw_path or "/@" in raw_path or "%40" in raw_path:
         management = parse_management_path(raw_path)
-        if management is not None and app[DISPATCHER].resolve_websocket(management.prefix) is not None:
-            return await handle_management(request, management, app[DISPATCHER], app[CONNECTIONS])
+        if management is not None:
+            ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)
+            if ws_dispatch is not None:
+                return await handle_management(request, management, ws_dispatch, app[CONNECTIONS])
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
