@@ -4,7 +4,7 @@
 write), operation for operation: IEEE doubles agree bit for bit only when the same operations
 run in the same order. ``BUCKET_LUA`` composes them like ``take_tokens``; ``ADMIT_LUA`` like
 :func:`server.throttle.admit.admit_state`. Change both sides in the same commit;
-``tests/store/test_redis_bucket.py`` and ``test_redis_admit_lua.py`` check they agree exactly.
+``tests/store/test_redis_bucket.py`` and ``test_redis_admit.py`` check they agree exactly.
 
 ``take`` passes numbers as strings with 17 significant digits, which round-trip a double
 exactly (Redis would otherwise truncate Lua numbers in replies to integers); ``admit`` packs
@@ -16,24 +16,9 @@ write, and it touches only the keys passed in KEYS (Redis Cluster).
 from __future__ import annotations
 
 import hashlib
-import math
-import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
-
-__all__ = [
-    "ADMIT",
-    "ADMIT_LUA",
-    "BUCKET",
-    "BUCKET_FUNCS",
-    "BUCKET_LUA",
-    "AdmitCodec",
-    "Script",
-    "ttl_ms",
-]
+__all__ = ["ADMIT", "ADMIT_LUA", "BUCKET", "BUCKET_FUNCS", "BUCKET_LUA", "Script"]
 
 
 @dataclass(frozen=True)
@@ -225,108 +210,3 @@ return {failed, count, struct.pack('<' .. string.rep('d', n + 1), retry_after, u
 
 BUCKET = Script(BUCKET_LUA)
 ADMIT = Script(ADMIT_LUA)
-
-
-def ttl_ms(ttl: float) -> int:
-    """A TTL in whole ms: rounded up (a key must not vanish early) but not for float noise
-    such as 0.29 * 1000."""
-    return max(1, math.ceil(ttl * 1000 - 1e-6))
-
-
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-_EMPTY = b"$0\r\n\r\n"
-
-
-class AdmitCodec:
-    """``ADMIT_LUA``'s EVALSHA command, packed, and its reply, decoded, for one namespace.
-
-    The RESP form of each ``namespace + key`` is cached (up to ``cache_size`` keys, then the
-    cache starts over), and so are the ``struct`` formats: the hot path formats only numbers.
-    """
-
-    def __init__(self, namespace: str, *, cache_size: int = 1 << 16) -> None:
-        self._ns = namespace
-        self._cache_size = cache_size
-        self._keys: dict[str, bytes] = {}
-        self._heads: dict[int, bytes] = {}
-        self._structs: dict[int, struct.Struct] = {}
-
-    def _struct(self, count: int) -> struct.Struct:
-        fmt = self._structs.get(count)
-        if fmt is None:
-            fmt = self._structs[count] = struct.Struct(f"<{count}d")
-        return fmt
-
-    def args(
-        self,
-        buckets: Sequence[BucketSpec],
-        quota: QuotaSpec | None,
-        usage: UsageSpec | None,
-        now: float,
-        cost: int,
-    ) -> list[bytes]:
-        """ARGV (see ``ADMIT_LUA``)."""
-        nums: list[float] = [cost, now, 0 if quota is None else quota.allowed]
-        for spec in buckets:
-            nums += (spec.rate, spec.burst)
-        return [
-            self._struct(len(nums)).pack(*nums),
-            b"" if quota is None else b"%d" % ttl_ms(quota.ttl),
-            b"" if usage is None else b"%d" % ttl_ms(usage.ttl),
-        ]
-
-    def command(
-        self,
-        keys: Sequence[str],
-        buckets: Sequence[BucketSpec],
-        quota: QuotaSpec | None,
-        usage: UsageSpec | None,
-        now: float,
-        cost: int,
-    ) -> bytes:
-        """``EVALSHA <sha> <len(keys)> <namespace + keys> <ARGV>`` in RESP (what :meth:`args`
-        gives, formatted inline: this runs once per request)."""
-        head = self._heads.get(len(keys))
-        if head is None:
-            parts = [b"EVALSHA", ADMIT.sha.encode(), b"%d" % len(keys)]
-            head = self._heads[len(keys)] = b"*%d\r\n" % (len(keys) + 6) + b"".join(map(_bulk, parts))
-        out = [head]
-        cached = self._keys
-        for key in keys:
-            bulk = cached.get(key)
-            if bulk is None:
-                if len(cached) >= self._cache_size:
-                    cached.clear()
-                bulk = cached[key] = _bulk((self._ns + key).encode())
-            out.append(bulk)
-        nums: list[float] = [cost, now, 0 if quota is None else quota.allowed]
-        for spec in buckets:
-            nums.append(spec.rate)
-            nums.append(spec.burst)
-        out.append(b"$%d\r\n" % (8 * len(nums)))
-        out.append(self._struct(len(nums)).pack(*nums))
-        out.append(b"\r\n")
-        out.append(_EMPTY if quota is None else _bulk(b"%d" % ttl_ms(quota.ttl)))
-        out.append(_EMPTY if usage is None else _bulk(b"%d" % ttl_ms(usage.ttl)))
-        return b"".join(out)
-
-    def decision(self, reply: Any, buckets: Sequence[BucketSpec], quota: QuotaSpec | None) -> AdmitDecision:
-        """The :class:`AdmitDecision` of a reply (what ``admit_state`` returns)."""
-        failed_raw, count, packed = reply
-        values = self._struct(len(buckets) + 1).unpack(packed)
-        retry_after = values[0]
-        remaining = values[1:]
-        if failed_raw == 0:
-            failed = None
-        else:
-            failed = failed_raw - 1
-            if quota is not None and failed == len(buckets):
-                retry_after = float(quota.ttl)
-        if quota is None:
-            return AdmitDecision(failed is None, failed, retry_after, remaining, None, None)
-        return AdmitDecision(
-            failed is None, failed, retry_after, remaining, count, max(0, quota.allowed - count)
-        )

@@ -27,9 +27,10 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from server.store.lua import ADMIT, AdmitCodec
+from server.store.lua import ADMIT
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
+from server.store.redis_admit import AdmitCodec
 from server.throttle.admit import BucketSpec, QuotaSpec, UsageSpec, throttle_key
 
 NS = "measure:"

@@ -28,9 +28,10 @@ from server.store.base import (
     check_ttl,
     encode_field,
 )
-from server.store.bucket import MAX_TOKENS, BucketState, reset_after, take_tokens
+from server.store.bucket import BucketState, take_tokens
+from server.store.memory_admit import admit_in
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
-from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, admit_state, check_keys
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
 
 __all__ = ["MemoryStore", "MemorySubscription"]
 
@@ -159,6 +160,11 @@ class MemoryStore:
         if not isinstance(entry.value, kind):
             raise StoreError(_WRONGTYPE)
         return entry, entry.value
+
+    def _put(self, key: str, value: _Value, ttl: float | None) -> None:
+        """Replace whatever ``key`` holds with ``value``, expiring in ``ttl`` s (None: never)."""
+        entry = self._data[key] = _Entry(value)
+        self._set_deadline(key, entry, ttl)
 
     def _drop_if_empty(self, key: str, container: dict[str, bytes] | set[str]) -> None:
         if not container:
@@ -305,8 +311,7 @@ class MemoryStore:
         if new_state is None:
             self._data.pop(key, None)
         else:
-            entry = self._data[key] = _Entry(new_state)
-            self._set_deadline(key, entry, decision.reset_after)
+            self._put(key, new_state, decision.reset_after)
         return decision
 
     async def admit(
@@ -321,47 +326,7 @@ class MemoryStore:
         check_keys(buckets, quota, usage)
         self._check_open()
         self._sweep()
-        # Everything is read (and checked) before anything is written, like ADMIT_LUA, which
-        # sees keys of another kind as absent (MGET) and replaces them.
-        states = [self._admit_bucket(spec.key) for spec in buckets]
-        count = 0 if quota is None else self._admit_counter(quota.key)
-        used = 0 if usage is None else self._admit_counter(usage.key)
-        new_states, new_count, decision = admit_state(states, count, buckets, quota, now=now, cost=cost)
-        if not decision.allowed:
-            return decision
-        if cost:
-            if quota is not None:
-                self._admit_bump(quota.key, new_count, quota.ttl)
-            if usage is not None:
-                self._admit_bump(usage.key, used + cost, usage.ttl)
-        for spec, state in zip(buckets, new_states, strict=True):
-            if state is None:
-                self._data.pop(spec.key, None)
-            else:
-                entry = self._data[spec.key] = _Entry(state)
-                self._set_deadline(spec.key, entry, reset_after(state.tokens, spec.rate, spec.burst))
-        return decision
-
-    def _admit_bucket(self, key: str) -> BucketState | None:
-        entry = self._live(key)
-        return entry.value if entry is not None and isinstance(entry.value, BucketState) else None
-
-    def _admit_counter(self, key: str) -> int:
-        entry = self._live(key)
-        if entry is None or not isinstance(entry.value, bytes):
-            return 0
-        value = self._counter(key)
-        if abs(value) > MAX_TOKENS:  # ADMIT_LUA counts in doubles: exact up to 2**53
-            raise StoreError(_NOT_INT)
-        return value
-
-    def _admit_bump(self, key: str, value: int, ttl: float) -> None:
-        """Store counter ``value``; the TTL only when this creates the key (like :meth:`incr`)."""
-        entry = self._live(key)
-        if entry is None or not isinstance(entry.value, bytes):
-            entry = self._data[key] = _Entry(b"")
-            self._set_deadline(key, entry, ttl)
-        entry.value = str(value).encode()
+        return admit_in(self, buckets, quota, usage, now, cost)  # no await: atomic
 
     # -- pub/sub -----------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from server.store.base import (
     encode_field,
 )
 from server.store.bucket import validate_bucket_args, validate_now_cost
-from server.store.lua import ADMIT, BUCKET, BUCKET_LUA, AdmitCodec
+from server.store.lua import ADMIT, BUCKET, BUCKET_LUA
+from server.store.redis_admit import AdmitCodec
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
 from server.store.redis_pipe import RedisPipe
 from server.store.redis_pubsub import RedisSubscription

@@ -178,13 +178,6 @@ class RedisPipe:
 
     # -- the hot path --------------------------------------------------------------------------
 
-    def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[bytes]) -> asyncio.Future[Any]:
-        """Run ``script`` (EVALSHA; loaded first when this connection lacks it); await the reply."""
-        parts = [b"EVALSHA", script.sha.encode(), b"%d" % len(keys)]
-        parts += [key.encode() for key in keys]
-        parts += args
-        return self.submit(pack(parts), script)
-
     def submit(self, payload: bytes, script: Script | None = None) -> asyncio.Future[Any]:
         """Queue one packed command for this loop iteration's write; await the reply."""
         loop = asyncio.get_running_loop()

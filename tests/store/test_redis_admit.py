@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server.store.bucket import BucketState
-from server.store.lua import ADMIT, AdmitCodec
+from server.store.lua import ADMIT
 from server.store.redis import RedisStore
+from server.store.redis_admit import AdmitCodec
 from server.throttle.admit import BucketSpec, QuotaSpec, UsageSpec, admit_state, throttle_key
 from tests.redis_fixture import HOST, RedisReplyError, free_port, resp_command
 
