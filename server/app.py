@@ -32,6 +32,7 @@ from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
 from routes.integrations.factory import build_integrations
+from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_handler import HandlerInvokers
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
@@ -50,6 +51,7 @@ CONFIG = web.AppKey("config", GatewayConfig)
 DISPATCHER = web.AppKey("dispatcher", ApiDispatcher)
 STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+HTTP_CLIENT = web.AppKey("http_client", HttpClientPool)
 INVOKERS = web.AppKey("invokers", HandlerInvokers)
 GATEWAY = web.AppKey("gateway", Gateway)
 WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
@@ -94,7 +96,11 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
         connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
     )
     app[HTTP_SESSION] = session
+    # Backend connections of the HTTP/HTTP_PROXY integrations (the lean keep-alive client).
+    client = HttpClientPool()
+    app[HTTP_CLIENT] = client
     yield
+    await client.close()
     await session.close()
 
 
@@ -103,7 +109,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     invokers = HandlerInvokers(region=config.region, account_id=config.account_id)
     app[INVOKERS] = invokers
     try:
-        integrations = build_integrations(config, session=app[HTTP_SESSION], invokers=invokers)
+        integrations = build_integrations(
+            config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
+        )
         app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations))
         ws_integrations = {
             api.id: build_route_integrations(api, session=app[HTTP_SESSION], invokers=invokers)

@@ -10,6 +10,7 @@ import aiohttp
 
 from routes.integrations.base import Integration
 from routes.integrations.http import HttpIntegration, HttpProxyIntegration
+from routes.integrations.http_client import HttpClientPool
 from routes.integrations.lambda_proxy import LambdaProxyIntegration
 from routes.integrations.mock import MockIntegration
 from routes.integrations.python_handler import HandlerInvokers
@@ -23,6 +24,7 @@ def build_integration(
     api: ApiConfig,
     *,
     session: aiohttp.ClientSession,
+    client: HttpClientPool | None = None,
     invokers: HandlerInvokers,
 ) -> Integration:
     config = route.integration
@@ -36,16 +38,20 @@ def build_integration(
             function_name=config.function_name,
         )
     if config.type is IntegrationType.HTTP_PROXY:
-        return HttpProxyIntegration(config, session)
+        return HttpProxyIntegration(config, session, client=client)
     if config.type is IntegrationType.HTTP:
-        return HttpIntegration(config, session)
+        return HttpIntegration(config, session, client=client)
     if config.type is IntegrationType.MOCK:
         return MockIntegration(config.mock or MockResponse())
     raise ValueError(f"{route.method} {route.path}: integration type {config.type} is not supported yet")
 
 
 def build_integrations(
-    config: GatewayConfig, *, session: aiohttp.ClientSession, invokers: HandlerInvokers
+    config: GatewayConfig,
+    *,
+    session: aiohttp.ClientSession,
+    client: HttpClientPool | None = None,
+    invokers: HandlerInvokers,
 ) -> dict[int, Integration]:
     """Map ``id(route)`` to its integration for every REST/HTTP route of every API."""
     built: dict[int, Integration] = {}
@@ -53,5 +59,7 @@ def build_integrations(
         if api.kind is ApiKind.WEBSOCKET:
             continue
         for route in api.routes:
-            built[id(route)] = build_integration(route, api, session=session, invokers=invokers)
+            built[id(route)] = build_integration(
+                route, api, session=session, client=client, invokers=invokers
+            )
     return built
