@@ -179,3 +179,12 @@ async def test_post_during_connect_is_gone(ws_gateway: GatewayFactory) -> None:
         http.post(f"http://127.0.0.1:{server.port}/dev/@connections/{connection_id}", data=b"x") as r,
     ):
         assert r.status == 410
+
+
+async def test_unsupported_operation_is_403_forbidden(ws_gateway: GatewayFactory) -> None:
+    server = await ws_gateway(chat_api())
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("PUT", "/dev/@connections/abc%3D"), ("GET", "/dev/@channels/room")):
+            async with http.request(method, f"http://127.0.0.1:{server.port}{path}") as r:
+                assert r.status == 403
+                assert r.headers["x-amzn-ErrorType"] == "ForbiddenException"

@@ -139,10 +139,21 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-async def test_tls(tmp_path: Path) -> None:
+async def test_tls_for_https_and_wss(tmp_path: Path) -> None:
+    import ssl
+
+    import websockets
+
     cert, key = _self_signed(tmp_path)
-    async with serve(EXAMPLE / "portway.yaml", "--tls-cert", str(cert), "--tls-key", str(key)) as base:
+    config = ROOT / "examples" / "portway.yaml"  # hello REST API + chat WebSocket API
+    async with serve(config, "--tls-cert", str(cert), "--tls-key", str(key)) as base:
         assert base.startswith("https://")
         async with aiohttp.ClientSession() as http, http.get(f"{base}/dev/hello", ssl=False) as resp:
             assert resp.status == 200
             assert (await resp.json())["message"] == "Hello, world!"
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        async with websockets.connect(base.replace("https://", "wss://") + "/dev", ssl=context) as ws:
+            await ws.send("hello?")  # the chat API's $default route answers with its help text
+            async with asyncio.timeout(20):
+                assert await ws.recv()
