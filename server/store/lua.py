@@ -105,8 +105,8 @@ return {allowed and 1 or 0, fmt(tokens), fmt(retry_after), fmt(reset_after)}
 """
 )
 
-# ARGV[1]: little-endian doubles cost, now, quota allowed (0 without a quota), then rate and
-# burst of each bucket; ARGV[2], ARGV[3]: quota and usage counter TTLs in ms ('' when absent).
+# ARGV[1]: little-endian doubles cost, now, quota allowed, quota TTL, usage TTL (TTLs in
+# seconds, 0 when there is no quota or usage counter), then rate and burst of each bucket.
 # KEYS: the buckets, then the quota counter, then the usage counter (each only if given).
 # A bucket is a 16-byte string (tokens, stamp as doubles: exact, nothing to format or parse).
 # One MGET reads every key. MGET sees a key of another type as absent (and SET then replaces
@@ -139,10 +139,13 @@ local function bump(key, raw, cost, ms)
     redis.call('SET', key, cost, 'PX', ms)
   end
 end
+local function ttl_ms(ttl)
+  return math.max(1, math.ceil(ttl * 1000 - 1e-6))
+end
 local nums = {struct.unpack('<' .. string.rep('d', #ARGV[1] / 8), ARGV[1])}
-local cost, now, allowed = nums[1], nums[2], nums[3]
-local n = (#ARGV[1] / 8 - 3) / 2
-local has_quota, has_usage = ARGV[2] ~= '', ARGV[3] ~= ''
+local cost, now, allowed, quota_ttl, usage_ttl = nums[1], nums[2], nums[3], nums[4], nums[5]
+local n = (#ARGV[1] / 8 - 5) / 2
+local has_quota, has_usage = quota_ttl > 0, usage_ttl > 0
 local saved = {}
 if #KEYS > 0 then
   saved = redis.call('MGET', unpack(KEYS))
@@ -155,7 +158,7 @@ local toks, stamps = {}, {}
 local failed = 0
 local retry_after = 0
 for i = 1, n do
-  local rate, burst = nums[2 + 2 * i], nums[3 + 2 * i]
+  local rate, burst = nums[4 + 2 * i], nums[5 + 2 * i]
   local saved_t, saved_s = nil, nil
   if saved[i] and #saved[i] == 16 then
     saved_t, saved_s = struct.unpack('<dd', saved[i])
@@ -180,15 +183,15 @@ end
 if failed == 0 then
   if cost > 0 then
     if has_quota then
-      bump(KEYS[n + 1], quota_raw, cost, ARGV[2])
+      bump(KEYS[n + 1], quota_raw, cost, ttl_ms(quota_ttl))
       count = count + cost
     end
     if has_usage then
-      bump(KEYS[#KEYS], usage_raw, cost, ARGV[3])
+      bump(KEYS[#KEYS], usage_raw, cost, ttl_ms(usage_ttl))
     end
   end
   for i = 1, n do
-    local rate, burst = nums[2 + 2 * i], nums[3 + 2 * i]
+    local rate, burst = nums[4 + 2 * i], nums[5 + 2 * i]
     local tokens = toks[i] - cost
     toks[i] = tokens
     if tokens >= burst then

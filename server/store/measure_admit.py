@@ -81,8 +81,8 @@ async def main() -> None:
         return await memory.admit(BUCKETS, QUOTA, now=time.time(), usage=USAGE)
 
     async def redis_py() -> object:
-        args = codec.args(BUCKETS, QUOTA, USAGE, time.time(), 1)
-        return await plain.evalsha(ADMIT.sha, len(keys), *keys, *args)
+        argv = codec.argv(BUCKETS, QUOTA, USAGE, time.time(), 1)
+        return await plain.evalsha(ADMIT.sha, len(keys), *keys, argv)
 
     async def pipelined() -> object:
         return await store.admit(BUCKETS, QUOTA, now=time.time(), usage=USAGE)

@@ -6,7 +6,6 @@ cached, and the doubles travel raw (``struct``), exact and without text formatti
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -14,20 +13,11 @@ from typing import Any
 from server.store.lua import ADMIT
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
 
-__all__ = ["AdmitCodec", "ttl_ms"]
-
-
-def ttl_ms(ttl: float) -> int:
-    """A TTL in whole ms: rounded up (a key must not vanish early) but not for float noise
-    such as 0.29 * 1000."""
-    return max(1, math.ceil(ttl * 1000 - 1e-6))
+__all__ = ["AdmitCodec"]
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-_EMPTY = b"$0\r\n\r\n"
 
 
 class AdmitCodec:
@@ -50,23 +40,22 @@ class AdmitCodec:
             fmt = self._structs[count] = struct.Struct(f"<{count}d")
         return fmt
 
-    def args(
+    def argv(
         self,
         buckets: Sequence[BucketSpec],
         quota: QuotaSpec | None,
         usage: UsageSpec | None,
         now: float,
         cost: int,
-    ) -> list[bytes]:
-        """ARGV (see ``ADMIT_LUA``)."""
-        nums: list[float] = [cost, now, 0 if quota is None else quota.allowed]
+    ) -> bytes:
+        """ARGV[1] (see ``ADMIT_LUA``): every number, as doubles."""
+        nums: list[float] = [cost, now]
+        nums += (0, 0.0) if quota is None else (quota.allowed, quota.ttl)
+        nums.append(0.0 if usage is None else usage.ttl)
         for spec in buckets:
-            nums += (spec.rate, spec.burst)
-        return [
-            self._struct(len(nums)).pack(*nums),
-            b"" if quota is None else b"%d" % ttl_ms(quota.ttl),
-            b"" if usage is None else b"%d" % ttl_ms(usage.ttl),
-        ]
+            nums.append(spec.rate)
+            nums.append(spec.burst)
+        return self._struct(len(nums)).pack(*nums)
 
     def command(
         self,
@@ -77,12 +66,11 @@ class AdmitCodec:
         now: float,
         cost: int,
     ) -> bytes:
-        """``EVALSHA <sha> <len(keys)> <namespace + keys> <ARGV>`` in RESP (what :meth:`args`
-        gives, formatted inline: this runs once per request)."""
+        """``EVALSHA <sha> <len(keys)> <namespace + keys> <ARGV>`` in RESP."""
         head = self._heads.get(len(keys))
         if head is None:
             parts = [b"EVALSHA", ADMIT.sha.encode(), b"%d" % len(keys)]
-            head = self._heads[len(keys)] = b"*%d\r\n" % (len(keys) + 6) + b"".join(map(_bulk, parts))
+            head = self._heads[len(keys)] = b"*%d\r\n" % (len(keys) + 4) + b"".join(map(_bulk, parts))
         out = [head]
         cached = self._keys
         for key in keys:
@@ -92,15 +80,10 @@ class AdmitCodec:
                     cached.clear()
                 bulk = cached[key] = _bulk((self._ns + key).encode())
             out.append(bulk)
-        nums: list[float] = [cost, now, 0 if quota is None else quota.allowed]
-        for spec in buckets:
-            nums.append(spec.rate)
-            nums.append(spec.burst)
-        out.append(b"$%d\r\n" % (8 * len(nums)))
-        out.append(self._struct(len(nums)).pack(*nums))
+        argv = self.argv(buckets, quota, usage, now, cost)
+        out.append(b"$%d\r\n" % len(argv))
+        out.append(argv)
         out.append(b"\r\n")
-        out.append(_EMPTY if quota is None else _bulk(b"%d" % ttl_ms(quota.ttl)))
-        out.append(_EMPTY if usage is None else _bulk(b"%d" % ttl_ms(usage.ttl)))
         return b"".join(out)
 
     def decision(self, reply: Any, buckets: Sequence[BucketSpec], quota: QuotaSpec | None) -> AdmitDecision:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import re
+import socket
 import struct
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +26,7 @@ from server.store.lua import ADMIT
 from server.store.redis import RedisStore
 from server.store.redis_admit import AdmitCodec
 from server.throttle.admit import BucketSpec, QuotaSpec, UsageSpec, admit_state, throttle_key
-from tests.redis_fixture import HOST, RedisReplyError, free_port, resp_command
+from tests.redis_fixture import HOST, RedisReplyError, resp_command
 
 pytestmark = pytest.mark.redis
 
@@ -152,29 +154,48 @@ async def test_the_script_touches_only_its_keys(
         assert set(keys) <= given, args
 
 
+def _two_free_ports() -> int:
+    """A port p with p and p + 10000 (the cluster bus) free a moment ago."""
+    for _ in range(100):
+        port = random.randint(20_000, 50_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind((HOST, port))
+                b.bind((HOST, port + 10_000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free pair of ports")
+
+
+def _start_cluster_node(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    for attempt in range(5):  # another process may grab a port first: try others
+        port = _two_free_ports()
+        args = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{attempt}.conf"]
+        args += ["--dir", str(directory)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                resp_command(port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383", timeout=0.2)
+                return proc, port
+            except (OSError, RedisReplyError):
+                time.sleep(0.01)  # polling, bounded by the deadline
+        proc.kill()
+        proc.wait()
+    pytest.fail("could not start redis-server in cluster mode")
+
+
 @pytest.fixture
 def cluster_port(tmp_path: Path) -> Iterator[int]:
     """A one-node Redis Cluster owning every slot: it enforces the one-slot rule of scripts."""
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-    args += ["--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")]
-    args += ["--dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc, port = _start_cluster_node(tmp_path)
     try:
-        for _ in range(500):
-            try:
-                resp_command(port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383", timeout=0.2)
-                break
-            except (OSError, RedisReplyError):
-                assert proc.poll() is None, "redis-server (cluster mode) exited"
-                time.sleep(0.01)  # polling, bounded by the loop
-        for _ in range(500):
-            info = resp_command(port, "CLUSTER", "INFO")
-            if isinstance(info, bytes) and b"cluster_state:ok" in info:
-                break
-            time.sleep(0.01)  # polling, bounded by the loop
-        else:
-            pytest.fail("one-node cluster never reached cluster_state:ok")
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in cast(bytes, resp_command(port, "CLUSTER", "INFO")):
+            assert time.monotonic() < deadline, "one-node cluster never reached cluster_state:ok"
+            time.sleep(0.01)  # polling, bounded by the deadline
         yield port
     finally:
         proc.terminate()
@@ -193,9 +214,9 @@ async def test_works_on_redis_cluster(cluster_port: int) -> None:
         with pytest.raises(ValueError):  # refused before Redis would answer CROSSSLOT
             await store.admit([BucketSpec("a", 1.0, 1), BucketSpec("b", 1.0, 1)], now=T0)
         # What Redis Cluster says to keys of different slots, as the check above avoids:
-        args = AdmitCodec(NS).args([BucketSpec("a", 1.0, 1), BucketSpec("b", 1.0, 1)], None, None, T0, 1)
+        argv = AdmitCodec(NS).argv([BucketSpec("a", 1.0, 1), BucketSpec("b", 1.0, 1)], None, None, T0, 1)
         with pytest.raises(RedisReplyError, match="CROSSSLOT"):
-            resp_command(cluster_port, "EVALSHA", ADMIT.sha, "2", "a", "b", *args)
+            resp_command(cluster_port, "EVALSHA", ADMIT.sha, "2", "a", "b", argv)
     finally:
         await store.close()
 

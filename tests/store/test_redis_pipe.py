@@ -101,9 +101,11 @@ async def test_stalled_server_times_out() -> None:
 
 
 async def test_silent_handshake_is_bounded_by_the_connect_timeout() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         await reader.read()  # reads, never answers
-        writer.close()
 
     server = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -116,6 +118,8 @@ async def test_silent_handshake_is_bounded_by_the_connect_timeout() -> None:
     finally:
         await store.close()
         server.close()
+        for writer in writers:  # Python 3.11's wait_closed() does not wait for handlers
+            writer.close()
         await server.wait_closed()
 
 
