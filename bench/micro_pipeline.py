@@ -35,6 +35,7 @@ from portway_server import bench_config
 from routes.dispatch import ApiDispatcher
 from routes.integrations.http import HttpProxyIntegration
 from server import app as app_module
+from server import pipeline as pipeline_module
 from server.ids import new_api_id, new_apigw_id, new_request_uuid
 from server.messages import HttpResponse
 from server.pipeline import RequestContext, RouteStage
@@ -113,11 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     # server/pipeline.py Gateway.handle: ids and context.
     measure("ids.new_request_uuid", new_request_uuid)
     measure("ids.new_apigw_id", new_apigw_id)
-    measure("ids.new_api_id (uuid5; RouteStage per request)", lambda: new_api_id(api.id + "/proxy/{proxy+}"))
+    # Whatever the pipeline uses for extendedRequestId (a counter-based id since 9454262).
+    new_extended_id = getattr(pipeline_module, "new_message_id", new_apigw_id)
+    measure(f"pipeline extended id ({new_extended_id.__name__})", new_extended_id)
+    measure("ids.new_api_id (uuid5; resource ids)", lambda: new_api_id(api.id + "/proxy/{proxy+}"))
 
     def new_ctx() -> RequestContext:
         return RequestContext(
-            request=http_request, request_id=new_request_uuid(), extended_request_id=new_apigw_id(), now_ms=1
+            request=http_request,
+            request_id=new_request_uuid(),
+            extended_request_id=new_extended_id(),
+            now_ms=1,
         )
 
     measure("pipeline: RequestContext incl. 2 ids", new_ctx)
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     empty = best_us(lambda: loop.run_until_complete(nothing()), n)
     ctx = route()
-    results.append(("RouteStage.on_request (resolve+match+RequestInfo+uuid5)", best_us(route, n) - empty))
+    results.append(("RouteStage.on_request (resolve, match, RequestInfo)", best_us(route, n) - empty))
     info = ctx.info
     assert info is not None
     # routes/integrations/http.py
