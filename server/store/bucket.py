@@ -21,6 +21,7 @@ __all__ = [
     "MAX_TOKENS",
     "BucketDecision",
     "BucketState",
+    "new_state",
     "refill",
     "reset_after",
     "settle",
@@ -57,6 +58,20 @@ class BucketState:
 
     tokens: float
     stamp: float
+
+
+_NEW = object.__new__
+_SET_TOKENS = vars(BucketState)["tokens"].__set__
+_SET_STAMP = vars(BucketState)["stamp"].__set__
+
+
+def new_state(tokens: float, stamp: float) -> BucketState:
+    """``BucketState(tokens, stamp)`` through the slots: a frozen ``__init__`` pays an
+    ``object.__setattr__`` call per field, twice the cost, on every admitted request."""
+    state: BucketState = _NEW(BucketState)
+    _SET_TOKENS(state, tokens)
+    _SET_STAMP(state, stamp)
+    return state
 
 
 def validate_rate_burst(rate: float, burst: int) -> None:
@@ -119,7 +134,7 @@ def settle(tokens: float, stamp: float, rate: float, burst: int) -> tuple[Bucket
     """The state to keep (None: full, delete the key) and seconds until the bucket is full."""
     if tokens >= burst:
         return None, 0.0
-    return BucketState(tokens, stamp), reset_after(tokens, rate, burst)
+    return new_state(tokens, stamp), reset_after(tokens, rate, burst)
 
 
 def reset_after(tokens: float, rate: float, burst: int) -> float:

@@ -12,7 +12,6 @@ import builtins
 import heapq
 import itertools
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from server.store.base import (
     encode_field,
 )
 from server.store.bucket import BucketState, take_tokens
-from server.store.memory_admit import admit_in
+from server.store.memory_admit import INT_RE, NOT_INT, admit_in
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
 
@@ -40,15 +39,12 @@ _V = TypeVar("_V", bytes, dict[str, bytes], set[str], BucketState)
 
 # Redis's own messages, so logs and tests read the same for both stores.
 _WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-_NOT_INT = "ERR value is not an integer or out of range"
 _OVERFLOW = "ERR increment or decrement would overflow"
-# What Redis's string2ll accepts: no sign '+', no spaces, no leading zeros, no "-0".
-_INT_RE = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 _SWEEP_PER_WRITE = 32
 
 
 @dataclass(slots=True)
-class _Entry:
+class Entry:
     value: _Value
     expires_at: float | None = None
 
@@ -79,7 +75,7 @@ class MemoryStore:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, buffer: int = DEFAULT_BUFFER) -> None:
         self._clock = clock
         self._buffer = buffer
-        self._data: dict[str, _Entry] = {}
+        self._data: dict[str, Entry] = {}
         # (deadline, tiebreak, key); entries may be stale (TTL changed or key deleted), which
         # the sweep tolerates; the heap is rebuilt when stale entries dominate.
         self._deadlines: list[tuple[float, int, str]] = []
@@ -111,7 +107,7 @@ class MemoryStore:
         if self._closed:
             raise StoreUnavailable("embedded store is closed")
 
-    def _live(self, key: str) -> _Entry | None:
+    def _live(self, key: str) -> Entry | None:
         entry = self._data.get(key)
         if entry is not None and entry.expires_at is not None and entry.expires_at <= self._clock():
             del self._data[key]
@@ -126,12 +122,18 @@ class MemoryStore:
             raise StoreError(_WRONGTYPE)
         return entry.value
 
-    def _set_deadline(self, key: str, entry: _Entry, ttl: float | None) -> None:
+    def _set_deadline(self, key: str, entry: Entry, ttl: float | None) -> None:
         if ttl is None or math.isinf(ttl):
             entry.expires_at = None
             return
-        entry.expires_at = self._clock() + ttl
-        heapq.heappush(self._deadlines, (entry.expires_at, next(self._seq), key))
+        previous = entry.expires_at
+        entry.expires_at = deadline = self._clock() + ttl
+        if previous is not None and previous <= deadline:
+            # Invariant: an entry with a deadline has a heap record at or before it. This one
+            # still does; the sweep re-queues it when it pops it early. (Token buckets and
+            # idle timeouts move their deadline later on every request: no push each time.)
+            return
+        heapq.heappush(self._deadlines, (deadline, next(self._seq), key))
         if len(self._deadlines) > 2 * len(self._data) + 1024:
             self._deadlines = [
                 (e.expires_at, next(self._seq), k) for k, e in self._data.items() if e.expires_at is not None
@@ -147,23 +149,31 @@ class MemoryStore:
                 return
             _, _, key = heapq.heappop(heap)
             entry = self._data.get(key)
-            if entry is not None and entry.expires_at is not None and entry.expires_at <= now:
+            if entry is None or entry.expires_at is None:
+                continue
+            if entry.expires_at <= now:
                 del self._data[key]
+            else:  # the deadline moved later since this record was queued
+                heapq.heappush(heap, (entry.expires_at, next(self._seq), key))
 
-    def _write(self, key: str, kind: type[_V], empty: Callable[[], _V]) -> tuple[_Entry, _V]:
+    def _write(self, key: str, kind: type[_V], empty: Callable[[], _V]) -> tuple[Entry, _V]:
         """The entry at ``key`` holding a ``kind``, created empty (without TTL) if absent."""
         self._check_open()
         self._sweep()
         entry = self._live(key)
         if entry is None:
-            entry = self._data[key] = _Entry(empty())
+            entry = self._data[key] = Entry(empty())
         if not isinstance(entry.value, kind):
             raise StoreError(_WRONGTYPE)
         return entry, entry.value
 
     def _put(self, key: str, value: _Value, ttl: float | None) -> None:
         """Replace whatever ``key`` holds with ``value``, expiring in ``ttl`` s (None: never)."""
-        entry = self._data[key] = _Entry(value)
+        entry = self._data.get(key)
+        if entry is None:
+            entry = self._data[key] = Entry(value)
+        else:  # reused (even if expired, not yet swept): its heap record is still queued
+            entry.value = value
         self._set_deadline(key, entry, ttl)
 
     def _drop_if_empty(self, key: str, container: dict[str, bytes] | set[str]) -> None:
@@ -185,7 +195,7 @@ class MemoryStore:
         self._sweep()
         if only_if_absent and self._live(key) is not None:
             return False
-        entry = self._data[key] = _Entry(bytes(value))
+        entry = self._data[key] = Entry(bytes(value))
         self._set_deadline(key, entry, ttl)
         return True
 
@@ -226,7 +236,7 @@ class MemoryStore:
         value = self._counter(key)
         entry = self._live(key)
         if entry is None:
-            entry = self._data[key] = _Entry(b"0")
+            entry = self._data[key] = Entry(b"0")
             self._set_deadline(key, entry, ttl)
         result = value + amount
         if not INT64_MIN <= result <= INT64_MAX:
@@ -239,8 +249,8 @@ class MemoryStore:
         value = self._typed(key, bytes)
         if value is None:
             return 0
-        if _INT_RE.fullmatch(value) is None or not INT64_MIN <= int(value) <= INT64_MAX:
-            raise StoreError(_NOT_INT)
+        if INT_RE.fullmatch(value) is None or not INT64_MIN <= int(value) <= INT64_MAX:
+            raise StoreError(NOT_INT)
         return int(value)
 
     # -- hashes and sets ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ absent (and replaces them), and refuses counters a double cannot hold exactly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,13 @@ from server.store.bucket import MAX_TOKENS, BucketState, reset_after
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, admit_state
 
 if TYPE_CHECKING:
-    from server.store.memory import MemoryStore
+    from server.store.memory import Entry, MemoryStore
 
-__all__ = ["admit_in"]
+__all__ = ["INT_RE", "NOT_INT", "admit_in"]
 
-_NOT_INT = "ERR value is not an integer or out of range"
+# Redis's rules for an integer string (string2ll): no '+', no spaces, no leading zeros, no "-0".
+INT_RE = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+NOT_INT = "ERR value is not an integer or out of range"
 
 
 def admit_in(
@@ -31,44 +34,43 @@ def admit_in(
     cost: int,
 ) -> AdmitDecision:
     """Decide and write (no await: atomic on the event loop). Keys are already checked."""
-    states = [_bucket(store, spec.key) for spec in buckets]
-    count = 0 if quota is None else _counter(store, quota.key)
-    used = 0 if usage is None else _counter(store, usage.key)
+    live = store._live
+    entries = [live(spec.key) for spec in buckets]
+    states = [e.value if e is not None and type(e.value) is BucketState else None for e in entries]
+    quota_entry = None if quota is None else live(quota.key)
+    usage_entry = None if usage is None else live(usage.key)
+    count, used = _counter(quota_entry), _counter(usage_entry)
     new_states, new_count, decision = admit_state(states, count, buckets, quota, now=now, cost=cost)
     if not decision.allowed:
         return decision
     if cost:
         if quota is not None:
-            _bump(store, quota.key, new_count, quota.ttl)
+            _bump(store, quota.key, quota_entry, new_count, quota.ttl)
         if usage is not None:
-            _bump(store, usage.key, used + cost, usage.ttl)
-    for spec, state in zip(buckets, new_states, strict=True):
+            _bump(store, usage.key, usage_entry, used + cost, usage.ttl)
+    for spec, entry, state in zip(buckets, entries, new_states, strict=True):
         if state is None:
             store._data.pop(spec.key, None)
+        elif entry is not None:  # rewritten in place, which keeps its deadline's heap record
+            entry.value = state
+            store._set_deadline(spec.key, entry, reset_after(state.tokens, spec.rate, spec.burst))
         else:
             store._put(spec.key, state, reset_after(state.tokens, spec.rate, spec.burst))
     return decision
 
 
-def _bucket(store: MemoryStore, key: str) -> BucketState | None:
-    entry = store._live(key)
-    return entry.value if entry is not None and isinstance(entry.value, BucketState) else None
-
-
-def _counter(store: MemoryStore, key: str) -> int:
-    entry = store._live(key)
-    if entry is None or not isinstance(entry.value, bytes):
+def _counter(entry: Entry | None) -> int:
+    """The count an entry holds (0: absent or another kind); StoreError as INCRBY would say."""
+    if entry is None or type(entry.value) is not bytes:
         return 0
-    value = store._counter(key)
-    if abs(value) > MAX_TOKENS:  # ADMIT_LUA counts in doubles: exact up to 2**53
-        raise StoreError(_NOT_INT)
+    if INT_RE.fullmatch(entry.value) is None or abs(value := int(entry.value)) > MAX_TOKENS:
+        raise StoreError(NOT_INT)  # ADMIT_LUA counts in doubles: exact up to 2**53
     return value
 
 
-def _bump(store: MemoryStore, key: str, value: int, ttl: float) -> None:
+def _bump(store: MemoryStore, key: str, entry: Entry | None, value: int, ttl: float) -> None:
     """Store counter ``value``; the TTL only when this creates it (like ``Store.incr``)."""
-    entry = store._live(key)
-    if entry is None or not isinstance(entry.value, bytes):
+    if entry is None or type(entry.value) is not bytes:
         store._put(key, str(value).encode(), ttl)
     else:
         entry.value = str(value).encode()

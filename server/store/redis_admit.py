@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.store.lua import ADMIT
-from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, new_decision
 
 __all__ = ["AdmitCodec"]
 
@@ -99,7 +99,7 @@ class AdmitCodec:
             if quota is not None and failed == len(buckets):
                 retry_after = float(quota.ttl)
         if quota is None:
-            return AdmitDecision(failed is None, failed, retry_after, remaining, None, None)
-        return AdmitDecision(
+            return new_decision(failed is None, failed, retry_after, remaining, None, None)
+        return new_decision(
             failed is None, failed, retry_after, remaining, count, max(0, quota.allowed - count)
         )
