@@ -234,14 +234,17 @@ class Store(Protocol):
         all pass, then ``cost`` is taken from every bucket and added to the quota counter and
         the usage counter; any fails, then nothing is taken or counted anywhere and
         ``failed`` names the first failure in the order given (most specific level first).
-        Bucket keys hold the same state as :meth:`take` (same expiry). The quota and usage
-        counters are plain integer strings (readable with :meth:`get`) created with their
-        spec's ``ttl``, which later increments keep. Every key must be distinct and carry
-        the same hash tag (ValueError otherwise): see :mod:`server.throttle.admit`.
+        A refusal writes nothing at all. Bucket keys are admission's own (opaque, not
+        interchangeable with :meth:`take`'s) and expire when the bucket would be full again.
+        The quota and usage counters are integer strings (readable with :meth:`get`) created
+        with their spec's ``ttl``, which later increments keep. A key of another kind found
+        where admission expects its own counts as absent and is replaced. Every key must be
+        distinct and carry the same hash tag (ValueError otherwise): see
+        :mod:`server.throttle.admit`.
 
         Concurrent calls on the Redis store are pipelined (one write per event-loop
-        iteration). Raises :class:`StoreError` if a counter key holds a non-integer, without
-        writing anything.
+        iteration, one Lua script per call). Raises :class:`StoreError`, writing nothing, if
+        a counter holds anything but an integer within +-2**53.
         """
         ...
 

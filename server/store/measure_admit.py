@@ -9,7 +9,9 @@ Not a test (no timed tests in tests/): run it by hand, Redis on another core, e.
 API-key request) for ``--seconds``. Reported per variant: calls/s, and the process CPU time per
 call in µs (what the gateway's core pays; Redis's own CPU is not counted):
 
-* ``embedded``: :class:`MemoryStore.admit` (no I/O: the floor);
+* ``floor``: await a future the next loop iteration resolves (what any round trip costs the
+  harness and asyncio, before any Redis work);
+* ``embedded``: :class:`MemoryStore.admit` (no I/O, never suspends);
 * ``plain``: the same ADMIT_LUA with one redis.asyncio EVALSHA per call (pooled connections);
 * ``pipelined``: :meth:`RedisStore.admit` (arguments, one pipelined EVALSHA, decoding).
 
@@ -87,7 +89,14 @@ async def main() -> None:
     async def pipelined() -> object:
         return await store.admit(BUCKETS, QUOTA, now=time.time(), usage=USAGE)
 
-    variants = {"embedded": embedded, "plain": redis_py, "pipelined": pipelined}
+    loop = asyncio.get_running_loop()
+
+    async def floor() -> object:
+        future = loop.create_future()
+        loop.call_soon(future.set_result, None)
+        return await future
+
+    variants = {"floor": floor, "embedded": embedded, "plain": redis_py, "pipelined": pipelined}
     results: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
     try:
         for _ in range(options.rounds):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import calendar
+import dataclasses
 import math
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.store.bucket import BucketState, refill, take_tokens
+from server.store.bucket import BucketState, new_state, refill, take_tokens
 from server.throttle import admit
 from server.throttle.admit import (
     QUOTA_TTL_MARGIN,
@@ -24,6 +25,7 @@ from server.throttle.admit import (
     admit_state,
     check_keys,
     hash_tag,
+    new_decision,
     throttle_key,
 )
 from server.throttle.quota import QuotaPeriod, quota_window
@@ -249,6 +251,19 @@ def test_allowed_iff_every_level_has_the_tokens(
     assert d.allowed == (not short)
     assert d.failed == (short[0] if short else None)
     assert d.remaining == (tuple(t - cost for t in have) if d.allowed else tuple(have))
+
+
+def test_fast_constructors_build_the_same_frozen_values() -> None:
+    d = new_decision(True, None, 0.0, (1.0,), 2, 3)
+    assert d == AdmitDecision(True, None, 0.0, (1.0,), 2, 3) and hash(d) == hash(
+        AdmitDecision(True, None, 0.0, (1.0,), 2, 3)
+    )
+    state = new_state(1.5, T0)
+    assert state == BucketState(1.5, T0) and repr(state) == repr(BucketState(1.5, T0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.allowed = False  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.tokens = 0.0  # type: ignore[misc]
 
 
 def test_module_is_pure() -> None:
