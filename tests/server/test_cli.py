@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from server.cli import main
+from tests.tls import self_signed_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello"
@@ -108,43 +109,12 @@ async def test_serverless_stage_override() -> None:
             assert resp.status == 404
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
 async def test_tls_for_https_and_wss(tmp_path: Path) -> None:
     import ssl
 
     import websockets
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     config = ROOT / "examples" / "portway.yaml"  # hello REST API + chat WebSocket API
     async with serve(config, "--tls-cert", str(cert), "--tls-key", str(key)) as base:
         assert base.startswith("https://")
@@ -152,7 +122,6 @@ async def test_tls_for_https_and_wss(tmp_path: Path) -> None:
             assert resp.status == 200
             assert (await resp.json())["message"] == "Hello, world!"
         context = ssl.create_default_context(cafile=str(cert))
-        context.check_hostname = False
         async with websockets.connect(base.replace("https://", "wss://") + "/dev", ssl=context) as ws:
             await ws.send("hello?")  # the chat API's $default route answers with its help text
             async with asyncio.timeout(20):
