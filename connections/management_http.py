@@ -15,13 +15,21 @@ Beyond AWS (users asked every peer for these)::
     DELETE /{stage}/@connections?channel=c            bulk disconnect (all of the stage without c)
 
 Errors carry ``x-amzn-ErrorType`` (botocore maps it to ``client.exceptions.GoneException`` etc.).
+
+Access: AWS protects this API with SigV4 (IAM). Until Portway verifies signatures, it answers only
+callers on loopback and private networks (your backends, a load balancer in front of the nodes);
+anyone else gets 403 ``ForbiddenException``. ``PORTWAY_MANAGEMENT_NETWORKS`` (comma-separated CIDRs)
+replaces that list.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -44,7 +52,7 @@ from server.messages import HttpResponse
 from server.render import render_error
 from server.store.base import StoreUnavailable
 
-__all__ = ["ManagementPath", "handle_management", "parse_management_path"]
+__all__ = ["ManagementPath", "caller_allowed", "handle_management", "parse_management_path"]
 
 log = logging.getLogger("portway.connections")
 
@@ -57,6 +65,28 @@ _ERRORS: dict[int, type[GatewayError]] = {
     429: LimitExceededException,
     403: ForbiddenException,
 }
+
+
+_DEFAULT_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+@functools.lru_cache(maxsize=1)
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip()) for part in spec.split(",") if part.strip())
+
+
+def caller_allowed(remote: str | None, spec: str | None = None) -> bool:
+    """Whether a caller's address may use the management API (see the module docstring)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    networks = _networks(spec or os.environ.get("PORTWAY_MANAGEMENT_NETWORKS") or _DEFAULT_NETWORKS)
+    return any(address in network for network in networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +115,8 @@ async def handle_management(
     request: web.Request, path: ManagementPath, dispatch: Dispatch, manager: ConnectionManager
 ) -> web.Response:
     try:
+        if not caller_allowed(request.remote):
+            raise ForbiddenException()
         response = await _operate(request, path, dispatch, manager)
     except GatewayError as error:
         response = render_error(error)

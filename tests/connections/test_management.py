@@ -188,3 +188,37 @@ async def test_unsupported_operation_is_403_forbidden(ws_gateway: GatewayFactory
             async with http.request(method, f"http://127.0.0.1:{server.port}{path}") as r:
                 assert r.status == 403
                 assert r.headers["x-amzn-ErrorType"] == "ForbiddenException"
+
+
+@pytest.mark.parametrize(
+    ("remote", "spec", "allowed"),
+    [
+        ("127.0.0.1", None, True),
+        ("::1", None, True),
+        ("10.1.2.3", None, True),
+        ("172.20.0.5", None, True),
+        ("192.168.1.9", None, True),
+        ("::ffff:10.0.0.1", None, True),
+        ("8.8.8.8", None, False),
+        ("2001:db8::1", None, False),
+        (None, None, False),
+        ("not-an-ip", None, False),
+        ("203.0.113.7", "203.0.113.0/24", True),
+        ("127.0.0.1", "203.0.113.0/24", False),
+    ],
+)
+def test_management_api_callers(remote: str | None, spec: str | None, allowed: bool) -> None:
+    from connections.management_http import caller_allowed
+
+    assert caller_allowed(remote, spec) is allowed
+
+
+async def test_management_api_refuses_callers_outside_the_allowed_networks(
+    ws_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTWAY_MANAGEMENT_NETWORKS", "203.0.113.0/24")
+    server = await ws_gateway(chat_api())
+    url = f"http://127.0.0.1:{server.port}/dev/@connections"
+    async with aiohttp.ClientSession() as http, http.get(url) as r:
+        assert r.status == 403
+        assert r.headers["x-amzn-ErrorType"] == "ForbiddenException"
