@@ -40,6 +40,7 @@ from server.ids import new_apigw_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
+from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 
@@ -112,7 +113,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         integrations = build_integrations(
             config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
         )
-        app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations))
+        app[GATEWAY] = Gateway(
+            default_stages(app[DISPATCHER], config, integrations, extra=[ThrottleStage(app[STORE], config)])
+        )
         ws_integrations = {
             api.id: build_route_integrations(api, session=app[HTTP_SESSION], invokers=invokers)
             for api in config.apis

@@ -154,11 +154,20 @@ class IntegrateStage:
 
 
 def default_stages(
-    dispatcher: ApiDispatcher, config: GatewayConfig, integrations: Mapping[int, Integration]
+    dispatcher: ApiDispatcher,
+    config: GatewayConfig,
+    integrations: Mapping[int, Integration],
+    extra: Sequence[Stage] = (),
 ) -> list[Stage]:
-    """The stage list, in API Gateway's order (see the module docstring)."""
+    """The stage list, in API Gateway's order (see the module docstring).
+
+    ``extra``: stages that run between routing and the integration, in the given order (the
+    throttle stage, :class:`server.stages.throttle.ThrottleStage`, which does store I/O and so is
+    passed in by :mod:`server.app` rather than imported here).
+    """
     return [
         RouteStage(dispatcher, config),
+        *extra,
         IntegrateStage(integrations),
     ]
 

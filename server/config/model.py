@@ -27,6 +27,7 @@ __all__ = [
     "MockResponse",
     "RouteConfig",
     "StageConfig",
+    "ThrottleSettings",
     "WebSocketSettings",
     "frozen_map",
 ]
@@ -161,9 +162,26 @@ class WebSocketSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ThrottleSettings:
+    """A token bucket (reference §3.1): ``rate`` requests per second, at most ``burst`` at once."""
+
+    rate: float
+    burst: int
+
+
+def _no_throttles() -> Mapping[str, ThrottleSettings]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class StageConfig:
+    """One stage. ``throttle``: the stage default (AWS methodSettings ``*/*``); ``method_throttles``:
+    per route key (``"GET /pets/{id}"``, as :attr:`RouteConfig.route_key`)."""
+
     name: str
     variables: Mapping[str, str] = field(default_factory=frozen_map)
+    throttle: ThrottleSettings | None = None
+    method_throttles: Mapping[str, ThrottleSettings] = field(default_factory=_no_throttles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,3 +245,7 @@ class GatewayConfig:
     account_id: str = "123456789012"
     warnings: tuple[str, ...] = ()
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    # Account-level bucket (AWS's default 10000 rps, burst 5000) and what to do when the store
+    # holding the buckets is unreachable: "open" admits, "closed" answers 429.
+    account_throttle: ThrottleSettings = field(default_factory=lambda: ThrottleSettings(10000.0, 5000))
+    throttle_failure: str = "open"

@@ -13,6 +13,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from server.config.errors import Issues, loc
@@ -27,6 +28,7 @@ from server.config.model import (
     MockResponse,
     RouteConfig,
     StageConfig,
+    ThrottleSettings,
     WebSocketSettings,
     frozen_map,
 )
@@ -35,6 +37,7 @@ from server.config.rules import (
     METHODS,
     BuiltApi,
     check_gateway,
+    check_method_throttles,
     check_path,
     check_routes,
     check_selection_expression,
@@ -98,6 +101,13 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
         built = [_only_stage(item, stage, issues) for item in built]
     check_gateway(built, issues)
     cluster = _cluster(document.get("cluster") if isinstance(document, dict) else None, issues)
+    extra: dict[str, Any] = {}
+    if isinstance(document, dict):
+        account = _throttle(document.get("throttle"))
+        if account is not None:
+            extra["account_throttle"] = account
+        if document.get("throttleFailure") in ("open", "closed"):
+            extra["throttle_failure"] = document["throttleFailure"]
     return GatewayConfig(
         apis=tuple(item.api for item in built),
         source=source,
@@ -105,7 +115,28 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
         account_id=str(document.get("accountId", "123456789012")) if isinstance(document, dict) else "",
         warnings=tuple(issues.warnings),
         cluster=cluster,
+        **extra,
     )
+
+
+def _throttle(raw: Any) -> ThrottleSettings | None:
+    """``{rate, burst}`` (already checked by the schema: rate >= 0, burst an int >= 0)."""
+    if not isinstance(raw, dict):
+        return None
+    rate, burst = raw.get("rate"), raw.get("burst")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate >= 0:
+        return None
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+        return None
+    return ThrottleSettings(float(rate), burst)
+
+
+def _throttle_key(key: str) -> str:
+    """``get  /pets`` -> ``GET /pets`` (the form of :attr:`RouteConfig.route_key`)."""
+    if key == "$default":
+        return key
+    method, _, path = key.strip().partition(" ")
+    return f"{method.upper()} {path.strip()}"
 
 
 def _cluster(raw: Any, issues: Issues) -> ClusterSettings:
@@ -178,6 +209,13 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         if route is not None:
             located.append((route, route_location))
     check_routes(kind, located, issues)
+    raw_stages = raw.get("stages")
+    if isinstance(raw_stages, dict):
+        for stage_name, stage_body in raw_stages.items():
+            throttles = (stage_body or {}).get("methodThrottles") or {}
+            where = loc(loc(loc(location, "stages"), str(stage_name)), "methodThrottles")
+            keys = {_throttle_key(str(key)): loc(where, str(key)) for key in throttles}
+            check_method_throttles(kind, keys, [route for route, _ in located], issues)
     for variable, where in context.stage_refs.items():
         for stage in stages:
             if variable not in stage.variables:
@@ -217,7 +255,18 @@ def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[Sta
         variables = _texts((body or {}).get("variables"))
         check_stage_variables(variables, loc(where, "variables"), issues)
         if check_stage_name(name, kind, where, issues):
-            stages.append(StageConfig(name, frozen_map(variables)))
+            methods = {
+                _throttle_key(str(key)): settings
+                for key, value in ((body or {}).get("methodThrottles") or {}).items()
+                if (settings := _throttle(value)) is not None
+            }
+            stage = StageConfig(
+                name,
+                frozen_map(variables),
+                throttle=_throttle((body or {}).get("throttle")),
+                method_throttles=MappingProxyType(methods),
+            )
+            stages.append(stage)
     return tuple(stages)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "MIN_TIMEOUT_MS",
     "BuiltApi",
     "check_gateway",
+    "check_method_throttles",
     "check_path",
     "check_routes",
     "check_stage_name",
@@ -211,6 +212,23 @@ class _Node:
     literal: dict[str, _Node] = field(default_factory=dict)
     variables: dict[bool, tuple[str, str, _Node]] = field(default_factory=dict)  # greedy -> (name, key, node)
     keys: set[str] = field(default_factory=set)
+
+
+def check_method_throttles(
+    kind: ApiKind, keys: Mapping[str, str], routes: Sequence[RouteConfig], issues: Issues
+) -> None:
+    """Each method-throttle key (route key -> its location) must name a route of the API."""
+    if kind is ApiKind.WEBSOCKET:
+        for location in keys.values():
+            issues.error(
+                location, "throttling applies to REST and HTTP APIs only (not enforced on WebSocket APIs yet)"
+            )
+        return
+    known = {route.route_key for route in routes}
+    for key, location in keys.items():
+        if key not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            issues.error(location, f"no route {key!r} in this API (routes: {listed})")
 
 
 def check_routes(kind: ApiKind, routes: Sequence[tuple[RouteConfig, str]], issues: Issues) -> None:

@@ -379,7 +379,11 @@ def test_cluster_problems(tmp_path: Path, cluster: str, expected: list[tuple[str
 def test_document_level_problems(tmp_path: Path) -> None:
     found = problems(tmp_path, "portway: 2\napis: []\nextra: 1\n")
     assert found == [
-        ("extra", "unknown key 'extra' (allowed: portway, region, accountId, cluster, apis)"),
+        (
+            "extra",
+            "unknown key 'extra' "
+            "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, apis)",
+        ),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),
     ]
