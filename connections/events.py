@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.events import parse_query
+from server.events import last_and_all, parse_query
 from server.ids import clf_time
 
 __all__ = ["ConnectionInfo", "connect_event", "disconnect_event", "message_event"]
@@ -78,19 +78,11 @@ def connect_event(
     request_id: str,
     now_ms: int,
 ) -> JsonDict:
-    single: dict[str, str] = {}
-    multi: dict[str, list[str]] = {}
-    for name, value in headers:
-        single[name] = value
-        multi.setdefault(name, []).append(value)
+    single, multi = last_and_all(headers)
     event: JsonDict = {"headers": single, "multiValueHeaders": multi}
     pairs = parse_query(query_string)
     if pairs:
-        qsp: dict[str, str] = {}
-        mqsp: dict[str, list[str]] = {}
-        for name, value in pairs:
-            qsp[name] = value
-            mqsp.setdefault(name, []).append(value)
+        qsp, mqsp = last_and_all(pairs)
         event["queryStringParameters"] = qsp
         event["multiValueQueryStringParameters"] = mqsp
     if conn.stage_variables:

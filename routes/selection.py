@@ -197,6 +197,11 @@ def compile_expression(expression: str) -> SelectionExpression:
     return SelectionExpression(expression, tuple(parts), reads_body, body_paths[0] if single_body else None)
 
 
+def _selectable(key: str, route_keys: Collection[str]) -> bool:
+    """A message may select a custom route or ``$default``, never ``$connect``/``$disconnect``."""
+    return key in route_keys and not (key.startswith("$") and key != "$default")
+
+
 def select_route(
     expression: SelectionExpression,
     message: str | bytes,
@@ -217,7 +222,7 @@ def select_route(
             evaluated = stringify(_walk(orjson.loads(message), expression.body_path))
         except orjson.JSONDecodeError:
             evaluated = ""
-        if evaluated in route_keys and not (evaluated.startswith("$") and evaluated != "$default"):
+        if _selectable(evaluated, route_keys):
             return evaluated
         return "$default" if "$default" in route_keys else None
     if expression.reads_body:
@@ -230,7 +235,7 @@ def select_route(
         evaluated = expression.evaluate(
             EvaluationSources(body, base.headers, base.querystring, base.context, base.stage_variables)
         )
-        if evaluated in route_keys and not (evaluated.startswith("$") and evaluated != "$default"):
+        if _selectable(evaluated, route_keys):
             key = evaluated
     if key is None and "$default" in route_keys:
         key = "$default"

@@ -169,7 +169,7 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         dispatch = app[DISPATCHER].resolve_websocket(raw_path)
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
-    if "connections" in raw_path or "/@" in raw_path or "%40" in raw_path:
+    if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
         management = parse_management_path(raw_path)
         if management is not None:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)

@@ -21,7 +21,7 @@ Pure core: imports no I/O library; time comes in as ``now_ms``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -31,6 +31,7 @@ from server.messages import HttpRequest
 
 __all__ = [
     "RequestInfo",
+    "last_and_all",
     "body_is_binary",
     "http_v2_event",
     "media_type_matches",
@@ -124,23 +125,26 @@ def _domain_prefix(host: str) -> str:
     return name.split(".", 1)[0]
 
 
+def last_and_all(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The single-value map (last value wins) and the multi-value map of name/value pairs, as the
+    v1 and WebSocket events carry headers and query parameters."""
+    last: dict[str, str] = {}
+    every: dict[str, list[str]] = {}
+    for name, value in pairs:
+        last[name] = value
+        every.setdefault(name, []).append(value)
+    return last, every
+
+
 def rest_v1_event(info: RequestInfo, *, http_api_v1: bool = False) -> JsonDict:
     """The REST v1 proxy event (``http_api_v1`` adds ``version: "1.0"`` for HTTP API 1.0)."""
     req = info.request
-    headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in req.headers:
-        headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-
+    headers, multi_headers = last_and_all(req.headers)
     query_pairs = parse_query(req.query_string)
     qsp: dict[str, str] | None = None
     mqsp: dict[str, list[str]] | None = None
     if query_pairs:
-        qsp, mqsp = {}, {}
-        for name, value in query_pairs:
-            qsp[name] = value
-            mqsp.setdefault(name, []).append(value)
+        qsp, mqsp = last_and_all(query_pairs)
 
     identity: dict[str, Any] = dict.fromkeys(_IDENTITY_KEYS)
     identity["sourceIp"] = req.source_ip
