@@ -6,6 +6,8 @@ generator (setup and teardown side by side), never at import time:
 * ``STORE``: the embedded store, or Redis when a URL is given;
 * ``HTTP_SESSION``: one pooled ``aiohttp.ClientSession`` for every HTTP integration;
 * ``INVOKERS``: Python handler invokers, one per function (worker pools are closed on shutdown);
+* ``KEYS``: API keys and usage plans (:class:`server.keys.registry.KeyRegistry`);
+* ``THROTTLE``: the throttle stage (its ``admission`` counters);
 * ``GATEWAY``: the compiled pipeline (:class:`server.pipeline.Gateway`).
 
 The request handler is a thin adapter: copy the aiohttp request into a
@@ -37,6 +39,7 @@ from routes.integrations.python_handler import HandlerInvokers
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
+from server.keys.registry import KeyRegistry
 from server.messages import HttpRequest, HttpResponse
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
@@ -44,7 +47,7 @@ from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 
-__all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "STORE", "create_app"]
+__all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "KEYS", "STORE", "THROTTLE", "create_app"]
 
 log = logging.getLogger("portway.app")
 
@@ -57,6 +60,8 @@ INVOKERS = web.AppKey("invokers", HandlerInvokers)
 GATEWAY = web.AppKey("gateway", Gateway)
 WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
 CONNECTIONS = web.AppKey("connections", ConnectionManager)
+KEYS = web.AppKey("keys", KeyRegistry)
+THROTTLE = web.AppKey("throttle", ThrottleStage)
 REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
@@ -84,11 +89,25 @@ def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Ap
         await store.close()
 
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(_keys_ctx)
     app.cleanup_ctx.append(_http_session_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
     app.on_shutdown.append(_close_websockets)
     app.router.add_route("*", "/{tail:.*}", handle_request)
     return app
+
+
+async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API keys and usage plans: the configuration's applied to the store, a copy per node."""
+    config = app[CONFIG]
+    stages = [
+        (api.id, stage.name) for api in config.apis if api.kind is not ApiKind.HTTP for stage in api.stages
+    ]
+    registry = KeyRegistry(app[STORE], known_stages=stages)
+    await registry.start(config.usage_plans, config.api_keys)
+    app[KEYS] = registry
+    yield
+    await registry.close()
 
 
 async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -113,9 +132,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         integrations = build_integrations(
             config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
         )
-        app[GATEWAY] = Gateway(
-            default_stages(app[DISPATCHER], config, integrations, extra=[ThrottleStage(app[STORE], config)])
-        )
+        throttle = ThrottleStage(app[STORE], config, app[KEYS])
+        app[THROTTLE] = throttle
+        app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations, extra=[throttle]))
         ws_integrations = {
             api.id: build_route_integrations(api, session=app[HTTP_SESSION], invokers=invokers)
             for api in config.apis

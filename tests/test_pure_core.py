@@ -24,6 +24,10 @@ PURE_MODULES = [
     "connections.events",
     "connections.frames",
     "server.store.bucket",
+    "server.throttle.admit",
+    "server.throttle.quota",
+    "server.throttle.levels",
+    "server.keys.records",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -28,6 +28,10 @@ __all__ = [
     "RouteConfig",
     "StageConfig",
     "ThrottleSettings",
+    "UsagePlanConfig",
+    "ApiKeyConfig",
+    "PlanStage",
+    "QuotaSettings",
     "WebSocketSettings",
     "frozen_map",
 ]
@@ -149,6 +153,9 @@ class WebSocketSettings:
         max_inflight: messages of one connection processed at once. 1 (default) keeps a connection's
             messages in order; more lets a slow route run concurrently (AWS does, unordered).
             Reading pauses beyond it.
+        flood_refusals: a connection whose messages are refused by throttling or quota this many
+            times within ``flood_window_s`` is closed with 1008 (policy violation); ``None`` never
+            closes (refused messages only get the error frame).
     """
 
     max_frame_bytes: int = 32 * 1024
@@ -159,6 +166,8 @@ class WebSocketSettings:
     ping_interval_s: float | None = 30.0
     send_buffer_bytes: int = 1024 * 1024
     max_inflight: int = 1
+    flood_refusals: int | None = 100
+    flood_window_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +191,64 @@ class StageConfig:
     variables: Mapping[str, str] = field(default_factory=frozen_map)
     throttle: ThrottleSettings | None = None
     method_throttles: Mapping[str, ThrottleSettings] = field(default_factory=_no_throttles)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """A usage plan's quota (reference §3.3): ``limit`` requests per API key per ``period``
+    (``DAY``, ``WEEK`` or ``MONTH``, UTC calendar periods, see :mod:`server.throttle.quota`);
+    ``offset`` requests are subtracted in the period the plan was created in."""
+
+    limit: int
+    period: str = "DAY"
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStage:
+    """One API stage of a usage plan: ``api_id`` and ``stage`` name, and per-route throttles
+    inside the plan (route key as :attr:`RouteConfig.route_key`; AWS's ``/pets/GET``)."""
+
+    api_id: str
+    stage: str
+    method_throttles: Mapping[str, ThrottleSettings] = field(default_factory=_no_throttles)
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePlanConfig:
+    """A usage plan (reference §3.3): who may call which API stages, how fast and how much.
+
+    ``throttle`` and ``quota`` apply per API key, summed across every stage of the plan.
+    ``created`` (epoch seconds) places the quota ``offset``; the registry sets it when the plan
+    is first stored.
+    """
+
+    id: str
+    name: str
+    stages: tuple[PlanStage, ...] = ()
+    throttle: ThrottleSettings | None = None
+    quota: QuotaSettings | None = None
+    description: str = ""
+    created: float | None = None
+
+    def stage_of(self, api_id: str, stage: str) -> PlanStage | None:
+        for entry in self.stages:
+            if entry.api_id == api_id and entry.stage == stage:
+                return entry
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    """An API key declared in the configuration. ``value`` None: generated at the first start
+    (logged once; only its hash is stored). ``plans``: usage plan ids. ``enabled`` applies when
+    the key is created; a runtime enable/disable is kept across restarts."""
+
+    name: str
+    value: str | None = None
+    enabled: bool = True
+    plans: tuple[str, ...] = ()
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +316,7 @@ class GatewayConfig:
     # holding the buckets is unreachable: "open" admits, "closed" answers 429.
     account_throttle: ThrottleSettings = field(default_factory=lambda: ThrottleSettings(10000.0, 5000))
     throttle_failure: str = "open"
+    usage_plans: tuple[UsagePlanConfig, ...] = ()
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    # X-RateLimit-Limit/Remaining/Reset on keyed and throttled responses (AWS sends none).
+    rate_limit_headers: bool = False

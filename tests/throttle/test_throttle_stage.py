@@ -24,6 +24,7 @@ from server.config.model import (
     ThrottleSettings,
 )
 from server.stages.throttle import ThrottleStage
+from server.throttle.admission import Admission
 from tests.redis_fixture import free_port
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -104,10 +105,10 @@ async def start(aiohttp_client: Client, config: GatewayConfig, url: str | None) 
     return await aiohttp_client(create_app(config, redis_url=url))
 
 
-def throttle_stage(client: TestClient[Any, Any]) -> ThrottleStage:
+def throttle_stage(client: TestClient[Any, Any]) -> Admission:
     stages = client.server.app[GATEWAY]._stages
     (found,) = [s for s in stages if isinstance(s, ThrottleStage)]
-    return found
+    return found.admission
 
 
 async def statuses(client: TestClient[Any, Any], path: str, count: int) -> list[int]:
@@ -145,11 +146,11 @@ async def test_stage_default_applies_to_routes_without_method_throttle(
     stages = (stage("dev", limit(TINY, 3)), stage("prod"))
     client = await start(aiohttp_client, make_config(backend, stages), store_url)
     assert await statuses(client, "/dev/other", 6) == [200] * 3 + [429] * 3
-    # The stage bucket is shared by every route of the stage.
-    assert await statuses(client, "/dev/limited", 2) == [429, 429]
+    # The stage default is per route (AWS's */* method setting): another route has its own bucket.
+    assert await statuses(client, "/dev/limited", 4) == [200] * 3 + [429]
     # Another stage has its own (here: no) stage bucket.
     assert await statuses(client, "/prod/other", 5) == [200] * 5
-    assert backend.hits == {"/other": 8}
+    assert backend.hits == {"/other": 8, "/limited": 3}
 
 
 async def test_account_bucket_applies_across_stages(
@@ -167,15 +168,15 @@ async def test_account_bucket_applies_across_stages(
 async def test_refusal_downstream_consumes_nothing_upstream(
     aiohttp_client: Client, backend: Backend, store_url: str | None
 ) -> None:
-    # method 2 -> stage 5 -> account 7: the method refusals must not drain the stage or account.
+    # /limited: method 2 (replaces the stage default), /other: stage default 3; account 7. Refusals
+    # by the method or stage bucket must not drain the account.
     config = make_config(
-        backend, (stage("dev", limit(TINY, 5), limited=limit(TINY, 2)), stage("prod")), account=limit(TINY, 7)
+        backend, (stage("dev", limit(TINY, 3), limited=limit(TINY, 2)), stage("prod")), account=limit(TINY, 7)
     )
     client = await start(aiohttp_client, config, store_url)
     assert await statuses(client, "/dev/limited", 10) == [200] * 2 + [429] * 8
-    # The stage still holds 5 - 2 = 3 tokens.
     assert await statuses(client, "/dev/other", 5) == [200] * 3 + [429] * 2
-    # Stage refusals did not drain the account: 7 - 5 = 2 left, for another stage.
+    # The account holds 7 - 2 - 3 = 2 tokens, for another stage.
     assert await statuses(client, "/prod/other", 3) == [200, 200, 429]
     assert backend.hits == {"/limited": 2, "/other": 5}
     counters = throttle_stage(client)

@@ -1,0 +1,1 @@
+"""API keys and usage plans: records, the per-node registry, usage reports."""
