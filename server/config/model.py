@@ -314,7 +314,9 @@ class GatewayConfig:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     # Account-level bucket (AWS's default 10000 rps, burst 5000) and what to do when the store
     # holding the buckets is unreachable: "open" admits, "closed" answers 429.
-    account_throttle: ThrottleSettings = field(default_factory=lambda: ThrottleSettings(10000.0, 5000))
+    # None switches the account bucket off (AWS cannot): a request no other level applies to then
+    # costs no store round trip at all.
+    account_throttle: ThrottleSettings | None = field(default_factory=lambda: ThrottleSettings(10000.0, 5000))
     throttle_failure: str = "open"
     usage_plans: tuple[UsagePlanConfig, ...] = ()
     api_keys: tuple[ApiKeyConfig, ...] = ()

@@ -70,6 +70,8 @@ class ThrottleStage:
             info.identity_extra = {"apiKey": value, "apiKeyId": key.id}
         else:
             levels = self._levels.route_levels(dispatch.api, dispatch.stage, route)
+            if levels.idle:  # the account bucket is off and no stage level applies
+                return None
         if self._headers:
             decision = await self.admission.decide(levels, now, raise_refusal=False)
             ctx.response_headers.extend(rate_limit_headers(levels, decision, now))

@@ -89,6 +89,8 @@ def rate_limit_headers(levels: Levels, decision: AdmitDecision | None, now: floa
             ("X-RateLimit-Remaining", str(decision.quota_remaining)),
             ("X-RateLimit-Reset", str(reset)),
         ]
+    if not levels.buckets:
+        return []
     spec = levels.buckets[0]
     tokens = max(0.0, decision.remaining[0])
     missing = spec.burst - tokens

@@ -78,12 +78,17 @@ def usage_key(plan_id: str, key_id: str, day: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Levels:
-    """What one request passes: ``buckets`` in order, then ``quota``; ``usage`` counts it."""
+    """What one request passes: ``buckets`` in order, then ``quota``; ``usage`` counts it.
+    ``idle``: nothing at all to check (no bucket applies, no key): no store call."""
 
     buckets: tuple[BucketSpec, ...]
     quota: QuotaSpec | None = None
     usage: UsageSpec | None = None
     quota_window: QuotaWindow | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self.buckets and self.usage is None
 
 
 @dataclass(slots=True)
@@ -101,7 +106,9 @@ class ThrottleLevels:
 
     def __init__(self, config: GatewayConfig) -> None:
         account = config.account_throttle
-        self._account = BucketSpec(account_key(), account.rate, account.burst)
+        self._account: tuple[BucketSpec, ...] = (
+            () if account is None else (BucketSpec(account_key(), account.rate, account.burst),)
+        )
         self._routes: dict[tuple[str, str, int], Levels] = {}
         self._messages: dict[tuple[str, str, str], Levels] = {}
         self._keyed: dict[tuple[str, str, str, str, str], tuple[BucketSpec, ...]] = {}
@@ -152,10 +159,10 @@ class ThrottleLevels:
     def _stage_buckets(self, api: ApiConfig, stage: StageConfig, route_key: str) -> tuple[BucketSpec, ...]:
         settings = stage.method_throttles.get(route_key) or stage.throttle
         if settings is None:
-            return (self._account,)
+            return self._account
         return (
             BucketSpec(method_key(api.id, stage.name, route_key), settings.rate, settings.burst),
-            self._account,
+            *self._account,
         )
 
     @staticmethod

@@ -199,3 +199,15 @@ async def test_unreachable_store(
     counters = throttle_stage(client)
     assert counters.store_errors >= 3
     assert sum(backend.hits.values()) == (3 if failure == "open" else 0)
+
+
+async def test_account_throttle_off_skips_the_store_for_unthrottled_routes(
+    aiohttp_client: Client, backend: Backend
+) -> None:
+    base = make_config(backend, (stage("dev", limited=limit(TINY, 1)),))
+    config = GatewayConfig(apis=base.apis, account_throttle=None)
+    client = await start(aiohttp_client, config, None)
+    assert await statuses(client, "/dev/other", 20) == [200] * 20
+    assert await statuses(client, "/dev/limited", 2) == [200, 429]
+    counters = throttle_stage(client)
+    assert (counters.checked, counters.limited) == (2, 1)
