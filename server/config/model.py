@@ -273,6 +273,8 @@ class ApiConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     route_selection_expression: str = "$request.body.action"
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    # "open" / "closed" when the throttling store is unreachable; None: the gateway's setting.
+    throttle_failure: str | None = None
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

@@ -1,10 +1,10 @@
 """One admission decision against the store, with the outage policy; shared by HTTP requests
 and WebSocket messages.
 
-When the store is unreachable, ``GatewayConfig.throttle_failure`` decides: ``open`` (default,
-AWS's own behaviour for usage-plan checks) admits, ``closed`` refuses with 429. Either way the
-outage is counted in ``store_errors`` and logged once when it starts and once when it ends:
-never a crash, never a wait longer than the store's timeout.
+When the store is unreachable, the API's ``throttle_failure`` (else the gateway's) decides:
+``open`` (default, AWS's own behaviour for usage-plan checks) admits, ``closed`` refuses with 429.
+Either way the outage is counted in ``store_errors`` and logged once when it starts and once when
+it ends: never a crash, never a wait longer than the store's timeout.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ class Admission:
 
     def __init__(self, store: Store, config: GatewayConfig) -> None:
         self._store = store
-        self._fail_open = config.throttle_failure != "closed"
         self._failing = False
         self.checked = 0
         self.limited = 0
@@ -47,11 +46,11 @@ class Admission:
             if not self._failing:
                 self._failing = True
                 log.warning(
-                    "throttling store unavailable (%s): failing %s until it returns",
+                    "throttling store unavailable (%s): requests are admitted (throttleFailure open) "
+                    "or refused with 429 (closed) until it returns",
                     exc,
-                    "open" if self._fail_open else "closed",
                 )
-            if self._fail_open:
+            if levels.fail_open:
                 return None
             self.limited += 1
             raise Throttled() from exc

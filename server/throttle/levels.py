@@ -85,6 +85,8 @@ class Levels:
     quota: QuotaSpec | None = None
     usage: UsageSpec | None = None
     quota_window: QuotaWindow | None = None
+    fail_open: bool = True
+    """The API's ``throttleFailure`` (else the gateway's): admit when the store is unreachable."""
 
     @property
     def idle(self) -> bool:
@@ -106,6 +108,7 @@ class ThrottleLevels:
 
     def __init__(self, config: GatewayConfig) -> None:
         account = config.account_throttle
+        self._fail_open_default = config.throttle_failure != "closed"
         self._account: tuple[BucketSpec, ...] = (
             () if account is None else (BucketSpec(account_key(), account.rate, account.burst),)
         )
@@ -123,7 +126,9 @@ class ThrottleLevels:
         cache_key = (api.id, stage.name, id(route))
         levels = self._routes.get(cache_key)
         if levels is None:
-            levels = self._routes[cache_key] = Levels(self._stage_buckets(api, stage, route.route_key))
+            levels = self._routes[cache_key] = Levels(
+                self._stage_buckets(api, stage, route.route_key), fail_open=self._fail_open(api)
+            )
         return levels
 
     def message_levels(self, api: ApiConfig, stage: StageConfig, route_key: str) -> Levels:
@@ -131,7 +136,9 @@ class ThrottleLevels:
         cache_key = (api.id, stage.name, route_key)
         levels = self._messages.get(cache_key)
         if levels is None:
-            levels = self._messages[cache_key] = Levels(self._stage_buckets(api, stage, route_key))
+            levels = self._messages[cache_key] = Levels(
+                self._stage_buckets(api, stage, route_key), fail_open=self._fail_open(api)
+            )
         return levels
 
     def keyed_levels(
@@ -154,7 +161,12 @@ class ThrottleLevels:
         period = self._periods.get((plan.id, key_id))
         if period is None or now >= period.until:
             period = self._periods[(plan.id, key_id)] = self._period(plan, key_id, now)
-        return Levels(buckets, period.quota, period.usage, period.window)
+        return Levels(buckets, period.quota, period.usage, period.window, self._fail_open(api))
+
+    def _fail_open(self, api: ApiConfig) -> bool:
+        if api.throttle_failure is None:
+            return self._fail_open_default
+        return api.throttle_failure != "closed"
 
     def _stage_buckets(self, api: ApiConfig, stage: StageConfig, route_key: str) -> tuple[BucketSpec, ...]:
         settings = stage.method_throttles.get(route_key) or stage.throttle

@@ -3,6 +3,7 @@ embedded store and on Redis; fail open / fail closed when the store is unreachab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import MappingProxyType
@@ -211,3 +212,14 @@ async def test_account_throttle_off_skips_the_store_for_unthrottled_routes(
     assert await statuses(client, "/dev/limited", 2) == [200, 429]
     counters = throttle_stage(client)
     assert (counters.checked, counters.limited) == (2, 1)
+
+
+async def test_the_api_setting_overrides_the_gateway_failure_policy(
+    aiohttp_client: Client, backend: Backend
+) -> None:
+    base = make_config(backend, (stage("dev", limited=limit(TINY, 1)),), failure="open")
+    config = dataclasses.replace(base, apis=(dataclasses.replace(base.apis[0], throttle_failure="closed"),))
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    client = await start(aiohttp_client, config, url)
+    assert await statuses(client, "/dev/limited", 2) == [429, 429]
+    assert throttle_stage(client).store_errors >= 2
