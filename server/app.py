@@ -28,7 +28,7 @@ from multidict import CIMultiDict
 from connections.bus import NodeBus, stop_tasks
 from connections.integration import build_route_integrations
 from connections.management import ConnectionManager
-from connections.management_http import handle_management, parse_management_path
+from connections.management_http import caller_allowed, handle_management, parse_management_path
 from connections.reaper import NodeReaper
 from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
@@ -41,6 +41,8 @@ from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
 from server.messages import HttpRequest, HttpResponse
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.metrics import Sources, exposition
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.stages.throttle import ThrottleStage
@@ -174,6 +176,26 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await invokers.close_all()
 
 
+def _metrics(request: web.Request) -> web.Response:
+    """``GET /@metrics`` (Prometheus), for the callers the @connections API accepts."""
+    if not caller_allowed(request.remote):
+        return web.json_response({"message": "Forbidden"}, status=403)
+    app = request.app
+    admission = app[THROTTLE].admission
+    keys = app[KEYS]
+    sources = Sources(
+        throttle_checked=lambda: admission.checked,
+        throttle_limited=lambda: admission.limited,
+        throttle_quota_limited=lambda: admission.quota_limited,
+        throttle_store_errors=lambda: admission.store_errors,
+        throttle_store_failing=lambda: admission.failing,
+        api_keys=lambda: len(keys.keys()),
+        usage_plans=lambda: len(keys.plans()),
+        websocket_connections=lambda: len(app[WEBSOCKETS].registry),
+    )
+    return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 async def _close_websockets(app: web.Application) -> None:
     """on_shutdown: every socket gets close 1001 and its $disconnect, before resources close."""
     websockets = app.get(WEBSOCKETS)
@@ -189,6 +211,8 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
+        if raw_path == "/@metrics":
+            return _metrics(request)
         management = parse_management_path(raw_path)
         if management is not None:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)

@@ -35,6 +35,11 @@ class Admission:
         self.quota_limited = 0
         self.store_errors = 0
 
+    @property
+    def failing(self) -> bool:
+        """The last decision found the store unreachable."""
+        return self._failing
+
     async def decide(self, levels: Levels, now: float, *, raise_refusal: bool = True) -> AdmitDecision | None:
         """The store's decision (None: store unreachable and failing open). Refusals raise
         :class:`Throttled` / :class:`QuotaExceeded` unless ``raise_refusal`` is false."""
