@@ -19,6 +19,7 @@ from typing import Any
 from server.config.errors import Issues, loc
 from server.config.model import (
     ApiConfig,
+    ApiKeyConfig,
     ApiKind,
     ClusterSettings,
     GatewayConfig,
@@ -26,19 +27,28 @@ from server.config.model import (
     IntegrationType,
     Isolation,
     MockResponse,
+    PlanStage,
+    QuotaSettings,
     RouteConfig,
     StageConfig,
     ThrottleSettings,
+    UsagePlanConfig,
     WebSocketSettings,
     frozen_map,
 )
 from server.config.rules import (
     DEFAULT_TIMEOUTS_MS,
+    HTTP_API_NO_KEYS,
     METHODS,
+    QUOTA_PERIODS,
     BuiltApi,
+    BuiltKey,
+    BuiltPlan,
+    check_api_keys,
     check_gateway,
     check_method_throttles,
     check_path,
+    check_quota,
     check_routes,
     check_selection_expression,
     check_stage_name,
@@ -65,6 +75,8 @@ _WEBSOCKET_KEYS = {
     "pingInterval": "ping_interval_s",
     "sendBufferBytes": "send_buffer_bytes",
     "maxInflight": "max_inflight",
+    "floodRefusals": "flood_refusals",
+    "floodWindow": "flood_window_s",
 }
 _CLUSTER_KEYS = {
     "heartbeat": "heartbeat_s",
@@ -97,6 +109,7 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
         if index not in bad_apis:
             skip = {key for api, key in bad_routes if api == index}
             built.append(_api(raw, index, source.parent, skip, issues))
+    all_stages = list(built)  # usage plans are checked against every stage, whatever --stage serves
     if stage is not None:
         built = [_only_stage(item, stage, issues) for item in built]
     check_gateway(built, issues)
@@ -108,6 +121,23 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
             extra["account_throttle"] = account
         if document.get("throttleFailure") in ("open", "closed"):
             extra["throttle_failure"] = document["throttleFailure"]
+        if document.get("rateLimitHeaders") is True:
+            extra["rate_limit_headers"] = True
+        declared_apis = {
+            str(raw["name"])
+            for raw in (raw_apis if isinstance(raw_apis, list) else [])
+            if isinstance(raw, dict) and "name" in raw
+        }
+        raw_plans = document.get("usagePlans")
+        plans = _usage_plans(
+            raw_plans, {item.api.name: item.api for item in all_stages}, declared_apis, issues
+        )
+        keys = _api_keys(document.get("apiKeys"), issues)
+        declared_plans = {str(plan_id) for plan_id in raw_plans} if isinstance(raw_plans, dict) else set()
+        check_api_keys(plans, keys, [item.api for item in all_stages], declared_plans, issues)
+        served = {(item.api.id, s.name) for item in built for s in item.api.stages}
+        extra["usage_plans"] = tuple(_served_only(item.plan, served) for item in plans)
+        extra["api_keys"] = tuple(item.key for item in keys)
     return GatewayConfig(
         apis=tuple(item.api for item in built),
         source=source,
@@ -131,12 +161,142 @@ def _throttle(raw: Any) -> ThrottleSettings | None:
     return ThrottleSettings(float(rate), burst)
 
 
-def _throttle_key(key: str) -> str:
-    """``get  /pets`` -> ``GET /pets`` (the form of :attr:`RouteConfig.route_key`)."""
-    if key == "$default":
+def _throttle_key(key: str, kind: ApiKind) -> str:
+    """A method-throttle key in the form of :attr:`RouteConfig.route_key`: ``get  /pets`` and AWS's
+    ``/pets/GET`` (usage plans; ``//GET`` is the root) or ``pets/GET`` (methodSettings) become
+    ``GET /pets``. WebSocket route keys are kept as written."""
+    key = key.strip()
+    if kind is ApiKind.WEBSOCKET or key == "$default":
         return key
-    method, _, path = key.strip().partition(" ")
+    if " " not in key and "/" in key:
+        path, _, method = key.rpartition("/")
+        if method.upper() in METHODS:
+            return f"{method.upper()} /{path.strip('/')}"
+    method, _, path = key.partition(" ")
     return f"{method.upper()} {path.strip()}"
+
+
+def _method_throttles(
+    raw: Any, kind: ApiKind, where: str, issues: Issues
+) -> tuple[dict[str, str], dict[str, ThrottleSettings]]:
+    """``methodThrottles``: (route key -> location, route key -> settings); two spellings of
+    one route are an error."""
+    locations: dict[str, str] = {}
+    settings: dict[str, ThrottleSettings] = {}
+    for key, value in (raw if isinstance(raw, dict) else {}).items():
+        route_key, location = _throttle_key(str(key), kind), loc(where, str(key))
+        if route_key in locations:
+            issues.error(location, f"names the same route as {locations[route_key]} ({route_key!r})")
+            continue
+        locations[route_key] = location
+        if (throttle := _throttle(value)) is not None:
+            settings[route_key] = throttle
+    return locations, settings
+
+
+def _quota(raw: Any, location: str, issues: Issues) -> QuotaSettings | None:
+    """``{limit, period, offset}`` (types already checked by the schema)."""
+    if not isinstance(raw, dict):
+        return None
+    limit, period, offset = raw.get("limit"), raw.get("period", "DAY"), raw.get("offset", 0)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0 or period not in QUOTA_PERIODS:
+        return None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        return None
+    quota = QuotaSettings(limit, period, offset)
+    check_quota(quota, location, issues)
+    return quota
+
+
+def _usage_plans(
+    raw: Any, apis: Mapping[str, ApiConfig], declared_apis: set[str], issues: Issues
+) -> list[BuiltPlan]:
+    """``usagePlans:`` (plan id -> plan). ``apis``: the built APIs by name, every stage kept;
+    ``declared_apis``: every API name in the file (one left unbuilt already has errors)."""
+    plans: list[BuiltPlan] = []
+    for plan_id, body in (raw if isinstance(raw, dict) else {}).items():
+        where = loc("usagePlans", str(plan_id))
+        if not isinstance(body, dict):
+            continue
+        stages: list[PlanStage] = []
+        locations: list[str] = []
+        seen: dict[tuple[str, str], str] = {}
+        entries = body.get("apis")
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            at = loc(loc(where, "apis"), index)
+            if not isinstance(entry, dict):
+                continue
+            name, stage_name = entry.get("api"), entry.get("stage")
+            if not isinstance(name, str) or not isinstance(stage_name, str):
+                continue
+            api = apis.get(name)
+            if api is None:
+                if name not in declared_apis:
+                    listed = ", ".join(sorted(declared_apis)) or "none"
+                    issues.error(loc(at, "api"), f"no API named {name!r} in this file (APIs: {listed})")
+                continue
+            if api.kind is ApiKind.HTTP:
+                issues.error(loc(at, "api"), HTTP_API_NO_KEYS)
+                continue
+            if api.stage(stage_name) is None:
+                listed = ", ".join(s.name for s in api.stages) or "none"
+                issues.error(loc(at, "stage"), f"API {name!r} has no stage {stage_name!r} (stages: {listed})")
+                continue
+            if (api.id, stage_name) in seen:
+                issues.error(
+                    at,
+                    f"stage {stage_name!r} of API {name!r} is already in this plan "
+                    f"({seen[api.id, stage_name]})",
+                )
+                continue
+            seen[api.id, stage_name] = at
+            keys, methods = _method_throttles(
+                entry.get("methodThrottles"), api.kind, loc(at, "methodThrottles"), issues
+            )
+            check_method_throttles(api.kind, keys, api.routes, issues, websocket=True)
+            stages.append(PlanStage(api.id, stage_name, MappingProxyType(methods)))
+            locations.append(at)
+        plan = UsagePlanConfig(
+            id=str(plan_id),
+            name=str(body.get("name") or plan_id),
+            stages=tuple(stages),
+            throttle=_throttle(body.get("throttle")),
+            quota=_quota(body.get("quota"), loc(where, "quota"), issues),
+            description=str(body.get("description") or ""),
+        )
+        plans.append(BuiltPlan(plan, where, tuple(locations)))
+    return plans
+
+
+def _served_only(plan: UsagePlanConfig, served: set[tuple[str, str]]) -> UsagePlanConfig:
+    """Without the stages ``--stage`` does not serve."""
+    stages = tuple(entry for entry in plan.stages if (entry.api_id, entry.stage) in served)
+    return plan if stages == plan.stages else dataclasses.replace(plan, stages=stages)
+
+
+def _api_keys(raw: Any, issues: Issues) -> list[BuiltKey]:
+    """``apiKeys:`` (a list; types already checked by the schema, the rest by check_api_keys)."""
+    keys: list[BuiltKey] = []
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        where = loc("apiKeys", index)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        value = item.get("value")
+        enabled = item.get("enabled", True)
+        plans = item.get("plans")
+        named: dict[str, str] = {}  # plan id -> where it is first named
+        for position, plan_id in enumerate(plans if isinstance(plans, list) else []):
+            if isinstance(plan_id, str):
+                named.setdefault(plan_id, loc(loc(where, "plans"), position))
+        key = ApiKeyConfig(
+            name=item["name"],
+            value=value if isinstance(value, str) else None,
+            enabled=enabled if isinstance(enabled, bool) else True,
+            plans=tuple(named),
+            description=str(item.get("description") or ""),
+        )
+        keys.append(BuiltKey(key, loc(where, "name"), loc(where, "value"), tuple(named.values())))
+    return keys
 
 
 def _cluster(raw: Any, issues: Issues) -> ClusterSettings:
@@ -194,7 +354,10 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         check_selection_expression(
             str(raw["routeSelectionExpression"]), loc(location, "routeSelectionExpression"), issues
         )
-    websocket = WebSocketSettings(**{_WEBSOCKET_KEYS[k]: v for k, v in (raw.get("websocket") or {}).items()})
+    limits: dict[str, Any] = {_WEBSOCKET_KEYS[k]: v for k, v in (raw.get("websocket") or {}).items()}
+    if "flood_window_s" in limits:
+        limits["flood_window_s"] = float(limits["flood_window_s"])
+    websocket = WebSocketSettings(**limits)
     defaults = raw.get("defaults") or {}
     if "timeout" in defaults:
         check_timeout(defaults["timeout"], kind, loc(loc(location, "defaults"), "timeout"), issues)
@@ -212,9 +375,8 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     raw_stages = raw.get("stages")
     if isinstance(raw_stages, dict):
         for stage_name, stage_body in raw_stages.items():
-            throttles = (stage_body or {}).get("methodThrottles") or {}
             where = loc(loc(loc(location, "stages"), str(stage_name)), "methodThrottles")
-            keys = {_throttle_key(str(key)): loc(where, str(key)) for key in throttles}
+            keys, _ = _method_throttles((stage_body or {}).get("methodThrottles"), kind, where, issues)
             check_method_throttles(kind, keys, [route for route, _ in located], issues)
     for variable, where in context.stage_refs.items():
         for stage in stages:
@@ -255,11 +417,9 @@ def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[Sta
         variables = _texts((body or {}).get("variables"))
         check_stage_variables(variables, loc(where, "variables"), issues)
         if check_stage_name(name, kind, where, issues):
-            methods = {
-                _throttle_key(str(key)): settings
-                for key, value in ((body or {}).get("methodThrottles") or {}).items()
-                if (settings := _throttle(value)) is not None
-            }
+            _, methods = _method_throttles(
+                (body or {}).get("methodThrottles"), kind, loc(where, "methodThrottles"), issues
+            )
             stage = StageConfig(
                 name,
                 frozen_map(variables),

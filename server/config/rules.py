@@ -7,7 +7,7 @@ something usable (or ``None``) so that loading continues and reports every probl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,20 +17,32 @@ from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
     ApiConfig,
+    ApiKeyConfig,
     ApiKind,
     IntegrationConfig,
     IntegrationType,
+    QuotaSettings,
     RouteConfig,
+    UsagePlanConfig,
 )
 
 __all__ = [
+    "API_KEY_NAME_RULE",
+    "API_KEY_VALUE_RULE",
     "DEFAULT_TIMEOUTS_MS",
+    "HTTP_API_NO_KEYS",
     "METHODS",
     "MIN_TIMEOUT_MS",
+    "PLAN_ID_RULE",
+    "QUOTA_PERIODS",
     "BuiltApi",
+    "BuiltKey",
+    "BuiltPlan",
+    "check_api_keys",
     "check_gateway",
     "check_method_throttles",
     "check_path",
+    "check_quota",
     "check_routes",
     "check_stage_name",
     "check_stage_variables",
@@ -41,6 +53,7 @@ __all__ = [
     "function_name_from",
     "scalar_text",
     "split_handler",
+    "valid_plan_id",
 ]
 
 METHODS = (*HTTP_METHODS, "ANY")
@@ -57,6 +70,17 @@ _HANDLER = re.compile(
 )
 _WEBSOCKET_ROUTE_KEY = re.compile(r"^(\$connect|\$disconnect|\$default|[^$].{0,127})$", re.DOTALL)
 _DOLLAR_VAR = re.compile(r"\$\{([^}]*)\}")
+_API_KEY_VALUE = re.compile(r"^[A-Za-z0-9]{20,128}$")
+_PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
+# The same wording as the schema's x-messages, so a problem found by both is reported once.
+API_KEY_VALUE_RULE = (
+    "an API key value is 20 to 128 letters and digits (AWS's rule: API Gateway rejects any other value)"
+)
+API_KEY_NAME_RULE = "an API key name is 1 to 1024 characters"
+PLAN_ID_RULE = "a usage plan id is 1 to 128 letters, digits, '-', '_' and '.'"
+HTTP_API_NO_KEYS = "HTTP APIs have no usage plans or API keys (use a REST API)"
 _URI_PARAM = re.compile(r"(?<!\$)\{([^}]*)\}")
 
 
@@ -215,10 +239,18 @@ class _Node:
 
 
 def check_method_throttles(
-    kind: ApiKind, keys: Mapping[str, str], routes: Sequence[RouteConfig], issues: Issues
+    kind: ApiKind,
+    keys: Mapping[str, str],
+    routes: Sequence[RouteConfig],
+    issues: Issues,
+    *,
+    websocket: bool = False,
 ) -> None:
-    """Each method-throttle key (route key -> its location) must name a route of the API."""
-    if kind is ApiKind.WEBSOCKET:
+    """Each method-throttle key (route key -> its location) must name a route of the API.
+
+    ``websocket``: WebSocket route keys are accepted (usage plans); stage throttles are not.
+    """
+    if kind is ApiKind.WEBSOCKET and not websocket:
         for location in keys.values():
             issues.error(
                 location, "throttling applies to REST and HTTP APIs only (not enforced on WebSocket APIs yet)"
@@ -326,3 +358,106 @@ def _check_function(
             "settings (environment, isolation, workers, memorySize); give one a distinct `function:` name",
         )
     functions.setdefault(name, (settings, location))
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltPlan:
+    """A usage plan as built by a loader: its location and the location of each of its stages."""
+
+    plan: UsagePlanConfig
+    location: str
+    stage_locations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltKey:
+    """An API key as built by a loader, with where its name, value and each plan id are written."""
+
+    key: ApiKeyConfig
+    name_location: str
+    value_location: str
+    plan_locations: tuple[str, ...] = ()
+
+
+def valid_plan_id(plan_id: str) -> bool:
+    """A usage plan id (:data:`PLAN_ID_RULE`)."""
+    return bool(_PLAN_ID.match(plan_id))
+
+
+def check_quota(quota: QuotaSettings, location: str, issues: Issues) -> None:
+    """``offset`` (requests counted as used in the plan's first period) must leave some of ``limit``."""
+    if quota.offset and quota.offset >= quota.limit:
+        issues.error(
+            loc(location, "offset"),
+            f"offset {quota.offset} must be less than limit {quota.limit} "
+            "(it is the number of requests already used in the first period)",
+        )
+
+
+def check_api_keys(
+    plans: Sequence[BuiltPlan],
+    keys: Sequence[BuiltKey],
+    apis: Sequence[ApiConfig],
+    declared_plans: Collection[str],
+    issues: Issues,
+    *,
+    key_required: str = "apiKeyRequired: true",
+) -> None:
+    """Usage plans and API keys together (reference §3.2, §3.3).
+
+    Keys: names 1..1024 characters and unique, values AWS's 20..128 letters and digits and
+    unique, every plan id declared (``declared_plans``: ids in the document, built or not), at
+    most one plan per API stage. Plans: a warning for a stage whose API has no route requiring a
+    key (the plan never applies there; ``key_required`` names the setting that requires one).
+    """
+    by_id = {api.id: api for api in apis}
+    for located in plans:
+        for entry, location in zip(located.plan.stages, located.stage_locations, strict=True):
+            api = by_id.get(entry.api_id)
+            if api is not None and not any(route.api_key_required for route in api.routes):
+                issues.warn(
+                    location,
+                    f"no route of API {api.name!r} requires an API key ({key_required}): "
+                    "this plan never applies to it",
+                )
+    plan_stages = {located.plan.id: located.plan.stages for located in plans}
+    names: dict[str, str] = {}
+    values: dict[str, tuple[str, str]] = {}
+    for declared in keys:
+        key = declared.key
+        if not 1 <= len(key.name) <= 1024:
+            issues.error(declared.name_location, API_KEY_NAME_RULE)
+        elif key.name in names:
+            issues.error(
+                declared.name_location, f"API key name {key.name!r} is already used by {names[key.name]}"
+            )
+        names.setdefault(key.name, declared.name_location)
+        if key.value is not None:
+            if not _API_KEY_VALUE.match(key.value):
+                issues.error(declared.value_location, API_KEY_VALUE_RULE)
+            elif key.value in values:
+                other, where = values[key.value]
+                issues.error(
+                    declared.value_location,
+                    f"API key {key.name!r} has the same value as API key {other!r} ({where}); "
+                    "values are unique",
+                )
+            values.setdefault(key.value, (key.name, declared.value_location))
+        covered: dict[tuple[str, str], str] = {}
+        for plan_id, location in zip(key.plans, declared.plan_locations, strict=True):
+            if plan_id not in declared_plans:
+                listed = ", ".join(sorted(declared_plans)) or "none"
+                issues.error(location, f"no usage plan {plan_id!r} (plans: {listed})")
+                continue
+            for entry in plan_stages.get(plan_id, ()):
+                other = covered.setdefault((entry.api_id, entry.stage), plan_id)
+                if other != plan_id:
+                    api = by_id.get(entry.api_id)
+                    api_name = api.name if api is not None else entry.api_id
+                    issues.error(
+                        location,
+                        f"API key {key.name!r} is in usage plans {other!r} and {plan_id!r}, which both "
+                        f"include stage {entry.stage!r} of API {api_name!r}; a key may be in at most "
+                        "one plan per API stage",
+                    )
+                    break

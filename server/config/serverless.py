@@ -11,6 +11,13 @@ What AWS would deploy, and what serverless-offline serves from the same file:
   ``{stage}-{service}-websockets``, as serverless names it) on the same stage (URL
   ``ws://host:port/{stage}``); route selection from ``provider.websocketsApiRouteSelectionExpression``
   (default ``$request.body.action``); ``routeResponseSelectionExpression: $default`` -> a two-way route.
+* ``provider.apiGateway.apiKeys`` / ``usagePlan`` -> API keys and usage plans of the REST API's
+  stage, in serverless's two forms: one plan (``usagePlan: {quota, throttle}``, or none at all:
+  a plan without limits) named ``{service}-{stage}`` that every key belongs to, or named plans
+  (``usagePlan: [{free: {...}}]``, ids ``{service}-{name}-{stage}``) with the keys listed under
+  each plan's name (``apiKeys: [{free: [myKey]}]``).
+* ``custom.apiGatewayThrottling`` and the ``throttling`` of ``http``/``httpApi`` events (the
+  serverless-api-gateway-throttling plugin) -> the stage default and method throttles.
 * Functions run as Python handlers: ``handler: path/module.function`` relative to serverless.yml,
   named ``{service}-{stage}-{function}`` (or ``name:``); environment = ``provider.environment``
   overlaid with the function's; integration timeout = the function timeout (default 6 s) capped
@@ -24,27 +31,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from server.config.errors import Issues, loc, loc_path
 from server.config.model import (
     DEFAULT_STAGE,
     ApiConfig,
+    ApiKeyConfig,
     ApiKind,
     GatewayConfig,
+    PlanStage,
+    QuotaSettings,
     RouteConfig,
     StageConfig,
+    ThrottleSettings,
+    UsagePlanConfig,
 )
 from server.config.rules import (
+    PLAN_ID_RULE,
+    QUOTA_PERIODS,
     BuiltApi,
+    BuiltKey,
+    BuiltPlan,
+    check_api_keys,
     check_gateway,
+    check_quota,
     check_routes,
     check_selection_expression,
     check_stage_name,
     scalar_text,
     split_handler,
+    valid_plan_id,
 )
-from server.config.serverless_events import Build, Function, Parts, add_events, cors_routes
+from server.config.serverless_events import (
+    AWS_DEFAULT_THROTTLE,
+    THROTTLING_PLUGIN,
+    Build,
+    Function,
+    Parts,
+    add_events,
+    cors_routes,
+    plugin_throttle,
+)
 from server.config.variables import Resolver
 from server.ids import new_api_id
 
@@ -53,6 +82,8 @@ __all__ = ["load_serverless"]
 DEFAULT_FUNCTION_TIMEOUT_S = 6  # serverless v3's default Lambda timeout
 DEFAULT_MEMORY_MB = 1024
 _OFFLINE_OPTIONS = {"host", "httpPort", "lambdaPort", "noPrependStageInUrl", "prefix", "websocketPort"}
+_API_GATEWAY: Parts = ("provider", "apiGateway")
+_KEY_FIELDS = ("name", "value", "description", "customerId", "enabled")
 
 
 def load_serverless(
@@ -82,7 +113,8 @@ def load_serverless(
             f"{', '.join(ignored)} not used: Portway takes --host/--port and serves REST APIs under "
             "/{stage}/, as AWS does",
         )
-    build = Build(r, issues, source.parent, payload)
+    stage_throttle = plugin_throttle(r, ("custom", "apiGatewayThrottling"), AWS_DEFAULT_THROTTLE, issues)
+    build = Build(r, issues, source.parent, payload, stage_throttle)
     defaults = Function(
         source.parent,
         "",
@@ -100,10 +132,18 @@ def load_serverless(
         build.rest.extend(cors_routes(build))
         binary = r.get_deep("provider", "apiGateway", "binaryMediaTypes") or []
         name = str(r.get("provider", "apiName") or service)
-        apis.append(_api(name, new_api_id(name), ApiKind.REST, r.stage, build.rest, tuple(map(str, binary))))
+        rest_stage = StageConfig(
+            r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
+        )
+        apis.append(
+            _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
+        )
     if build.http:
         name = str(r.get("provider", "httpApi", "name") or f"{service}-httpApi")
-        apis.append(_api(name, new_api_id(name), ApiKind.HTTP, DEFAULT_STAGE, build.http, ()))
+        http_stage = StageConfig(
+            DEFAULT_STAGE, throttle=stage_throttle, method_throttles=_frozen(build.http_throttles)
+        )
+        apis.append(_api(name, new_api_id(name), ApiKind.HTTP, http_stage, build.http, ()))
     if build.websocket:
         apis.append(_websocket_api(r, service, build.websocket, issues))
     if not apis:
@@ -111,20 +151,242 @@ def load_serverless(
     for built in apis:
         check_routes(built.api.kind, list(zip(built.api.routes, built.route_locations, strict=True)), issues)
     check_gateway(apis, issues)
+    if build.throttling_at or stage_throttle is not None:
+        _check_throttling_plugin(r, build.throttling_at or "custom.apiGatewayThrottling", issues)
+    rest = next((built.api for built in apis if built.api.kind is ApiKind.REST), None)
+    plans, keys, declared = _usage_plans(r, service, rest, issues)
+    check_api_keys(plans, keys, [b.api for b in apis], declared, issues, key_required="private: true")
     region = r.get("provider", "region")
     return GatewayConfig(
         apis=tuple(built.api for built in apis),
         source=source,
         region=str(region) if region else "us-east-1",
         warnings=tuple(issues.warnings),
+        usage_plans=tuple(built.plan for built in plans),
+        api_keys=tuple(built.key for built in keys),
     )
+
+
+def _frozen(throttles: Mapping[str, ThrottleSettings]) -> Mapping[str, ThrottleSettings]:
+    return MappingProxyType(dict(throttles))
+
+
+def _check_throttling_plugin(r: Resolver, location: str, issues: Issues) -> None:
+    plugins = r.get_deep("plugins")
+    if isinstance(plugins, dict):  # plugins: {localPath: ..., modules: [...]}
+        plugins = plugins.get("modules")
+    if not (isinstance(plugins, list) and THROTTLING_PLUGIN in plugins):
+        issues.warn(
+            location,
+            f"throttling settings belong to the {THROTTLING_PLUGIN} plugin, which is not in `plugins`: "
+            "AWS would not apply them (Portway does)",
+        )
+
+
+def _usage_plans(
+    r: Resolver, service: str, rest: ApiConfig | None, issues: Issues
+) -> tuple[list[BuiltPlan], list[BuiltKey], set[str]]:
+    """``provider.apiGateway.usagePlan`` and ``apiKeys`` (serverless's two forms, see the module
+    docstring): the plans, the keys, and the ids of every plan declared."""
+    raw_plan, raw_keys = r.get(*_API_GATEWAY, "usagePlan"), r.get(*_API_GATEWAY, "apiKeys")
+    if raw_plan is None and raw_keys is None:
+        return [], [], set()
+    if rest is None:
+        issues.warn(
+            loc_path(_API_GATEWAY),
+            "usagePlan and apiKeys apply to the REST API of `http` events, and there is none (ignored)",
+        )
+        return [], [], set()
+    stages = (PlanStage(rest.id, r.stage),)
+    plans: list[BuiltPlan] = []
+    named: dict[str, str] = {}  # form 2: plan name -> plan id
+    if isinstance(raw_plan, list):
+        for index in range(len(raw_plan)):
+            parts = (*_API_GATEWAY, "usagePlan", index)
+            item = r.get(*parts)
+            if not isinstance(item, dict) or len(item) != 1:
+                issues.error(loc_path(parts), "a usage plan of the list is `- name: {quota, throttle}`")
+                continue
+            name = str(next(iter(item)))
+            plan_id, where = f"{service}-{name}-{r.stage}", loc_path((*parts, name))
+            if name in named:
+                issues.error(where, f"usage plan {name!r} is defined twice")
+                continue
+            if not valid_plan_id(plan_id):
+                issues.error(where, f"usage plan {name!r} makes the plan id {plan_id!r}: {PLAN_ID_RULE}")
+                continue
+            named[name] = plan_id
+            throttle, quota = _plan_limits(r, (*parts, name), issues)
+            description = f'Usage plan "{name}" for {service} {r.stage} stage'
+            plan = UsagePlanConfig(plan_id, plan_id, stages, throttle, quota, description)
+            plans.append(BuiltPlan(plan, where, (where,)))
+        declared = set(named.values())
+    else:
+        plan_id = f"{service}-{r.stage}"
+        where = loc_path((*_API_GATEWAY, "usagePlan" if raw_plan is not None else "apiKeys"))
+        throttle = quota = None
+        if isinstance(raw_plan, dict):
+            throttle, quota = _plan_limits(r, (*_API_GATEWAY, "usagePlan"), issues)
+        elif raw_plan is not None:
+            issues.error(where, "usagePlan is {quota, throttle}, or a list of `- name: {quota, throttle}`")
+        description = f"Usage plan for {service} {r.stage} stage"
+        plans.append(
+            BuiltPlan(
+                UsagePlanConfig(plan_id, plan_id, stages, throttle, quota, description), where, (where,)
+            )
+        )
+        declared = {plan_id}
+        if not valid_plan_id(plan_id):
+            issues.error("service", f"the usage plan id {plan_id!r} ({{service}}-{{stage}}): {PLAN_ID_RULE}")
+    return plans, _api_keys(r, service, raw_keys, named, plan_id, issues), declared
+
+
+def _api_keys(
+    r: Resolver, service: str, raw: Any, named: dict[str, str], default_plan: str, issues: Issues
+) -> list[BuiltKey]:
+    """``apiKeys``: names and ``{name, value, ...}`` (form 1), or ``- plan: [keys]`` (form 2).
+    A key without a name gets the one CloudFormation would derive from its logical id."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        issues.error(loc_path((*_API_GATEWAY, "apiKeys")), "apiKeys must be a list")
+        return []
+    stack = f"{service}-{r.stage}"
+    keys: list[BuiltKey] = []
+    number = 0
+    for index in range(len(raw)):
+        parts = (*_API_GATEWAY, "apiKeys", index)
+        item = r.get(*parts)
+        group = next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
+        if group is not None and isinstance(r.get(*parts, group), list):
+            where = loc_path((*parts, group))
+            if group not in named:
+                plans = f"plans: {', '.join(named)}" if named else "usagePlan is not a list of named plans"
+                issues.error(where, f"API key group {group!r} has no usage plan defined ({plans})")
+                continue
+            for position in range(len(r.get(*parts, group))):
+                logical = f"ApiGatewayApiKey{str(group)[:1].upper()}{str(group)[1:]}{position + 1}"
+                key = _api_key(r, (*parts, group, position), f"{stack}-{logical}", named[group], issues)
+                keys.extend(key)
+            continue
+        if named:
+            issues.error(
+                loc_path(parts),
+                "with several usage plans, list each key under its plan's name: `- free: [myKey]`",
+            )
+            continue
+        number += 1
+        keys.extend(_api_key(r, parts, f"{stack}-ApiGatewayApiKey{number}", default_plan, issues))
+    return keys
+
+
+def _api_key(r: Resolver, parts: Parts, default_name: str, plan_id: str, issues: Issues) -> list[BuiltKey]:
+    """One key: a name, or ``{name, value, description, customerId, enabled}`` (none or one)."""
+    raw, where = r.get(*parts), loc_path(parts)
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        return [BuiltKey(ApiKeyConfig(scalar_text(raw), plans=(plan_id,)), where, where, (where,))]
+    if not isinstance(raw, dict):
+        if where not in r.failed:
+            issues.error(where, "an API key is a name or {name, value, description, customerId, enabled}")
+        return []
+    valid = True
+    for field in raw:
+        if field not in _KEY_FIELDS:
+            issues.error(loc(where, str(field)), f"unknown key {field!r} (use {', '.join(_KEY_FIELDS)})")
+            valid = False
+    values: dict[str, Any] = {field: r.get(*parts, field) for field in _KEY_FIELDS}
+    for field in ("name", "value", "description"):
+        if values[field] is not None and not isinstance(values[field], str):
+            issues.error(loc(where, field), f"{field} must be a string")
+            valid = False
+    if values["enabled"] is not None and not isinstance(values["enabled"], bool):
+        issues.error(loc(where, "enabled"), "enabled must be true or false")
+        valid = False
+    if not valid or any(loc(where, field) in r.failed for field in ("name", "value")):
+        return []
+    key = ApiKeyConfig(
+        name=values["name"] if values["name"] is not None else default_name,
+        value=values["value"],
+        enabled=values["enabled"] is not False,
+        plans=(plan_id,),
+        description=values["description"] or "",
+    )
+    name_at = loc(where, "name") if "name" in raw else where
+    return [BuiltKey(key, name_at, loc(where, "value"), (where,))]
+
+
+def _plan_limits(
+    r: Resolver, parts: Parts, issues: Issues
+) -> tuple[ThrottleSettings | None, QuotaSettings | None]:
+    """A plan's ``{quota: {limit, offset, period}, throttle: {burstLimit, rateLimit}}``."""
+    body, where = r.get(*parts), loc_path(parts)
+    if not isinstance(body, dict):
+        if body is not None:
+            issues.error(where, "a usage plan is {quota: {...}, throttle: {...}}")
+        return None, None
+    for field in body:
+        if field not in ("quota", "throttle"):
+            issues.error(
+                loc(where, str(field)), f"unknown key {field!r} (a usage plan has quota and throttle)"
+            )
+    quota = throttle = None
+    fields = _fields(r, (*parts, "quota"), ("limit", "offset", "period"), ("limit",), issues)
+    if fields is not None:
+        limit, offset, period = fields["limit"], fields.get("offset", 0), fields.get("period", "DAY")
+        at = loc(where, "quota")
+        valid = _count(limit, loc(at, "limit"), issues) and _count(offset, loc(at, "offset"), issues)
+        if period not in QUOTA_PERIODS:
+            issues.error(loc(at, "period"), f"period {period!r}: use DAY, WEEK or MONTH")
+            valid = False
+        if valid:
+            quota = QuotaSettings(limit, period, offset)
+            check_quota(quota, at, issues)
+    fields = _fields(
+        r, (*parts, "throttle"), ("burstLimit", "rateLimit"), ("burstLimit", "rateLimit"), issues
+    )
+    if fields is not None:
+        rate, burst, at = fields["rateLimit"], fields["burstLimit"], loc(where, "throttle")
+        valid = _count(burst, loc(at, "burstLimit"), issues)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+            issues.error(loc(at, "rateLimit"), f"{rate!r} is not a number >= 0")
+            valid = False
+        if valid:
+            throttle = ThrottleSettings(float(rate), burst)
+    return throttle, quota
+
+
+def _fields(
+    r: Resolver, parts: Parts, names: tuple[str, ...], required: tuple[str, ...], issues: Issues
+) -> dict[str, Any] | None:
+    """The values of ``names`` in the mapping at ``parts`` (other keys are reported); None if
+    absent, not a mapping, or missing a ``required`` one."""
+    raw, where = r.get(*parts), loc_path(parts)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        issues.error(where, f"expected a mapping of {', '.join(names)}")
+        return None
+    for field in raw:
+        if field not in names:
+            issues.error(loc(where, str(field)), f"unknown key {field!r} (use {', '.join(names)})")
+    missing = [field for field in required if field not in raw]
+    for field in missing:
+        issues.error(where, f"missing {field}")
+    return None if missing else {field: r.get(*parts, field) for field in names if field in raw}
+
+
+def _count(value: Any, location: str, issues: Issues) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        issues.error(location, f"{value!r} is not an integer >= 0")
+        return False
+    return True
 
 
 def _api(
     name: str,
     api_id: str,
     kind: ApiKind,
-    stage: str,
+    stage: StageConfig,
     routes: list[tuple[RouteConfig, str]],
     binary: tuple[str, ...],
 ) -> BuiltApi:
@@ -132,7 +394,7 @@ def _api(
         name=name,
         id=api_id,
         kind=kind,
-        stages=(StageConfig(stage),),
+        stages=(stage,),
         routes=tuple(route for route, _ in routes),
         binary_media_types=binary,
     )

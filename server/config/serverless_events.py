@@ -7,6 +7,10 @@ lambda-proxy, with a warning. ``httpApi``: ``'GET /hello'``, ``'*'`` (the ``$def
 ``{method, path}``. ``websocket``: ``- websocket: $connect`` or ``{route, routeResponseSelectionExpression,
 authorizer}`` (one WebSocket API per service); ``routeResponseSelectionExpression: $default`` makes the
 route two-way. Other event types are warnings.
+
+``throttling: {maxRequestsPerSecond, maxConcurrentRequests}`` (or ``{disabled: true}``) on ``http`` and
+``httpApi`` events is the serverless-api-gateway-throttling plugin's per-endpoint setting: the route's
+method throttle, its missing values taken from the stage's (``custom.apiGatewayThrottling``).
 """
 
 from __future__ import annotations
@@ -23,14 +27,29 @@ from server.config.model import (
     IntegrationType,
     MockResponse,
     RouteConfig,
+    ThrottleSettings,
     frozen_map,
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.variables import Resolver
 
-__all__ = ["EVENT_BUILDERS", "Build", "Function", "Parts", "add_events", "cors_routes"]
+__all__ = [
+    "AWS_DEFAULT_THROTTLE",
+    "EVENT_BUILDERS",
+    "THROTTLING_PLUGIN",
+    "Build",
+    "Function",
+    "Parts",
+    "add_events",
+    "cors_routes",
+    "plugin_throttle",
+]
 
 Parts = tuple[str | int, ...]
+
+AWS_DEFAULT_THROTTLE = ThrottleSettings(10000.0, 5000)  # the account default; the plugin's too
+THROTTLING_PLUGIN = "serverless-api-gateway-throttling"
+_THROTTLING_KEYS = ("maxRequestsPerSecond", "maxConcurrentRequests")
 
 CORS_HEADERS = (
     "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,X-Amz-User-Agent,X-Amzn-Trace-Id"
@@ -52,16 +71,22 @@ class Function:
 @dataclasses.dataclass(slots=True)
 class Build:
     """Routes gathered while reading functions: REST (``http``), HTTP API (``httpApi``) and WebSocket
-    (``websocket``) routes with their locations, and ``cors`` settings per REST path."""
+    (``websocket``) routes with their locations, ``cors`` settings per REST path, and per-route
+    ``throttling`` (route key -> settings) of the REST and HTTP APIs. ``stage_throttle``: the
+    plugin's stage settings, which a route's ``throttling`` completes."""
 
     r: Resolver
     issues: Issues
     base_dir: Path
     payload: str
+    stage_throttle: ThrottleSettings | None = None
     rest: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
     http: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
     websocket: list[tuple[RouteConfig, str]] = dataclasses.field(default_factory=list)
     cors: dict[str, tuple[dict[str, Any], set[str], str]] = dataclasses.field(default_factory=dict)
+    rest_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
+    http_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
+    throttling_at: str = ""  # the first route `throttling:`, for the missing-plugin warning
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:
@@ -150,7 +175,10 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method)
     elif style not in ("lambda-proxy", "aws-proxy"):
         build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
-    build.rest.append((RouteConfig(method, path, integration, bool(r.get(*parts, "private"))), location))
+    route = RouteConfig(method, path, integration, bool(r.get(*parts, "private")))
+    build.rest.append((route, location))
+    if "throttling" in settings:
+        _route_throttle(build, parts, route.route_key, build.rest_throttles)
     cors = r.get_deep(*parts, "cors")
     if cors:
         entry = build.cors.setdefault(path, (cors if isinstance(cors, dict) else {}, set(), location))
@@ -169,7 +197,56 @@ def _http_api_event(build: Build, parts: Parts, function: Function) -> None:
     ):
         if key in settings:
             build.issues.warn(loc(location, key), note)
-    build.http.append((RouteConfig(method, path, _python(function, 30, build.payload)), location))
+    route = RouteConfig(method, path, _python(function, 30, build.payload))
+    build.http.append((route, location))
+    if "throttling" in settings:
+        _route_throttle(build, parts, route.route_key, build.http_throttles)
+
+
+def _route_throttle(build: Build, parts: Parts, route_key: str, into: dict[str, ThrottleSettings]) -> None:
+    where = (*parts, "throttling")
+    build.throttling_at = build.throttling_at or loc_path(where)
+    if build.r.get(*where) is None:
+        return
+    if build.r.get(*where, "disabled") is True:
+        # The plugin's -1: no method limit. The account bucket (AWS's default in a serverless.yml)
+        # is then the only limit, which a method bucket with the same limits leaves unchanged.
+        if build.stage_throttle is not None:
+            into[route_key] = AWS_DEFAULT_THROTTLE
+        return
+    throttle = plugin_throttle(build.r, where, build.stage_throttle or AWS_DEFAULT_THROTTLE, build.issues)
+    if throttle is not None:
+        into[route_key] = throttle
+
+
+def plugin_throttle(
+    r: Resolver, parts: Parts, base: ThrottleSettings, issues: Issues
+) -> ThrottleSettings | None:
+    """``{maxRequestsPerSecond, maxConcurrentRequests}`` (serverless-api-gateway-throttling); a
+    missing value is ``base``'s. None if absent or invalid (reported)."""
+    raw, location = r.get(*parts), loc_path(parts)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        issues.error(location, "expected {maxRequestsPerSecond: N, maxConcurrentRequests: N}")
+        return None
+    valid = True
+    for key in raw:
+        if key not in (*_THROTTLING_KEYS, "disabled"):
+            issues.error(loc(location, str(key)), f"unknown key {key!r} (use {', '.join(_THROTTLING_KEYS)})")
+            valid = False
+    rate, burst = r.get(*parts, "maxRequestsPerSecond"), r.get(*parts, "maxConcurrentRequests")
+    if rate is None:
+        rate = base.rate
+    elif isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+        issues.error(loc(location, "maxRequestsPerSecond"), f"{rate!r} is not a number >= 0")
+        valid = False
+    if burst is None:
+        burst = base.burst
+    elif isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+        issues.error(loc(location, "maxConcurrentRequests"), f"{burst!r} is not an integer >= 0")
+        valid = False
+    return ThrottleSettings(float(rate), burst) if valid else None
 
 
 def _websocket_event(build: Build, parts: Parts, function: Function) -> None:

@@ -382,7 +382,8 @@ def test_document_level_problems(tmp_path: Path) -> None:
         (
             "extra",
             "unknown key 'extra' "
-            "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, apis)",
+            "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, rateLimitHeaders, "
+            "usagePlans, apiKeys, apis)",
         ),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),
