@@ -116,8 +116,9 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
     cluster = _cluster(document.get("cluster") if isinstance(document, dict) else None, issues)
     extra: dict[str, Any] = {}
     if isinstance(document, dict):
-        account = _throttle(document.get("throttle"))
-        if account is not None:
+        if document.get("throttle") == "off":
+            extra["account_throttle"] = None
+        elif (account := _throttle(document.get("throttle"))) is not None:
             extra["account_throttle"] = account
         if document.get("throttleFailure") in ("open", "closed"):
             extra["throttle_failure"] = document["throttleFailure"]
@@ -392,6 +393,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         binary_media_types=tuple(raw.get("binaryMediaTypes", ())),
         route_selection_expression=str(raw.get("routeSelectionExpression", "$request.body.action")),
         websocket=websocket,
+        throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
 

@@ -149,3 +149,41 @@ def test_invalid_stage_settings(tmp_path: Path) -> None:
     locations = {where for where, _ in found}
     assert "apis[0].stages.dev.throttle.rate" in locations, found
     assert 'apis[0].stages.dev.methodThrottles["GET /pets"].burst' in locations, found
+
+
+def test_account_throttle_off_and_per_api_failure_policy(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        portway: 1
+        throttle: off
+        apis:
+          - name: pets
+            throttleFailure: closed
+            routes:
+              GET /pets: pets.get
+          - name: toys
+            basePath: toys
+            routes:
+              GET /toys: pets.get
+        """,
+    )
+    assert config.account_throttle is None
+    assert config.throttle_failure == "open"
+    assert [api.throttle_failure for api in config.apis] == ["closed", None]
+
+
+def test_account_throttle_only_off_as_a_word(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        portway: 1
+        throttle: none
+        apis:
+          - name: pets
+            throttleFailure: sometimes
+            routes:
+              GET /pets: pets.get
+        """,
+    )
+    assert sorted(where for where, _ in found) == ["apis[0].throttleFailure", "throttle"], found
