@@ -7,7 +7,11 @@ Reference §1.6. Key order and presence follow events recorded against AWS:
   when the stage has some, ``requestContext``, ``isBase64Encoded``;
 * MESSAGE: ``requestContext`` (with ``messageId``), ``body``, ``isBase64Encoded``: no headers;
 * DISCONNECT: the small header set AWS sends (``Host``, ``x-api-key``, ``X-Forwarded-For``,
-  ``x-restapi``), ``requestContext`` with ``disconnectStatusCode`` and ``disconnectReason``.
+  ``x-restapi``), ``requestContext`` with ``disconnectStatusCode`` and ``disconnectReason``;
+  ``x-api-key`` holds the connection's key when it was admitted with one, else ``""``.
+
+A connection admitted with an API key has ``identity.apiKey`` and ``identity.apiKeyId`` (after
+``sourceIp`` and ``userAgent``) in all three events.
 
 ``requestId`` equals ``extendedRequestId``; ``connectedAt`` and ``requestTimeEpoch`` are epoch ms.
 
@@ -42,6 +46,10 @@ class ConnectionInfo:
     user_agent: str | None = None
     stage_variables: Mapping[str, str] = field(default_factory=dict)
     authorizer: Mapping[str, Any] | None = None
+    # The API key the connection was admitted with (``$connect`` with ``apiKeyRequired``): its
+    # value and id go into ``identity`` of every event, as AWS does once a key was used (§3.2).
+    api_key: str | None = None
+    api_key_id: str | None = None
 
 
 def _context(
@@ -50,6 +58,9 @@ def _context(
     identity: JsonDict = {"sourceIp": conn.source_ip}
     if conn.user_agent is not None:
         identity["userAgent"] = conn.user_agent
+    if conn.api_key_id is not None:
+        identity["apiKey"] = conn.api_key
+        identity["apiKeyId"] = conn.api_key_id
     ctx: JsonDict = {
         "routeKey": route_key,
         "eventType": event_type,
@@ -125,8 +136,10 @@ def disconnect_event(
     reason: str,
     request_id: str,
     now_ms: int,
-    api_key: str = "",
+    api_key: str | None = None,
 ) -> JsonDict:
+    if api_key is None:
+        api_key = conn.api_key or ""
     headers = {"Host": conn.domain_name, "x-api-key": api_key, "X-Forwarded-For": "", "x-restapi": ""}
     ctx = _context(
         conn, route_key="$disconnect", event_type="DISCONNECT", request_id=request_id, now_ms=now_ms

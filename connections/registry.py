@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,7 +28,7 @@ from enum import Enum
 from aiohttp import web
 
 from connections.events import ConnectionInfo
-from server.config.model import ApiConfig, WebSocketSettings
+from server.config.model import ApiConfig, UsagePlanConfig, WebSocketSettings
 from server.store.base import Store, StoreUnavailable
 
 __all__ = [
@@ -89,6 +90,12 @@ class LocalConnection:
     close_reason: str = ""
     inflight: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # The usage plan of the API key ``$connect`` admitted it with (None: no key); its buckets and
+    # quota apply to every message (connections/websocket.py).
+    plan: UsagePlanConfig | None = None
+    # Loop times of recent throttle refusals (the flood policy's sliding window); allocated on
+    # the first refusal only.
+    refusals: deque[float] | None = None
 
     @property
     def id(self) -> str:
