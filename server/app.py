@@ -36,6 +36,7 @@ from routes.dispatch import ApiDispatcher
 from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_handler import HandlerInvokers
+from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
@@ -78,6 +79,7 @@ def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Ap
     app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
     app[MAX_BODY] = max_body
     app[NODE_ID] = uuid.uuid4().hex[:12]
+    app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url)
@@ -213,6 +215,8 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
+        if is_admin_path(raw_path):
+            return await app[ADMIN].handle(request, app[KEYS], app[STORE])
         if raw_path == "/@metrics":
             return _metrics(request)
         management = parse_management_path(raw_path)
