@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -70,8 +71,11 @@ NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 
 
-def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Application:
-    """Build the gateway application for ``config`` (embedded store unless ``redis_url``)."""
+def create_app(
+    config: GatewayConfig, *, redis_url: str | None = None, state_path: str | os.PathLike[str] | None = None
+) -> web.Application:
+    """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
+    durable keys kept in ``state_path`` if given, which the Redis store ignores)."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
@@ -82,7 +86,7 @@ def create_app(config: GatewayConfig, *, redis_url: str | None = None) -> web.Ap
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = open_store(redis_url)
+        store = open_store(redis_url, state_path=state_path)
         try:
             await store.start()
         except StoreUnavailable as exc:

@@ -1,10 +1,13 @@
 """The ``portway`` command: ``serve`` a definition, ``validate`` one.
 
-    portway serve CONFIG [--host H] [--port P] [--redis-url URL] [--tls-cert F --tls-key F] [--stage S]
+    portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
+                         [--tls-cert F --tls-key F] [--stage S]
     portway validate CONFIG [--stage S]
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
-``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used.
+``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used,
+and ``--state-file`` (or ``PORTWAY_STATE_FILE``) keeps its quota and usage counters and API
+keys across restarts (ignored with Redis, which persists by itself).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
+from server.store.base import StoreError
 
 __all__ = ["main"]
 
@@ -41,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--redis-url", default=os.environ.get("PORTWAY_REDIS_URL"))
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        default=os.environ.get("PORTWAY_STATE_FILE") or None,
+        help="embedded store: keep quota/usage counters and API keys in this file across restarts",
+    )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
@@ -82,7 +92,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     if args.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
-    app = create_app(config, redis_url=args.redis_url)
+    app = create_app(config, redis_url=args.redis_url, state_path=args.state_file)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     # Start-up objects (config, compiled routes, modules) never die: move them out of the
@@ -97,7 +107,10 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     # --port 0 binds a free port: report the real one.
     port = runner.addresses[0][1] if runner.addresses else args.port
     base_url = f"{scheme}://{args.host}:{port}"
-    store = "redis " + args.redis_url if args.redis_url else "embedded store"
+    if args.redis_url:
+        store = "redis " + args.redis_url
+    else:
+        store = "embedded store" + (f", state {args.state_file}" if args.state_file else "")
     print(f"Portway listening on {base_url} ({store})", flush=True)
     for line in _route_lines(config, base_url):
         print(line, flush=True)
@@ -130,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
         return 2
+    if args.redis_url and args.state_file:
+        log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
+        args.state_file = None
     config = _load(args.config, args.stage)
     if config is None:
         return 1
@@ -138,9 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep asyncio as a fallback
-        asyncio.run(_serve(args, config))
+        run = asyncio.run
     else:
-        uvloop.run(_serve(args, config))
+        run = uvloop.run
+    try:
+        run(_serve(args, config))
+    except StoreError as exc:  # e.g. a corrupt --state-file: say so, without a traceback
+        print(f"portway: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

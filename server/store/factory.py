@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from server.store.base import Store
@@ -13,7 +14,13 @@ __all__ = ["open_store"]
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
-def open_store(url: str | None, *, namespace: str = DEFAULT_NAMESPACE, timeout: float = 1.0) -> Store:
+def open_store(
+    url: str | None,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    timeout: float = 1.0,
+    state_path: str | os.PathLike[str] | None = None,
+) -> Store:
     """A new, not yet started store (``await store.start()`` next, ``await store.close()`` last).
 
     ``None`` (or ``""`` / ``memory://``) gives the embedded store; ``redis://``, ``rediss://``
@@ -21,9 +28,13 @@ def open_store(url: str | None, *, namespace: str = DEFAULT_NAMESPACE, timeout: 
     and ``timeout`` seconds bounding each connect and reply. Anything else is a configuration
     error (ValueError), never a silent fallback to the embedded store: N nodes each believing
     they are alone would each admit the full rate limit.
+
+    ``state_path`` makes the embedded store keep its durable keys (quota and usage counters,
+    the API-key registry) in that file across restarts (see :mod:`server.store.memory_persist`);
+    the Redis store ignores it (Redis persists by itself).
     """
     if not url or url == "memory://":
-        return MemoryStore()
+        return MemoryStore(state_path=state_path)
     scheme = urlsplit(url).scheme.lower()
     if scheme in _REDIS_SCHEMES:
         return RedisStore(url, namespace=namespace, timeout=timeout)

@@ -4,6 +4,10 @@ Single-threaded by construction: every method runs to completion without awaitin
 one is atomic on the event loop, like a Redis command. Expiry is lazy (a key is checked when
 touched) plus a bounded sweep of a deadline heap on writes, so keys nobody touches again do
 not accumulate; no background task exists.
+
+With ``state_path`` the *durable* keys (quota and usage counters, the ``pw:`` registry; see
+:mod:`server.store.memory_persist`) survive restarts and crashes: every mutation of one is
+appended to a journal before the call returns, and :meth:`MemoryStore.start` loads them back.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import builtins
 import heapq
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,10 +34,11 @@ from server.store.base import (
 )
 from server.store.bucket import BucketState, take_tokens
 from server.store.memory_admit import INT_RE, NOT_INT, admit_in
+from server.store.memory_persist import DURABLE_PREFIXES, StateFile
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
 
-__all__ = ["MemoryStore", "MemorySubscription"]
+__all__ = ["DURABLE_PREFIXES", "MemoryStore", "MemorySubscription"]
 
 _Value = bytes | dict[str, bytes] | set[str] | BucketState
 _V = TypeVar("_V", bytes, dict[str, bytes], set[str], BucketState)
@@ -68,11 +74,23 @@ class MemoryStore:
 
     ``clock`` (seconds, default ``time.monotonic``) drives TTLs only; tests inject a fake one.
     Token buckets use the caller's ``now`` like every store.
+
+    ``state_path``: keep keys starting with one of ``durable_prefixes`` in that file (and
+    ``state_path + ".journal"``), loaded by :meth:`start` (StoreError if unreadable or corrupt)
+    and saved by :meth:`close`; see :mod:`server.store.memory_persist`. Without it there is no
+    file I/O at all.
     """
 
     name = "embedded"
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        buffer: int = DEFAULT_BUFFER,
+        state_path: str | os.PathLike[str] | None = None,
+        durable_prefixes: tuple[str, ...] = DURABLE_PREFIXES,
+    ) -> None:
         self._clock = clock
         self._buffer = buffer
         self._data: dict[str, Entry] = {}
@@ -82,11 +100,16 @@ class MemoryStore:
         self._seq = itertools.count()
         self._subs: dict[str, set[MemorySubscription]] = {}
         self._closed = False
+        self._state: StateFile | None = None
+        if state_path is not None:
+            self._state = StateFile(self, state_path, durable_prefixes, clock=clock)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._check_open()
+        if self._state is not None:
+            self._state.load()  # synchronous: nothing else runs before it is done
 
     async def close(self) -> None:
         if self._closed:
@@ -95,6 +118,8 @@ class MemoryStore:
         subs = {sub for group in self._subs.values() for sub in group}
         for sub in subs:
             await sub.close()
+        if self._state is not None:
+            self._state.close()
         self._data.clear()
         self._deadlines.clear()
 
@@ -197,16 +222,20 @@ class MemoryStore:
             return False
         entry = self._data[key] = Entry(bytes(value))
         self._set_deadline(key, entry, ttl)
+        if self._state is not None:
+            self._state.changed(key)
         return True
 
     async def delete(self, *keys: str) -> int:
         self._check_open()
-        removed = 0
+        removed = []
         for key in dict.fromkeys(keys):  # Redis counts a repeated key once
             if self._live(key) is not None:
                 del self._data[key]
-                removed += 1
-        return removed
+                removed.append(key)
+        if self._state is not None:
+            self._state.changed_many(removed)
+        return len(removed)
 
     async def expire(self, key: str, ttl: float) -> bool:
         self._check_open()
@@ -215,6 +244,8 @@ class MemoryStore:
         if entry is None:
             return False
         self._set_deadline(key, entry, ttl)
+        if self._state is not None:
+            self._state.changed(key)
         return True
 
     async def ttl(self, key: str) -> float | None:
@@ -242,6 +273,8 @@ class MemoryStore:
         if not INT64_MIN <= result <= INT64_MAX:
             raise StoreError(_OVERFLOW)
         entry.value = str(result).encode()
+        if self._state is not None:
+            self._state.changed(key)
         return result
 
     def _counter(self, key: str) -> int:
@@ -266,6 +299,8 @@ class MemoryStore:
         fields.update(encoded)
         if ttl is not None:
             self._set_deadline(key, entry, ttl)
+        if self._state is not None:
+            self._state.changed(key)
 
     async def hgetall(self, key: str) -> dict[str, bytes]:
         self._check_open()
@@ -278,6 +313,8 @@ class MemoryStore:
             return 0
         removed = sum(current.pop(field, None) is not None for field in set(fields))
         self._drop_if_empty(key, current)
+        if removed and self._state is not None:
+            self._state.changed(key)
         return removed
 
     async def sadd(self, key: str, *members: str, ttl: float | None = None) -> int:
@@ -291,6 +328,8 @@ class MemoryStore:
         current.update(members)
         if ttl is not None:
             self._set_deadline(key, entry, ttl)
+        if self._state is not None:
+            self._state.changed(key)
         return len(current) - before
 
     async def srem(self, key: str, *members: str) -> int:
@@ -301,6 +340,8 @@ class MemoryStore:
         before = len(current)
         current.difference_update(members)
         self._drop_if_empty(key, current)
+        if len(current) != before and self._state is not None:
+            self._state.changed(key)
         return before - len(current)
 
     async def smembers(self, key: str) -> builtins.set[str]:
@@ -322,6 +363,8 @@ class MemoryStore:
             self._data.pop(key, None)
         else:
             self._put(key, new_state, decision.reset_after)
+        if self._state is not None:
+            self._state.changed(key)  # durable only if misused: then recorded as deleted
         return decision
 
     async def admit(
@@ -336,7 +379,10 @@ class MemoryStore:
         check_keys(buckets, quota, usage)
         self._check_open()
         self._sweep()
-        return admit_in(self, buckets, quota, usage, now, cost)  # no await: atomic
+        decision = admit_in(self, buckets, quota, usage, now, cost)  # no await: atomic
+        if self._state is not None and decision.allowed:
+            self._state.admitted(buckets, quota, usage, cost)  # one write for quota + usage
+        return decision
 
     # -- pub/sub -----------------------------------------------------------------------------
 
