@@ -179,6 +179,13 @@ async def test_errors_are_boto3_exceptions(gateway: TestClient[Any, Any], boto: 
     other = await boto.create_usage_plan(name="Other", apiStages=[{"apiId": "petsid", "stage": "prod"}])
     with pytest.raises(boto.exceptions.ConflictException):  # one plan per API stage per key
         await boto.create_usage_plan_key(usagePlanId=other["id"], keyId=created["id"], keyType="API_KEY")
+    dev = await boto.create_usage_plan(name="Dev", apiStages=[{"apiId": "petsid", "stage": "dev"}])
+    await boto.create_usage_plan_key(usagePlanId=dev["id"], keyId=created["id"], keyType="API_KEY")
+    with pytest.raises(boto.exceptions.ConflictException):  # the key would be in two plans for prod
+        await boto.update_usage_plan(
+            usagePlanId=dev["id"],
+            patchOperations=[{"op": "add", "path": "/apiStages", "value": "petsid:prod"}],
+        )
     with pytest.raises(boto.exceptions.BadRequestException):
         await boto.create_api_key(name="short", value="tooShort")
     with pytest.raises(boto.exceptions.BadRequestException):
