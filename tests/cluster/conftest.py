@@ -146,8 +146,18 @@ async def whoami(ws: ClientConnection) -> tuple[str, int]:
 
 class Cluster:
     def __init__(
-        self, redis_server: RedisServer, directory: Path, timings: ClusterSettings = TIMINGS
+        self,
+        redis_server: RedisServer,
+        directory: Path,
+        timings: ClusterSettings = TIMINGS,
+        *,
+        config_text: str | None = None,
+        embedded_state: Path | None = None,
     ) -> None:
+        """``config_text``: the nodes' config instead of :func:`config_yaml`; ``embedded_state``:
+        run on the embedded store (one node) with this ``--state-file`` instead of Redis."""
+        self.config_text = config_text
+        self.embedded_state = embedded_state
         self.redis_server = redis_server
         self.directory = directory
         self.events_file = directory / "events.jsonl"
@@ -165,10 +175,17 @@ class Cluster:
     # Nodes -------------------------------------------------------------------------------------
 
     def _command(self) -> list[str]:
-        self.config.write_text(config_yaml(self.timings))
-        # The nodes read the same file: make sure the timings are really in it.
-        assert load_config(self.config).cluster == self.timings
-        serve = ["serve", str(self.config), "--port", "0", "--redis-url", self.redis_server.url]
+        if self.config_text is not None:
+            self.config.write_text(self.config_text)
+        else:
+            self.config.write_text(config_yaml(self.timings))
+            # The nodes read the same file: make sure the timings are really in it.
+            assert load_config(self.config).cluster == self.timings
+        serve = ["serve", str(self.config), "--port", "0"]
+        if self.embedded_state is not None:
+            serve += ["--state-file", str(self.embedded_state)]
+        else:
+            serve += ["--redis-url", self.redis_server.url]
         return [sys.executable, "-m", "server", *serve]
 
     async def _spawn(self, index: int, command: list[str]) -> Node:
@@ -217,7 +234,16 @@ class Cluster:
         await eventually(self._all_announced, within=10, what="every node in the `nodes` set")
 
     async def _all_announced(self) -> bool:
+        if self.embedded_state is not None:
+            return True
         return await self.redis.scard(NS + "nodes") >= len(self.nodes)
+
+    async def restart_all(self) -> None:
+        """Stop every node (SIGTERM, checked as on teardown) and start as many again."""
+        count = len(self.nodes)
+        await self.stop()
+        self.nodes.clear()
+        await self.start(count)
 
     def kill(self, node: Node) -> float:
         """SIGKILL ``node`` (no shutdown, no $disconnect of its own); returns the wall-clock time."""
