@@ -1,8 +1,9 @@
-"""The ``portway`` command: ``serve`` a definition, ``validate`` one.
+"""The ``portway`` command: ``serve`` a definition, ``validate`` one, manage a running gateway.
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F] [--stage S]
     portway validate CONFIG [--stage S]
+    portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
 ``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used,
@@ -26,6 +27,9 @@ from pathlib import Path
 from aiohttp import web
 
 from routes.integrations.python_inprocess import shutdown_handler_executor
+from server.admin.commands import COMMANDS as ADMIN_COMMANDS
+from server.admin.commands import add_parsers as add_admin_parsers
+from server.admin.commands import run as run_admin
 from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
@@ -58,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a definition and print every error")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
+    add_admin_parsers(sub)
     return parser
 
 
@@ -128,6 +133,8 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ADMIN_COMMANDS:
+        return run_admin(args)
     if args.command == "validate":
         config = _load(args.config, args.stage)
         if config is None:
