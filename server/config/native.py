@@ -254,7 +254,7 @@ def _usage_plans(
             keys, methods = _method_throttles(
                 entry.get("methodThrottles"), api.kind, loc(at, "methodThrottles"), issues
             )
-            check_method_throttles(api.kind, keys, api.routes, issues, websocket=True)
+            check_method_throttles(api.kind, keys, api.routes, issues)
             stages.append(PlanStage(api.id, stage_name, MappingProxyType(methods)))
             locations.append(at)
         plan = UsagePlanConfig(

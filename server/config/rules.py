@@ -243,19 +243,10 @@ def check_method_throttles(
     keys: Mapping[str, str],
     routes: Sequence[RouteConfig],
     issues: Issues,
-    *,
-    websocket: bool = False,
 ) -> None:
-    """Each method-throttle key (route key -> its location) must name a route of the API.
-
-    ``websocket``: WebSocket route keys are accepted (usage plans); stage throttles are not.
-    """
-    if kind is ApiKind.WEBSOCKET and not websocket:
-        for location in keys.values():
-            issues.error(
-                location, "throttling applies to REST and HTTP APIs only (not enforced on WebSocket APIs yet)"
-            )
-        return
+    """Each method-throttle key (route key -> its location) must name a route of the API
+    (WebSocket APIs: ``$connect``, ``sendmessage``, ``$default`` ...; their limits apply per
+    message)."""
     known = {route.route_key for route in routes}
     for key, location in keys.items():
         if key not in known:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+import websockets
 
 from server.config.model import ClusterSettings
-from tests.cluster.conftest import TIMINGS, Cluster, eventually
+from tests.cluster.conftest import HANDLERS, TIMINGS, Cluster, eventually
 from tests.redis_fixture import RedisServer
 
 TINY = 0.001  # tokens per second: nothing refills during a test
@@ -222,3 +224,110 @@ async def test_redis_stopped_mid_test_then_back(
             await nodes.stop()
         finally:
             await nodes.redis.aclose()
+
+
+def ws_config(handlers: Path) -> str:
+    """WebSocket API ``chat`` (stage ``dev``): ``whoami`` limited per message (burst 120).
+    WebSocket API ``vip`` (stage ``keys``): an API key on ``$connect`` (plans basic 40 and
+    premium 100 per key, which ``$connect`` itself also draws from)."""
+    routes = f"""    codeDir: {json.dumps(str(handlers))}
+    defaults: {{isolation: inprocess, timeout: 5000}}
+"""
+    return f"""portway: 1
+{_timings(TIMINGS)}
+usagePlans:
+  basic:
+    throttle: {{rate: {TINY}, burst: 40}}
+    apis: [{{api: vip, stage: keys}}]
+  premium:
+    throttle: {{rate: {TINY}, burst: 100}}
+    apis: [{{api: vip, stage: keys}}]
+apiKeys:
+  - {{name: basic, value: {BASIC}, plans: [basic]}}
+  - {{name: premium, value: {PREMIUM}, plans: [premium]}}
+apis:
+  - name: chat
+    id: chatapi
+    type: websocket
+{routes}    stages:
+      dev:
+        methodThrottles:
+          whoami: {{rate: {TINY}, burst: 120}}
+    routes:
+      $connect: cluster_ws.connect
+      $disconnect: cluster_ws.disconnect
+      whoami: {{python: cluster_ws.whoami, routeResponse: true}}
+  - name: vip
+    id: vipapi
+    type: websocket
+{routes}    stages: [keys]
+    routes:
+      $connect: {{python: cluster_ws.connect, apiKeyRequired: true}}
+      $disconnect: cluster_ws.disconnect
+      whoami: {{python: cluster_ws.whoami, routeResponse: true}}
+"""
+
+
+async def chatter(url: str, messages: int, key: str | None = None) -> collections.Counter[str]:
+    """Connect, send ``messages`` whoami messages, read one frame per message: ``reply`` (the
+    route ran) or the error frame's ``message``."""
+    counts: collections.Counter[str] = collections.Counter()
+    headers = {"x-api-key": key} if key else None
+    async with websockets.connect(url, additional_headers=headers, open_timeout=5, close_timeout=2) as ws:
+        for _ in range(messages):
+            await ws.send('{"action":"whoami"}')
+        async with asyncio.timeout(30):
+            for _ in range(messages):
+                frame = json.loads(await ws.recv())
+                counts["reply" if "pid" in frame else frame["message"]] += 1
+    return counts
+
+
+@pytest.fixture
+async def ws_cluster(redis_server: RedisServer, tmp_path: Path, store_mode: str) -> AsyncIterator[Cluster]:
+    nodes = make_cluster(redis_server, tmp_path, store_mode, ws_config(HANDLERS))
+    try:
+        await nodes.start(3 if store_mode.startswith("redis") else 1)
+        yield nodes
+    finally:
+        try:
+            await nodes.stop()
+        finally:
+            for node in nodes.nodes:
+                if node.alive:
+                    node.proc.kill()
+                    await node.proc.wait()
+            await nodes.redis.aclose()
+
+
+def ws_urls(cluster: Cluster, stage: str) -> list[str]:
+    return [node.url.replace("http://", "ws://", 1) + f"/{stage}" for node in cluster.nodes]
+
+
+async def test_websocket_messages_share_the_route_allowance_across_nodes(ws_cluster: Cluster) -> None:
+    # 6 connections spread over the nodes, 60 messages each: 120 run the route, all others get
+    # the error frame; each connection stays below the flood policy (100 refusals in 10 s).
+    urls = ws_urls(ws_cluster, "dev")
+    results = await asyncio.gather(*(chatter(urls[i % len(urls)], 60) for i in range(6)))
+    total = sum(results, collections.Counter())
+    assert within_one_percent(total["reply"], 120), total
+    assert total["reply"] + total["Too Many Requests"] == 360, total
+    ws_cluster.assert_all_running()
+
+
+async def test_websocket_keys_get_their_plan_limits_across_nodes(ws_cluster: Cluster) -> None:
+    urls = ws_urls(ws_cluster, "keys")
+    for key, burst, per_connection in ((BASIC, 40, 30), (PREMIUM, 100, 50)):
+        connections = 3
+        results = await asyncio.gather(
+            *(chatter(urls[i % len(urls)], per_connection, key) for i in range(connections))
+        )
+        total = sum(results, collections.Counter())
+        # Each $connect drew one token from the key's plan bucket too.
+        assert within_one_percent(total["reply"] + connections, burst), (key, total)
+        assert total["reply"] + total["Too Many Requests"] == connections * per_connection, total
+    # Without a key, or with an unknown one, the handshake is refused with 403.
+    for key in (None, "unknownClusterKey0123456789"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await chatter(urls[0], 1, key)
+        assert refused.value.response.status_code == 403
