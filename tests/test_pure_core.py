@@ -28,6 +28,8 @@ PURE_MODULES = [
     "server.throttle.quota",
     "server.throttle.levels",
     "server.keys.records",
+    "server.config.route_keys",
+    "server.admin.shapes",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from server.config.model import HTTP_METHODS, UsagePlanConfig
+from server.config.model import UsagePlanConfig
+from server.config.route_keys import is_route_key, normalize, to_aws
 from server.keys.records import ApiKey, InvalidRecord, plan_from_dict, plan_to_dict
 
 __all__ = [
@@ -26,31 +27,19 @@ __all__ = [
     "usage_plan_key_shape",
 ]
 
-_METHODS = frozenset((*HTTP_METHODS, "ANY"))
-
 
 def route_key(key: str, *, websocket: bool = False) -> str:
-    """Portway's route key for a throttle-map key: ``/pets/GET``, ``pets/GET`` and ``get /pets``
-    give ``GET /pets``; ``//GET`` gives ``GET /``. WebSocket keys and ``$default`` are kept."""
-    key = key.strip()
-    if websocket or key == "$default":
-        return key
-    if " " not in key and "/" in key:
-        path, _, method = key.rpartition("/")
-        if method.upper() in _METHODS:
-            return f"{method.upper()} /{path.strip('/')}"
-    method, _, path = key.partition(" ")
-    if method.upper() not in _METHODS or not path.strip().startswith("/"):
-        raise InvalidRecord(f"throttle key {key!r}: use '/path/METHOD' (AWS) or 'METHOD /path'")
-    return f"{method.upper()} {path.strip()}"
+    """Portway's route key for a throttle-map key (:func:`server.config.route_keys.normalize`);
+    InvalidRecord if it names no method and path."""
+    normalized = normalize(key, websocket=websocket)
+    if websocket or normalized == "$default" or is_route_key(normalized):
+        return normalized
+    raise InvalidRecord(f"throttle key {key!r}: use '/path/METHOD' (AWS) or 'METHOD /path'")
 
 
 def aws_route_key(key: str, *, websocket: bool = False) -> str:
-    """AWS's form of a Portway route key: ``GET /pets`` -> ``/pets/GET``, ``GET /`` -> ``//GET``."""
-    method, sep, path = key.partition(" ")
-    if websocket or not sep or key == "$default":
-        return key
-    return f"{path.rstrip('/')}/{method}" if path != "/" else f"//{method}"
+    """AWS's form of a Portway route key (:func:`server.config.route_keys.to_aws`)."""
+    return to_aws(key, websocket=websocket)
 
 
 def _drop_none(raw: dict[str, Any]) -> dict[str, Any]:

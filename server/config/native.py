@@ -36,6 +36,7 @@ from server.config.model import (
     WebSocketSettings,
     frozen_map,
 )
+from server.config.route_keys import normalize as normalize_route_key
 from server.config.rules import (
     DEFAULT_TIMEOUTS_MS,
     HTTP_API_NO_KEYS,
@@ -163,18 +164,8 @@ def _throttle(raw: Any) -> ThrottleSettings | None:
 
 
 def _throttle_key(key: str, kind: ApiKind) -> str:
-    """A method-throttle key in the form of :attr:`RouteConfig.route_key`: ``get  /pets`` and AWS's
-    ``/pets/GET`` (usage plans; ``//GET`` is the root) or ``pets/GET`` (methodSettings) become
-    ``GET /pets``. WebSocket route keys are kept as written."""
-    key = key.strip()
-    if kind is ApiKind.WEBSOCKET or key == "$default":
-        return key
-    if " " not in key and "/" in key:
-        path, _, method = key.rpartition("/")
-        if method.upper() in METHODS:
-            return f"{method.upper()} /{path.strip('/')}"
-    method, _, path = key.partition(" ")
-    return f"{method.upper()} {path.strip()}"
+    """A method-throttle key in the form of :attr:`RouteConfig.route_key` (both spellings)."""
+    return normalize_route_key(key, websocket=kind is ApiKind.WEBSOCKET)
 
 
 def _method_throttles(
