@@ -323,14 +323,11 @@ def cluster_timings() -> ClusterSettings:
     return TIMINGS
 
 
-@pytest.fixture
-async def cluster(
-    redis_server: RedisServer, tmp_path: Path, cluster_timings: ClusterSettings
-) -> AsyncIterator[Cluster]:
-    """Three gateway nodes on one private redis-server (which the test may restart)."""
-    nodes = Cluster(redis_server, tmp_path, cluster_timings)
+@contextlib.asynccontextmanager
+async def running(nodes: Cluster, count: int = NODES) -> AsyncIterator[Cluster]:
+    """Start ``count`` nodes; on exit stop them (checked: exit 0, no traceback), kill any left."""
     try:
-        await nodes.start()
+        await nodes.start(count)
         yield nodes
     finally:
         try:
@@ -341,6 +338,15 @@ async def cluster(
                     node.proc.kill()
                     await node.proc.wait()
             await nodes.redis.aclose()
+
+
+@pytest.fixture
+async def cluster(
+    redis_server: RedisServer, tmp_path: Path, cluster_timings: ClusterSettings
+) -> AsyncIterator[Cluster]:
+    """Three gateway nodes on one private redis-server (which the test may restart)."""
+    async with running(Cluster(redis_server, tmp_path, cluster_timings)) as nodes:
+        yield nodes
 
 
 class BusTap:

@@ -22,7 +22,7 @@ import pytest
 import websockets
 
 from server.config.model import ClusterSettings
-from tests.cluster.conftest import HANDLERS, TIMINGS, Cluster, eventually
+from tests.cluster.conftest import HANDLERS, TIMINGS, Cluster, eventually, running
 from tests.redis_fixture import RedisServer
 
 TINY = 0.001  # tokens per second: nothing refills during a test
@@ -131,18 +131,8 @@ async def levels_cluster(
     redis_server: RedisServer, tmp_path: Path, store_mode: str
 ) -> AsyncIterator[Cluster]:
     nodes = make_cluster(redis_server, tmp_path, store_mode, levels_config())
-    try:
-        await nodes.start(3 if store_mode.startswith("redis") else 1)
+    async with running(nodes, 3 if store_mode.startswith("redis") else 1):
         yield nodes
-    finally:
-        try:
-            await nodes.stop()
-        finally:
-            for node in nodes.nodes:
-                if node.alive:
-                    node.proc.kill()
-                    await node.proc.wait()
-            await nodes.redis.aclose()
 
 
 def urls(cluster: Cluster, stage: str) -> list[str]:
@@ -198,8 +188,7 @@ async def test_redis_stopped_mid_test_then_back(
     redis_server: RedisServer, tmp_path: Path, failure: str
 ) -> None:
     nodes = Cluster(redis_server, tmp_path, config_text=levels_config(failure=failure))
-    try:
-        await nodes.start(3)
+    async with running(nodes):
         dev = urls(nodes, "dev")
         assert (await hammer(dev, "/method", 100))[200] == 100
         redis_server.stop()
@@ -219,11 +208,6 @@ async def test_redis_stopped_mid_test_then_back(
         back = await hammer(dev, "/method", 300)
         assert within_one_percent(back[200], 200), back
         nodes.assert_all_running()
-    finally:
-        try:
-            await nodes.stop()
-        finally:
-            await nodes.redis.aclose()
 
 
 def ws_config(handlers: Path) -> str:
@@ -286,18 +270,8 @@ async def chatter(url: str, messages: int, key: str | None = None) -> collection
 @pytest.fixture
 async def ws_cluster(redis_server: RedisServer, tmp_path: Path, store_mode: str) -> AsyncIterator[Cluster]:
     nodes = make_cluster(redis_server, tmp_path, store_mode, ws_config(HANDLERS))
-    try:
-        await nodes.start(3 if store_mode.startswith("redis") else 1)
+    async with running(nodes, 3 if store_mode.startswith("redis") else 1):
         yield nodes
-    finally:
-        try:
-            await nodes.stop()
-        finally:
-            for node in nodes.nodes:
-                if node.alive:
-                    node.proc.kill()
-                    await node.proc.wait()
-            await nodes.redis.aclose()
 
 
 def ws_urls(cluster: Cluster, stage: str) -> list[str]:
