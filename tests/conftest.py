@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.redis_fixture"]
+pytest_plugins = ["tests.redis_fixture", "tests.backends"]

@@ -4,13 +4,12 @@ the admin credentials in the environment, boto3's ``apigateway`` client pointed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import boto3
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from botocore.config import Config
 
 from server.app import create_app
@@ -26,46 +25,12 @@ from server.config.model import (
     ThrottleSettings,
     UsagePlanConfig,
 )
+from tests.backends import Backend
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 ACCESS_KEY = "AKIAPORTWAYADMIN0001"
 SECRET_KEY = "portway-admin-secret-key-for-tests-only"
 TOKEN = "admin-token-0123456789"
-
-
-class Backend:
-    def __init__(self) -> None:
-        self.hits = 0
-        self.server: TestServer | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.hits += 1
-        return web.json_response({"ok": True})
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None and self.server.port is not None
-        return self.server.port
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    counter = Backend()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", counter.handle)
-    server = TestServer(app, port=0)
-    await server.start_server()
-    counter.server = server
-    yield counter
-    await server.close()
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "embedded":
-        return None
-    url: str = request.getfixturevalue("clean_redis_url")
-    return url
 
 
 def gateway_config(backend: Backend, *, plans: tuple[UsagePlanConfig, ...] = ()) -> GatewayConfig:

@@ -52,7 +52,7 @@ async def test_keys_plans_usage_with_boto3(
     )
     assert plan_key["id"] == created["id"] and plan_key["type"] == "API_KEY"
     assert [await call_route(gateway, value) for _ in range(3)] == [200, 200, 200]
-    assert backend.hits == 3
+    assert backend.total == 3
 
     usage = await boto.get_usage(usagePlanId=plan["id"], startDate=today(), endDate=today())
     assert usage["usagePlanId"] == plan["id"]

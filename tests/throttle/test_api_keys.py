@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import MappingProxyType
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from server.app import KEYS, THROTTLE, create_app
 from server.config.model import (
@@ -31,45 +30,16 @@ from server.config.model import (
     UsagePlanConfig,
 )
 from server.keys.registry import KeyRegistry, config_key_id
+from tests.backends import Backend
 from tests.store.conftest import eventually
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
 TINY = 0.001  # tokens per second: nothing refills during a test
 BASIC = "basicKey0123456789abcdef"
 PREMIUM = "premiumKey0123456789abcdef"
 FREE = "freeKey0123456789abcdefgh"
 FORBIDDEN = {"message": "Forbidden"}
-
-
-class Backend:
-    def __init__(self) -> None:
-        self.hits: dict[str, int] = {}
-        self.api_keys: list[str | None] = []
-        self.server: TestServer | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.hits[request.path] = self.hits.get(request.path, 0) + 1
-        return web.json_response({"ok": True})
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    counter = Backend()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", counter.handle)
-    server = TestServer(app, port=0)
-    await server.start_server()
-    counter.server = server
-    yield counter
-    await server.close()
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "embedded":
-        return None
-    url: str = request.getfixturevalue("clean_redis_url")
-    return url
 
 
 def make_config(backend: Backend, **extra: Any) -> GatewayConfig:

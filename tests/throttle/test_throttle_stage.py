@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import MappingProxyType
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from server.app import GATEWAY, create_app
 from server.config.model import (
@@ -26,41 +25,13 @@ from server.config.model import (
 )
 from server.stages.throttle import ThrottleStage
 from server.throttle.admission import Admission
+from tests.backends import Backend
 from tests.redis_fixture import free_port
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
 TINY = 0.001  # tokens per second: nothing refills during a test
 BODY = {"message": "Too Many Requests"}
-
-
-class Backend:
-    def __init__(self) -> None:
-        self.hits: dict[str, int] = {}
-        self.server: TestServer | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.hits[request.path] = self.hits.get(request.path, 0) + 1
-        return web.json_response({"ok": True})
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    counter = Backend()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", counter.handle)
-    server = TestServer(app, port=0)
-    await server.start_server()
-    counter.server = server
-    yield counter
-    await server.close()
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "embedded":
-        return None
-    url: str = request.getfixturevalue("clean_redis_url")
-    return url
 
 
 def limit(rate: float, burst: int) -> ThrottleSettings:
