@@ -237,7 +237,10 @@ class KeyRegistry:
                 failing = True
 
     async def _apply(self, message: str) -> None:
-        kind, _, ident = message.partition(" ")
+        """Apply ``"<kind> <id> <version>"``: reload that record. When ``version`` is the one
+        after the last seen, this node is now current and the poll has nothing to reload;
+        otherwise (a change was missed) the poll reloads everything."""
+        kind, ident, version = (message.split(" ") + ["", ""])[:3]
         if kind == "key":
             key = await self._load_key(ident)
             old = self._keys.pop(ident, None)
@@ -255,6 +258,10 @@ class KeyRegistry:
             self.version += 1
         else:
             await self.reload()
+            return
+        seen = self._seen_version
+        if version.isdigit() and seen is not None and seen.isdigit() and int(version) == int(seen) + 1:
+            self._seen_version = version.encode()
 
     # -- changes (admin API, CLI) -------------------------------------------------------------
 
@@ -464,6 +471,7 @@ class KeyRegistry:
         await self._store.sadd(PLANS_SET, plan.id)
 
     async def _announce(self, message: str) -> None:
-        await self._store.incr(VERSION_KEY)
+        version = await self._store.incr(VERSION_KEY)
+        message = f"{message} {version}"
         await self._store.publish(CHANGES_CHANNEL, message.encode())
         await self._apply(message)

@@ -86,15 +86,20 @@ class RedisSubscription(QueueSubscription):
             self._on_close_hook(self)
         self._active.set()  # release ready() waiters; iteration ends on its own
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # redis-py can swallow a cancellation that lands inside its connect (asyncio.wait_for's
+        # race on Python 3.11): the reader then carries on reading. So cancel until it is done,
+        # without waiting on it unboundedly.
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while not task.done():
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                # Re-raise only if *our* caller is being cancelled, not because we cancelled task.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+            await asyncio.wait({task}, timeout=0.05)
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("store subscription %s: the reader ignored cancellation", self.channels)
+                return
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("store subscription %s reader ended with %r", self.channels, task.exception())
 
     async def _run(self) -> None:
         while not self.closed:

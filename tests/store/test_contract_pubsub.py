@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.store.base import Store
+from server.store.base import Store, Subscription
 from tests.store.conftest import StoreEnv, eventually, next_message
 
 
@@ -78,3 +78,22 @@ async def test_subscription_created_before_loop_work(store: Store) -> None:
     await store.publish("late", b"x")
     assert await next_message(sub) == ("late", b"x")
     await sub.close()
+
+
+async def test_closing_a_subscription_while_it_connects_never_hangs(store: Store) -> None:
+    """A subscriber cancelled at any point of its start-up (on Redis: inside redis-py's connect,
+    where a cancellation can be swallowed) still lets the subscription and the store close."""
+
+    async def enter(sub: Subscription) -> None:
+        async with sub:
+            await asyncio.Event().wait()
+
+    for yields in range(0, 40, 3):
+        sub = store.subscribe("closing")
+        task = asyncio.create_task(enter(sub))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.gather(task, return_exceptions=True)
+            await sub.close()
