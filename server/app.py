@@ -200,6 +200,7 @@ def _metrics(request: web.Request) -> web.Response:
         api_keys=lambda: len(keys.keys()),
         usage_plans=lambda: len(keys.plans()),
         websocket_connections=lambda: len(app[WEBSOCKETS].registry),
+        websocket_flood_closes=lambda: app[WEBSOCKETS].flood_closes,
     )
     return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
 

@@ -35,6 +35,7 @@ class Sources:
     api_keys: Callable[[], int]
     usage_plans: Callable[[], int]
     websocket_connections: Callable[[], int]
+    websocket_flood_closes: Callable[[], int]
 
 
 class GatewayCollector:
@@ -74,6 +75,11 @@ class GatewayCollector:
             "portway_websocket_connections",
             "WebSocket connections open on this node.",
             s.websocket_connections(),
+        )
+        yield CounterMetricFamily(
+            "portway_websocket_flood_closes",
+            "WebSocket connections closed with 1008 by the flood policy.",
+            s.websocket_flood_closes(),
         )
 
 

@@ -66,7 +66,9 @@ def ws_bench_config() -> GatewayConfig:
         stages=(StageConfig(STAGE),),
         routes=(RouteConfig(method="", path="$default", integration=echo, route_response=True),),
     )
-    return GatewayConfig(apis=(api,))
+    # Throttling off (no account bucket): this benchmark measures the WebSocket path itself, as it
+    # did before per-message throttling existed; bench/servers/portway_ws_throttle.py measures it on.
+    return GatewayConfig(apis=(api,), account_throttle=None)
 
 
 async def serve(host: str, port: int, config: GatewayConfig) -> None:

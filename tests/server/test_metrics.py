@@ -62,6 +62,7 @@ async def test_metrics_count_throttling_decisions(aiohttp_client: Client) -> Non
     assert found[("portway_throttle_store_errors_total", ())] == 0
     assert found[("portway_throttle_store_failing", ())] == 0
     assert found[("portway_websocket_connections", ())] == 0
+    assert found[("portway_websocket_flood_closes_total", ())] == 0
 
 
 async def test_metrics_only_for_management_networks(
