@@ -25,10 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from server.events import last_and_all, parse_query
 from server.ids import clf_time
 
-__all__ = ["ConnectionInfo", "connect_event", "disconnect_event", "message_event"]
+__all__ = ["ConnectionInfo", "connect_event", "disconnect_event", "error_frame", "message_event"]
 
 JsonDict = dict[str, Any]
 
@@ -160,3 +162,18 @@ def disconnect_event(
     event["requestContext"] = ordered
     event["isBase64Encoded"] = False
     return event
+
+
+def error_frame(message: str, connection_id: str, request_id: str) -> str:
+    """AWS's error frame on a WebSocket (reference §1.2), e.g. ``Forbidden`` for an unmatched
+    route or ``Too Many Requests`` for a throttled message."""
+    # AWS's exact spacing (recorded): {"message": "Forbidden", "connectionId":"...", "requestId":"..."}
+    return (
+        '{"message": '
+        + orjson.dumps(message).decode()
+        + ', "connectionId":"'
+        + connection_id
+        + '", "requestId":"'
+        + request_id
+        + '"}'
+    )

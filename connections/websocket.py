@@ -18,17 +18,7 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
    not a timer per socket, to keep idle connections cheap).
 4. **Close.** ``$disconnect`` runs once, after the socket closed, with the close code and reason.
    On shutdown every socket gets close 1001 and its ``$disconnect``.
-5. **Throttling and API keys** (reference §3, docs/websockets.md "Throttling and API keys"). With
-   ``apiKeyRequired`` on ``$connect``, the ``x-api-key`` header must name an enabled key in a usage
-   plan covering this API stage, else the handshake fails with 403 ``Forbidden``; checked once,
-   it covers every later message. ``$connect`` itself then passes its buckets (and, keyed, the
-   plan's bucket and quota): refused, the handshake fails with 429. Neither runs the ``$connect``
-   integration. Every routed message passes the same levels as an HTTP request would (one
-   :meth:`Store.admit <server.store.base.Store.admit>`, shared with HTTP through
-   :class:`~server.throttle.admission.Admission`) before its integration; a refused one gets the
-   ``Too Many Requests`` / ``Limit Exceeded`` error frame and the socket stays open, until
-   ``flood_refusals`` refusals within ``flood_window_s`` close it with 1008. ``$disconnect`` is
-   never throttled.
+5. **Throttling and API keys**: :mod:`connections.throttle` (``$connect`` and every message).
 """
 
 from __future__ import annotations
@@ -38,17 +28,16 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 
-import orjson
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from connections.events import ConnectionInfo, connect_event, disconnect_event, message_event
+from connections.events import ConnectionInfo, connect_event, disconnect_event, error_frame, message_event
 from connections.frames import FrameGuard
 from connections.integration import RouteIntegration, RouteIntegrationError
 from connections.registry import ConnectionRegistry, LocalConnection
+from connections.throttle import FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON, WebSocketThrottle
 from routes.dispatch import Dispatch
 from routes.selection import SelectionExpression, compile_expression, select_route
 from server.config.model import (
@@ -57,39 +46,19 @@ from server.config.model import (
     GatewayConfig,
     RouteConfig,
     StageConfig,
-    UsagePlanConfig,
     WebSocketSettings,
 )
-from server.errors import GatewayError, InvalidApiKey, QuotaExceeded, Throttled
+from server.errors import GatewayError
 from server.ids import new_apigw_id, new_message_id
-from server.keys.records import ApiKey
 from server.keys.registry import KeyRegistry
 from server.render import render_error
-from server.store.base import StoreUnavailable
 from server.throttle.admission import Admission
-from server.throttle.levels import Levels, ThrottleLevels
 
 __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketGateway", "error_frame"]
 
 log = logging.getLogger("portway.websocket")
 
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
-
-FLOOD_CLOSE_CODE = 1008  # policy violation
-FLOOD_CLOSE_REASON = "Message rate limit exceeded"
-
-
-def error_frame(message: str, connection_id: str, request_id: str) -> str:
-    # AWS's exact spacing (recorded): {"message": "Forbidden", "connectionId":"...", "requestId":"..."}
-    return (
-        '{"message": '
-        + orjson.dumps(message).decode()
-        + ', "connectionId":"'
-        + connection_id
-        + '", "requestId":"'
-        + request_id
-        + '"}'
-    )
 
 
 class _ApiRuntime:
@@ -136,11 +105,7 @@ class WebSocketGateway:
         admission: Admission | None = None,
     ) -> None:
         self.registry = registry
-        self._keys = keys
-        self._keys_version = -1
-        self._levels = ThrottleLevels(config)
-        self.admission = admission
-        self.flood_closes = 0
+        self.throttle = WebSocketThrottle(config, keys, admission)
         self._apis = {
             api.id: _ApiRuntime(api, integrations.get(api.id, {}))
             for api in config.apis
@@ -162,6 +127,15 @@ class WebSocketGateway:
         if not self._cleanups and len(self.registry) == 0:
             self._idle.set()
 
+    @property
+    def admission(self) -> Admission | None:
+        return self.throttle.admission
+
+    @property
+    def flood_closes(self) -> int:
+        """Connections closed with 1008 by the flood policy."""
+        return self.throttle.flood_closes
+
     # Lifecycle ----------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, dispatch: Dispatch) -> web.StreamResponse:
@@ -172,17 +146,10 @@ class WebSocketGateway:
         loop = asyncio.get_running_loop()
         now = time.time()
         now_ms = int(now * 1000)
-        key_value: str | None = None
-        key: ApiKey | None = None
-        plan: UsagePlanConfig | None = None
         try:
-            if runtime.connect_key_required:
-                key_value = request.headers.get("x-api-key")
-                key, plan = self._find_key(key_value, api, stage)
-            if self.admission is not None:
-                levels = self._message_levels(api, stage, "$connect", plan, key, now)
-                if not levels.idle:
-                    await self.admission.decide(levels, now)
+            key_value, key, plan = await self.throttle.admit_connect(
+                api, stage, request.headers, now, key_required=runtime.connect_key_required
+            )
         except GatewayError as exc:  # InvalidApiKey, Throttled, QuotaExceeded
             return _refusal(exc)
         transport = request.transport
@@ -270,80 +237,6 @@ class WebSocketGateway:
             await asyncio.shield(cleanup)
         return ws
 
-    # API keys and throttling ------------------------------------------------------------------------
-
-    def _sync_keys(self) -> KeyRegistry | None:
-        registry = self._keys
-        if registry is not None and registry.version != self._keys_version:
-            self._levels.clear_keyed()  # plans or keys changed: cached plan buckets may be stale
-            self._keys_version = registry.version
-        return registry
-
-    def _find_key(
-        self, value: str | None, api: ApiConfig, stage: StageConfig
-    ) -> tuple[ApiKey, UsagePlanConfig]:
-        """The enabled key named by ``value`` and its plan for this API stage, else 403."""
-        registry = self._sync_keys()
-        if registry is None or not value:
-            raise InvalidApiKey()
-        key = registry.find(value)
-        if key is None or not key.enabled:
-            raise InvalidApiKey()
-        plan = registry.plan_for(key, api.id, stage.name)
-        if plan is None:
-            raise InvalidApiKey()
-        return key, plan
-
-    def _message_levels(
-        self,
-        api: ApiConfig,
-        stage: StageConfig,
-        route_key: str,
-        plan: UsagePlanConfig | None,
-        key: ApiKey | None,
-        now: float,
-    ) -> Levels:
-        if plan is None or key is None:
-            return self._levels.message_levels(api, stage, route_key)
-        return self._levels.keyed_levels(api, stage, route_key, plan, key.id, now)
-
-    def _connection_levels(
-        self, conn: LocalConnection, runtime: _ApiRuntime, route_key: str, now: float
-    ) -> Levels:
-        stage = runtime.stages[conn.info.stage]
-        plan = conn.plan
-        key_id = conn.info.api_key_id
-        if plan is None or key_id is None:
-            return self._levels.message_levels(runtime.api, stage, route_key)
-        registry = self._sync_keys()
-        if registry is not None:
-            # The key was checked once, at $connect (AWS); its plan's current limits apply.
-            plan = registry.plan(plan.id) or plan
-        return self._levels.keyed_levels(runtime.api, stage, route_key, plan, key_id, now)
-
-    async def _refuse(self, conn: LocalConnection, error: GatewayError, request_id: str) -> None:
-        """Send the refusal frame; close the connection once it keeps flooding (1008)."""
-        await conn.send_text(error_frame(error.message or "Too Many Requests", conn.id, request_id))
-        limit = conn.settings.flood_refusals
-        if limit is None or isinstance(error.__cause__, StoreUnavailable):
-            return  # an outage refusing everything (throttleFailure closed) is not the client's flood
-        limit = max(1, limit)
-        refusals = conn.refusals
-        if refusals is None or refusals.maxlen != limit:
-            refusals = conn.refusals = deque(maxlen=limit)
-        now = asyncio.get_running_loop().time()
-        refusals.append(now)
-        if len(refusals) >= limit and now - refusals[0] <= conn.settings.flood_window_s:
-            if conn.close_code is None:
-                self.flood_closes += 1
-                log.info(
-                    "closing %s: %d refused messages within %g s",
-                    conn.id,
-                    limit,
-                    conn.settings.flood_window_s,
-                )
-            await conn.close(FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON)
-
     @staticmethod
     def _guard_frames(request: web.Request, settings: WebSocketSettings) -> None:
         """Add AWS's per-frame limit in front of aiohttp's parser (see connections/frames.py)."""
@@ -407,15 +300,9 @@ class WebSocketGateway:
     ) -> None:
         request_id = new_message_id()
         now = time.time()
-        admission = self.admission
-        if admission is not None:
-            levels = self._connection_levels(conn, runtime, key, now)
-            try:
-                if not levels.idle:  # no level applies (account bucket off): no store call
-                    await admission.decide(levels, now)
-            except (Throttled, QuotaExceeded) as exc:
-                await self._refuse(conn, exc, request_id)
-                return
+        stage = runtime.stages[conn.info.stage]
+        if not await self.throttle.admit_message(conn, runtime.api, stage, key, request_id, now):
+            return
         event = message_event(
             conn.info,
             route_key=key,

@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from connections.bus import NodeBus, stop_tasks
+from connections.bus import NodeBus
 from connections.integration import build_route_integrations
 from connections.management import ConnectionManager
 from connections.management_http import caller_allowed, handle_management, parse_management_path
@@ -50,6 +50,7 @@ from server.render import add_request_headers, render_error
 from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
+from server.tasks import stop_tasks
 
 __all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "KEYS", "STORE", "THROTTLE", "create_app"]
 

@@ -16,7 +16,6 @@ enable/disable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -43,6 +42,7 @@ from server.keys.records import (
     plan_to_json,
 )
 from server.store.base import Store, StoreError
+from server.tasks import stop_tasks
 
 __all__ = ["Conflict", "KeyRegistry", "NotFoundError", "config_key_id"]
 
@@ -107,6 +107,18 @@ class KeyRegistry:
                 return plan
         return None
 
+    def resolve(self, value: str | None, api_id: str, stage: str) -> tuple[ApiKey, UsagePlanConfig] | None:
+        """The enabled key named by ``value`` and its plan covering this API stage; None when
+        the value is missing or unknown, the key disabled, or no plan of it covers the stage
+        (every case is AWS's 403 ``Forbidden``)."""
+        if not value:
+            return None
+        key = self.find(value)
+        if key is None or not key.enabled:
+            return None
+        plan = self.plan_for(key, api_id, stage)
+        return None if plan is None else (key, plan)
+
     def key(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
 
@@ -135,11 +147,7 @@ class KeyRegistry:
         self._tasks.append(asyncio.create_task(self._poll(), name="portway-keys-poll"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(self._tasks)  # not a bare cancel(): see stop_tasks
         self._tasks.clear()
 
     async def _seed_pending(self) -> None:

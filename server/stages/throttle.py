@@ -53,17 +53,15 @@ class ThrottleStage:
         if route.api_key_required:
             registry = self._registry
             value = ctx.request.header("x-api-key")
-            if registry is None or not value:
+            if registry is None:
                 raise InvalidApiKey()
             if registry.version != self._registry_version:
                 self._levels.clear_keyed()
                 self._registry_version = registry.version
-            key = registry.find(value)
-            if key is None or not key.enabled:
+            found = registry.resolve(value, dispatch.api.id, dispatch.stage.name)
+            if found is None:
                 raise InvalidApiKey()
-            plan = registry.plan_for(key, dispatch.api.id, dispatch.stage.name)
-            if plan is None:
-                raise InvalidApiKey()
+            key, plan = found
             levels = self._levels.keyed_levels(
                 dispatch.api, dispatch.stage, route.route_key, plan, key.id, now
             )

@@ -19,6 +19,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.store.subscription import QueueSubscription
+from server.tasks import stop_tasks
 
 __all__ = ["RedisSubscription"]
 
@@ -88,18 +89,7 @@ class RedisSubscription(QueueSubscription):
         task, self._task = self._task, None
         if task is None:
             return
-        # redis-py can swallow a cancellation that lands inside its connect (asyncio.wait_for's
-        # race on Python 3.11): the reader then carries on reading. So cancel until it is done,
-        # without waiting on it unboundedly.
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.05)
-            if asyncio.get_running_loop().time() > deadline:
-                log.warning("store subscription %s: the reader ignored cancellation", self.channels)
-                return
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("store subscription %s reader ended with %r", self.channels, task.exception())
+        await stop_tasks([task])  # not a bare cancel(): see stop_tasks
 
     async def _run(self) -> None:
         while not self.closed:

@@ -1,0 +1,150 @@
+"""API keys and throttling for WebSocket APIs: on ``$connect`` and on every message.
+
+Reference §3 (docs/websockets.md, "Throttling and API keys"). With ``apiKeyRequired`` on
+``$connect``, the ``x-api-key`` header must name an enabled key in a usage plan covering this
+API stage, else the handshake fails with 403 ``Forbidden``; checked once, it covers every later
+message (as on AWS; the plan's *current* limits apply to each message). ``$connect`` then passes
+its own levels (and, keyed, the plan's bucket and quota): refused, the handshake fails with 429.
+Every routed message passes the levels an HTTP request to that route key would (one
+:meth:`Store.admit <server.store.base.Store.admit>`, through the same
+:class:`~server.throttle.admission.Admission` as HTTP, so one set of counters covers both); a
+refused message gets the ``Too Many Requests`` / ``Limit Exceeded`` error frame and the socket
+stays open, until ``flood_refusals`` refusals within ``flood_window_s`` close it with 1008.
+Refusals caused by a store outage (``throttleFailure: closed``) never count as flooding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Mapping
+
+from connections.events import error_frame
+from connections.registry import LocalConnection
+from server.config.model import ApiConfig, GatewayConfig, StageConfig, UsagePlanConfig
+from server.errors import GatewayError, InvalidApiKey, QuotaExceeded, Throttled
+from server.keys.records import ApiKey
+from server.keys.registry import KeyRegistry
+from server.store.base import StoreUnavailable
+from server.throttle.admission import Admission
+from server.throttle.levels import Levels, ThrottleLevels
+
+__all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketThrottle"]
+
+log = logging.getLogger("portway.websocket")
+
+FLOOD_CLOSE_CODE = 1008  # policy violation
+FLOOD_CLOSE_REASON = "Message rate limit exceeded"
+
+
+class WebSocketThrottle:
+    """See the module docstring. ``keys`` None: every key check fails (403); ``admission``
+    None: no throttling. Counter: ``flood_closes``."""
+
+    def __init__(self, config: GatewayConfig, keys: KeyRegistry | None, admission: Admission | None) -> None:
+        self._keys = keys
+        self._keys_version = -1
+        self._levels = ThrottleLevels(config)
+        self.admission = admission
+        self.flood_closes = 0
+
+    async def admit_connect(
+        self,
+        api: ApiConfig,
+        stage: StageConfig,
+        headers: Mapping[str, str],
+        now: float,
+        *,
+        key_required: bool,
+    ) -> tuple[str | None, ApiKey | None, UsagePlanConfig | None]:
+        """(key value, key, plan) for a new connection, or raises the handshake's refusal
+        (:class:`InvalidApiKey`, :class:`Throttled`, :class:`QuotaExceeded`)."""
+        value: str | None = None
+        key: ApiKey | None = None
+        plan: UsagePlanConfig | None = None
+        if key_required:
+            value = headers.get("x-api-key")
+            registry = self._sync_keys()
+            found = None if registry is None else registry.resolve(value, api.id, stage.name)
+            if found is None:
+                raise InvalidApiKey()
+            key, plan = found
+        if self.admission is not None:
+            levels = self._levels_for(api, stage, "$connect", plan, key.id if key else None, now)
+            if not levels.idle:
+                await self.admission.decide(levels, now)
+        return value, key, plan
+
+    async def admit_message(
+        self,
+        conn: LocalConnection,
+        api: ApiConfig,
+        stage: StageConfig,
+        route_key: str,
+        request_id: str,
+        now: float,
+    ) -> bool:
+        """Whether the message may run its route; when not, the refusal frame was sent (and
+        the connection closed if it keeps flooding)."""
+        admission = self.admission
+        if admission is None:
+            return True
+        plan = conn.plan
+        if plan is not None:
+            registry = self._sync_keys()
+            if registry is not None:
+                # The key was checked once, at $connect (AWS); its plan's current limits apply.
+                plan = registry.plan(plan.id) or plan
+        levels = self._levels_for(api, stage, route_key, plan, conn.info.api_key_id, now)
+        if levels.idle:  # no level applies (account bucket off): no store call
+            return True
+        try:
+            await admission.decide(levels, now)
+        except (Throttled, QuotaExceeded) as exc:
+            await self._refuse(conn, exc, request_id)
+            return False
+        return True
+
+    def _sync_keys(self) -> KeyRegistry | None:
+        registry = self._keys
+        if registry is not None and registry.version != self._keys_version:
+            self._levels.clear_keyed()  # plans or keys changed: cached plan buckets may be stale
+            self._keys_version = registry.version
+        return registry
+
+    def _levels_for(
+        self,
+        api: ApiConfig,
+        stage: StageConfig,
+        route_key: str,
+        plan: UsagePlanConfig | None,
+        key_id: str | None,
+        now: float,
+    ) -> Levels:
+        if plan is None or key_id is None:
+            return self._levels.message_levels(api, stage, route_key)
+        return self._levels.keyed_levels(api, stage, route_key, plan, key_id, now)
+
+    async def _refuse(self, conn: LocalConnection, error: GatewayError, request_id: str) -> None:
+        """Send the refusal frame; close the connection once it keeps flooding (1008)."""
+        await conn.send_text(error_frame(error.message or "Too Many Requests", conn.id, request_id))
+        limit = conn.settings.flood_refusals
+        if limit is None or isinstance(error.__cause__, StoreUnavailable):
+            return  # an outage refusing everything (throttleFailure closed) is not the client's flood
+        limit = max(1, limit)
+        refusals = conn.refusals
+        if refusals is None or refusals.maxlen != limit:
+            refusals = conn.refusals = deque(maxlen=limit)
+        now = asyncio.get_running_loop().time()
+        refusals.append(now)
+        if len(refusals) >= limit and now - refusals[0] <= conn.settings.flood_window_s:
+            if conn.close_code is None:
+                self.flood_closes += 1
+                log.info(
+                    "closing %s: %d refused messages within %g s",
+                    conn.id,
+                    limit,
+                    conn.settings.flood_window_s,
+                )
+            await conn.close(FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON)
