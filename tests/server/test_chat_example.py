@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any
 
+import aiohttp
 import pytest
 import websockets
 
@@ -88,6 +89,15 @@ async def test_chat_example_rooms_broadcast_and_the_bundled_client() -> None:
         assert status == 200 and body["message"] == "Hello, Ada!"
         status, body = await get_json(f"{base}/hello")
         assert status == 200 and body["message"] == "Hello, world!"
+        # The keyed route: 403 without the demo key, 200 with it (and the plan's headers).
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/dev/vip") as response:
+                assert response.status == 403
+                assert await response.json() == {"message": "Forbidden"}
+            headers = {"x-api-key": "demoKeyForTheExampleOnly01"}
+            async with http.get(f"{base}/dev/vip", headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["X-RateLimit-Limit"] == "500"
 
 
 async def test_a_bad_name_fails_the_handshake_with_the_connect_status() -> None:
