@@ -56,6 +56,7 @@ KEYS_SET = "pw:apikeys"
 PLANS_SET = "pw:plans"
 CHANGES_CHANNEL = "pw:keys-changed"
 
+MAX_METHOD_THROTTLES = 20  # per API stage of a plan (reference §3.3)
 _VALUE_RE = re.compile(r"[A-Za-z0-9]{20,128}")
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -243,6 +244,10 @@ def plan_from_dict(raw: Any) -> UsagePlanConfig:
             settings = _throttle_from(value, f"apiStages[{index}].throttle[{route!r}]")
             if settings is not None:
                 throttles[str(route)] = settings
+        if len(throttles) > MAX_METHOD_THROTTLES:
+            raise InvalidRecord(
+                f"apiStages[{index}].throttle: at most {MAX_METHOD_THROTTLES} methods per stage (AWS)"
+            )
         stages.append(PlanStage(entry["apiId"], stage, MappingProxyType(throttles)))
     created = raw.get("createdDate")
     return UsagePlanConfig(

@@ -49,6 +49,7 @@ __all__ = ["Conflict", "KeyRegistry", "NotFoundError", "config_key_id"]
 log = logging.getLogger("portway.keys")
 
 VERSION_KEY = "pw:keys-version"
+MAX_PLANS_PER_KEY = 10  # AWS: "one key may be in up to 10 usage plans" (reference §3.2)
 
 
 class NotFoundError(LookupError):
@@ -420,7 +421,10 @@ class KeyRegistry:
         return dataclasses.replace(key, digest=digest(value), hint=value[:4], updated=self._clock())
 
     async def _check_plans(self, key: ApiKey) -> None:
-        """Every plan exists; no two of them share an API stage (AWS: one plan per stage)."""
+        """Every plan exists; no two of them share an API stage (AWS: one plan per stage); at
+        most ``MAX_PLANS_PER_KEY`` plans (AWS's limit)."""
+        if len(key.plans) > MAX_PLANS_PER_KEY:
+            raise Conflict(f"an API key can be in at most {MAX_PLANS_PER_KEY} usage plans")
         seen: dict[tuple[str, str], str] = {}
         for plan_id in key.plans:
             plan = await self._load_plan(plan_id)

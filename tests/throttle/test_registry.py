@@ -89,3 +89,11 @@ async def test_a_second_registry_on_the_same_store_sees_changes(registry: KeyReg
         await eventually(lambda: (found := other.find(value)) is not None and not found.enabled)
     finally:
         await other.close()
+
+
+async def test_at_most_ten_plans_per_key(registry: KeyRegistry) -> None:
+    for index in range(11):
+        await registry.put_plan(UsagePlanConfig(f"p{index}", f"P{index}", ()))
+    key, _ = await registry.create_key("erin", plans=[f"p{index}" for index in range(10)])
+    with pytest.raises(Conflict, match="at most 10"):
+        await registry.set_key_plans(key.id, [f"p{index}" for index in range(11)])
