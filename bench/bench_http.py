@@ -42,6 +42,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -414,6 +415,64 @@ class RunRecord:
         return min(reversed(self.attempts), key=lambda a: a.cpu.get("noise", 0.0))
 
 
+Probe = Callable[[], Callable[[], dict[str, Any]]]
+"""Called just before a measured load; what it returns is called just after, and its dict is
+merged into the attempt's ``raw`` (e.g. counters read from a store around the window)."""
+
+
+def measure(
+    tool: LoadTool,
+    url: str,
+    trees: dict[str, int],
+    args: argparse.Namespace,
+    record: RunRecord,
+    describe: Callable[[Attempt], str],
+    probe: Probe | None = None,
+) -> RunRecord:
+    """One run of one target: wait for quiet, warm up, measure with the CPU of ``trees`` (name ->
+    root pid; ``"server"`` is the one under test), redo while noisy (``args.redo`` times).
+
+    Uses ``args.max_noise``, ``args.quiet_timeout``, ``args.warmup``, ``args.duration``,
+    ``args.runs`` and ``args.redo``; prints one line per attempt, its middle from ``describe``.
+    """
+    for attempt_no in range(args.redo + 1):
+        waited = wait_for_quiet(args.max_noise, args.quiet_timeout)
+        if args.warmup:
+            tool.run(url, args.warmup)
+        window = CpuWindow(trees)
+        window.start()
+        finish = probe() if probe is not None else None
+        raw, command = tool.run(url, args.duration)
+        if finish is not None:
+            raw.update(finish())
+        cpu = window.stop()
+        attempt = Attempt(
+            rps=float(raw["rps"]),
+            p50_ms=float(raw.get("p50_ms", 0.0)),
+            p99_ms=float(raw.get("p99_ms", 0.0)),
+            raw=raw,
+            cpu=cpu,
+            quiet_wait_s=waited,
+            command=command,
+        )
+        record.attempts.append(attempt)
+        noisy = cpu["noise"] > args.max_noise
+        print(
+            f"run {record.run}/{args.runs} {describe(attempt)} quiet-wait {waited:.0f}s"
+            + ("  (noisy, redo)" if noisy and attempt_no < args.redo else ""),
+            flush=True,
+        )
+        if not noisy:
+            break
+    return record
+
+
+def check_alive(children: dict[str, Child]) -> None:
+    for child in children.values():
+        if child.popen.poll() is not None:
+            raise RuntimeError(f"{child.name} died during the run:\n{tail(child.log_path)}")
+
+
 # -- the run -------------------------------------------------------------------------------------------
 
 
@@ -459,6 +518,24 @@ def machine_info(tool: LoadTool) -> dict[str, Any]:
     }
 
 
+def run_meta(args: argparse.Namespace, tool: LoadTool, argv: list[str] | None, layout: str) -> dict[str, Any]:
+    """What a results JSON records about its run (``servers`` is filled in as they start)."""
+    return {
+        "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "argv": [Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])],
+        "load_tool": tool.name,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "runs": args.runs,
+        "max_noise_pct": args.max_noise,
+        "layout": layout,
+        "git": git_info(),
+        "machine": machine_info(tool),
+        "servers": {},
+    }
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 3) if values else 0.0
 
@@ -467,31 +544,35 @@ def cpu_us_per_request(attempt: Attempt) -> float:
     return round(attempt.cpu.get("server", 0.0) / 100 * 1e6 / attempt.rps, 1) if attempt.rps else 0.0
 
 
+def target_summary(kept: list[Attempt]) -> dict[str, Any]:
+    """Medians (and min/max, sums) over the kept attempts of one target."""
+    rps = [a.rps for a in kept]
+    return {
+        "runs": len(kept),
+        "rps": median(rps),
+        "rps_min": min(rps),
+        "rps_max": max(rps),
+        "p50_ms": median([a.p50_ms for a in kept]),
+        "p99_ms": median([a.p99_ms for a in kept]),
+        "server_cpu_pct": median([a.cpu.get("server", 0.0) for a in kept]),
+        # CPU the server process tree spent per request: less sensitive to other tenants than req/s.
+        "server_us_per_req": median([cpu_us_per_request(a) for a in kept]),
+        "backend_cpu_pct": median([a.cpu.get("backend", 0.0) for a in kept]),
+        "load_cpu_pct": median([a.cpu.get("load", 0.0) for a in kept]),
+        "noise_pct_max": max(a.cpu.get("noise", 0.0) for a in kept),
+        "errors": sum(int(a.raw.get("errors", 0)) for a in kept),
+        "non_2xx": sum(int(a.raw.get("non_2xx", 0)) for a in kept),
+        "command": kept[0].command,
+    }
+
+
 def summarize(records: list[RunRecord], max_noise: float | None = None) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for target in TARGETS:
         kept = [r.kept for r in records if r.target == target.key]
         if not kept:
             continue
-        rps = [a.rps for a in kept]
-        summary[target.key] = {
-            "label": target.label,
-            "runs": len(kept),
-            "rps": median(rps),
-            "rps_min": min(rps),
-            "rps_max": max(rps),
-            "p50_ms": median([a.p50_ms for a in kept]),
-            "p99_ms": median([a.p99_ms for a in kept]),
-            "server_cpu_pct": median([a.cpu.get("server", 0.0) for a in kept]),
-            # CPU the server process tree spent per request: less sensitive to other tenants than req/s.
-            "server_us_per_req": median([cpu_us_per_request(a) for a in kept]),
-            "backend_cpu_pct": median([a.cpu.get("backend", 0.0) for a in kept]),
-            "load_cpu_pct": median([a.cpu.get("load", 0.0) for a in kept]),
-            "noise_pct_max": max(a.cpu.get("noise", 0.0) for a in kept),
-            "errors": sum(int(a.raw.get("errors", 0)) for a in kept),
-            "non_2xx": sum(int(a.raw.get("non_2xx", 0)) for a in kept),
-            "command": kept[0].command,
-        }
+        summary[target.key] = {"label": target.label, **target_summary(kept)}
     for target in TARGETS:
         if target.baseline and target.key in summary and target.baseline in summary:
             s, b = summary[target.key], summary[target.baseline]
@@ -547,14 +628,20 @@ def summarize(records: list[RunRecord], max_noise: float | None = None) -> dict[
     return summary
 
 
-def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+def run_line(meta: dict[str, Any], layout: str) -> str:
+    """The sentence above a results table: load, runs, layout, time, commit."""
     dirty = " + uncommitted gateway changes" if meta["git"]["gateway_tree_dirty"] else ""
     partial = f"**Interrupted ({meta['interrupted']}): partial results.** " if meta.get("interrupted") else ""
-    lines = [
+    return (
         partial + f"Load: `{meta['load_tool']}`, {meta['connections']} connections, {meta['duration_s']} s x "
-        f"{meta['runs']} runs (median), {meta['warmup_s']} s warm-up; layout B (server under test on "
-        f"core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}). {meta['started_utc']} UTC, "
-        f"commit {meta['git']['commit']}{dirty}.",
+        f"{meta['runs']} runs (median), {meta['warmup_s']} s warm-up; layout B ({layout}). "
+        f"{meta['started_utc']} UTC, commit {meta['git']['commit']}{dirty}."
+    )
+
+
+def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        run_line(meta, f"server under test on core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}"),
         "",
         "| target | req/s (median) | min - max | p50 ms | p99 ms | vs baseline: req/s | p50 | p99 "
         "| server CPU % | server CPU us/req | vs baseline: CPU/req | backend CPU % | load CPU % "
@@ -610,41 +697,52 @@ def markdown(summary: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+@dataclass(frozen=True)
+class RunDefaults:
+    """Defaults of the run options shared by the HTTP benchmarks (:func:`run_parser`)."""
+
+    runs: int = 3
+    redo: int = 1
+    quiet_timeout: float = 20.0
+
+
+def run_parser(description: str | None, defaults: RunDefaults) -> argparse.ArgumentParser:
+    """A parser with the options every wrk-driven benchmark here shares; finish with
+    :func:`finish_run_args`."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run x 3 s, 1 s warm-up")
-    parser.add_argument("--runs", type=int, help="measured runs per target (default 3)")
+    parser.add_argument("--runs", type=int, help=f"measured runs per target (default {defaults.runs})")
     parser.add_argument("--duration", type=int, help="seconds per measured run (default 10)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up before each run (default 2)")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--group", choices=("all", "python", "proxy"), default="all")
     parser.add_argument("--tool", choices=("auto", "wrk", "loadgen"), default="auto")
-    parser.add_argument("--workers", type=int, default=1, help="Portway worker processes for /dev/pyproc")
     parser.add_argument(
         "--max-noise", type=float, default=20.0, help="redo a run above this noise (%% of a core)"
     )
-    parser.add_argument("--redo", type=int, help="redos per noisy run (default 1; --quick: 0)")
+    parser.add_argument("--redo", type=int, help=f"redos per noisy run (default {defaults.redo}; --quick: 0)")
     parser.add_argument(
         "--quiet-timeout",
         type=float,
-        help="max seconds to wait for quiet before a run (default 20; --quick: 3)",
-    )
-    parser.add_argument(
-        "--portway-launcher",
-        type=Path,
-        default=SERVERS / "portway_server.py",
-        help="script that serves Portway",
+        help=f"max seconds to wait for quiet before a run (default {defaults.quiet_timeout:g}; --quick: 3)",
     )
     parser.add_argument("--portway-arg", action="append", default=[], help="extra argument for the launcher")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report", type=Path, help="only re-render the table of an existing results JSON")
-    args = parser.parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 3)
+    return parser
+
+
+def finish_run_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: RunDefaults
+) -> argparse.Namespace:
+    """Apply the defaults (``--quick`` ones included) and check the bounds."""
+    args.runs = args.runs or (1 if args.quick else defaults.runs)
     args.duration = args.duration or (3 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    args.redo = args.redo if args.redo is not None else (0 if args.quick else 1)
+    args.redo = args.redo if args.redo is not None else (0 if args.quick else defaults.redo)
     args.quiet_timeout = (
-        args.quiet_timeout if args.quiet_timeout is not None else (3.0 if args.quick else 20.0)
+        args.quiet_timeout
+        if args.quiet_timeout is not None
+        else (3.0 if args.quick else defaults.quiet_timeout)
     )
     if not (0 <= args.redo <= 5 and 0 <= args.quiet_timeout <= 300):
         parser.error("bounds: 0 <= --redo <= 5, 0 <= --quiet-timeout <= 300")
@@ -655,11 +753,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def report(path: Path) -> int:
-    """Print (and rewrite next to it) the markdown table of a results JSON from its raw runs."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = RunDefaults()
+    parser = run_parser(__doc__.splitlines()[0] if __doc__ else None, defaults)
+    parser.add_argument("--group", choices=("all", "python", "proxy"), default="all")
+    parser.add_argument("--workers", type=int, default=1, help="Portway worker processes for /dev/pyproc")
+    parser.add_argument(
+        "--portway-launcher",
+        type=Path,
+        default=SERVERS / "portway_server.py",
+        help="script that serves Portway",
+    )
+    return finish_run_args(parser, parser.parse_args(argv), defaults)
+
+
+def pick_tool(args: argparse.Namespace) -> str | None:
+    """``wrk`` when installed (or asked for), else ``loadgen.py``; None: ``--tool wrk`` without wrk."""
+    if args.tool == "wrk" and not shutil.which("wrk"):
+        print("wrk is not installed", file=sys.stderr)
+        return None
+    use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
+    return "wrk" if use_wrk else "loadgen.py"
+
+
+def load_results(path: Path) -> tuple[dict[str, Any], list[RunRecord]]:
+    """The meta and the raw runs of a results JSON."""
     data = json.loads(path.read_text())
     records = [RunRecord(r["target"], r["run"], [Attempt(**a) for a in r["attempts"]]) for r in data["runs"]]
-    meta = data["meta"]
+    return data["meta"], records
+
+
+def save_results(
+    out: Path, name: str, meta: dict[str, Any], summary: dict[str, Any], records: list[RunRecord], table: str
+) -> tuple[Path, Path]:
+    """Write ``out/<name>.json`` (meta, summary, every attempt) and ``out/<name>.md`` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{name}.json"
+    md_path = out / f"{name}.md"
+    payload = {
+        "meta": meta,
+        "summary": summary,
+        "runs": [
+            {"target": r.target, "run": r.run, "attempts": [asdict(a) for a in r.attempts]} for r in records
+        ],
+    }
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(table)
+    print()
+    print(table)
+    print(f"wrote {_shown(json_path)} and {_shown(md_path)}")
+    return json_path, md_path
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def report(path: Path) -> int:
+    """Print (and rewrite next to it) the markdown table of a results JSON from its raw runs."""
+    meta, records = load_results(path)
     table = markdown(summarize(records, meta.get("max_noise_pct", 20.0)), meta)
     path.with_suffix(".md").write_text(table)
     print(table)
@@ -670,17 +822,34 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+@contextlib.contextmanager
+def stopping(children: Children, meta: dict[str, Any]) -> Iterator[None]:
+    """Every child is stopped on the way out; Ctrl-C (or SIGTERM/SIGHUP, see
+    :func:`handle_signals`) ends the block early and is noted in ``meta["interrupted"]``."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'Ctrl-C'}): stopping every child", file=sys.stderr)
+        meta["interrupted"] = str(exc) or "SIGINT"
+    finally:
+        children.stop_all()
+
+
+def handle_signals() -> None:
+    """SIGTERM and SIGHUP stop a benchmark like Ctrl-C (children killed, partial results kept)."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
         return report(args.report)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
-    use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
-    if args.tool == "wrk" and not shutil.which("wrk"):
-        print("wrk is not installed", file=sys.stderr)
+    handle_signals()
+    tool_name = pick_tool(args)
+    if tool_name is None:
         return 2
-    tool = LoadTool("wrk" if use_wrk else "loadgen.py", args.connections)
+    tool = LoadTool(tool_name, args.connections)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     targets = [t for t in TARGETS if args.group in ("all", t.group)]
     needed = {t.server for t in targets}
@@ -688,22 +857,14 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     ports = {name: free_port() for name in ("backend", "minimal_server", "minimal_proxy", "portway")}
     backend_url = f"http://{HOST}:{ports['backend']}"
-    meta: dict[str, Any] = {
-        "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "argv": [Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])],
-        "load_tool": tool.name,
-        "connections": args.connections,
-        "duration_s": args.duration,
-        "warmup_s": args.warmup,
-        "runs": args.runs,
-        "max_noise_pct": args.max_noise,
-        "layout": f"B: servers under test on core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}",
-        "git": git_info(),
-        "machine": machine_info(tool),
-        "servers": {},
-    }
+    meta = run_meta(
+        args,
+        tool,
+        argv,
+        f"B: servers under test on core {SERVER_CORE}; backend and load tool on core {LOAD_CORE}",
+    )
     records: list[RunRecord] = []
-    try:
+    with stopping(children, meta):
         started: dict[str, Child] = {}
         specs: dict[str, tuple[list[str], int]] = {
             "backend": ([py, str(SERVERS / "backend.py"), "--port", str(ports["backend"])], LOAD_CORE),
@@ -753,71 +914,28 @@ def main(argv: list[str] | None = None) -> int:
 
         for run in range(1, args.runs + 1):
             for target in targets:
-                url = f"http://{HOST}:{ports[target.server]}{target.path}"
-                record = RunRecord(target.key, run)
-                for attempt_no in range(args.redo + 1):
-                    waited = wait_for_quiet(args.max_noise, args.quiet_timeout)
-                    if args.warmup:
-                        tool.run(url, args.warmup)
-                    window = CpuWindow(
-                        {"server": started[target.server].pid, "backend": started["backend"].pid}
-                    )
-                    window.start()
-                    raw, command = tool.run(url, args.duration)
-                    cpu = window.stop()
-                    attempt = Attempt(
-                        rps=float(raw["rps"]),
-                        p50_ms=float(raw.get("p50_ms", 0.0)),
-                        p99_ms=float(raw.get("p99_ms", 0.0)),
-                        raw=raw,
-                        cpu=cpu,
-                        quiet_wait_s=waited,
-                        command=command,
-                    )
-                    record.attempts.append(attempt)
-                    noisy = cpu["noise"] > args.max_noise
-                    print(
-                        f"run {run}/{args.runs} {target.key:<15} {attempt.rps:>9,.0f} req/s  "
+
+                def describe(attempt: Attempt, key: str = target.key) -> str:
+                    cpu = attempt.cpu
+                    return (
+                        f"{key:<15} {attempt.rps:>9,.0f} req/s  "
                         f"{cpu_us_per_request(attempt):5.0f} us/req  "
                         f"p50 {attempt.p50_ms:6.2f} ms  p99 {attempt.p99_ms:6.2f} ms  "
                         f"cpu server {cpu['server']:.0f}% backend {cpu['backend']:.0f}% "
                         f"load {cpu['load']:.0f}% "
                         f"noise {cpu['noise']:.0f}% core0 {cpu.get('core0_busy', 0):.0f}% "
-                        f"core1 {cpu.get('core1_busy', 0):.0f}% quiet-wait {waited:.0f}s"
-                        + ("  (noisy, redo)" if noisy and attempt_no < args.redo else ""),
-                        flush=True,
+                        f"core1 {cpu.get('core1_busy', 0):.0f}%"
                     )
-                    if not noisy:
-                        break
-                records.append(record)
-                for child in started.values():
-                    if child.popen.poll() is not None:
-                        raise RuntimeError(f"{child.name} died during the run:\n{tail(child.log_path)}")
-    except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc or 'Ctrl-C'}): stopping every child", file=sys.stderr)
-        meta["interrupted"] = str(exc) or "SIGINT"
-        if not records:
-            return 130
-    finally:
-        children.stop_all()
+
+                url = f"http://{HOST}:{ports[target.server]}{target.path}"
+                trees = {"server": started[target.server].pid, "backend": started["backend"].pid}
+                records.append(measure(tool, url, trees, args, RunRecord(target.key, run), describe))
+                check_alive(started)
+    if meta.get("interrupted") and not records:
+        return 130
 
     summary = summarize(records, args.max_noise)
-    table = markdown(summary, meta)
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = args.out / f"results-{stamp}.json"
-    md_path = args.out / f"results-{stamp}.md"
-    payload = {
-        "meta": meta,
-        "summary": summary,
-        "runs": [
-            {"target": r.target, "run": r.run, "attempts": [asdict(a) for a in r.attempts]} for r in records
-        ],
-    }
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
-    md_path.write_text(table)
-    print()
-    print(table)
-    print(f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
+    save_results(args.out, f"results-{stamp}", meta, summary, records, markdown(summary, meta))
     return 130 if meta.get("interrupted") else 0
 
 

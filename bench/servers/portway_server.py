@@ -1,12 +1,35 @@
 """Portway under benchmark: a gateway definition built in Python, served by ``create_app`` on uvloop.
 
     python bench/servers/portway_server.py --port 8084 --backend http://127.0.0.1:8081 [--cprofile FILE]
+    python bench/servers/portway_server.py ... --redis-url redis://127.0.0.1:6390 --throttle-bench
 
 One REST API (id ``benchapi01``) on stage ``dev`` with three routes:
 
 * ``GET /dev/py``      -> PYTHON ``bench_handler.handler`` (``bench/handlers``), in-process isolation;
 * ``GET /dev/pyproc``  -> the same handler with process isolation (``--workers`` worker processes);
 * ``ANY /dev/proxy/{proxy+}`` -> HTTP_PROXY to ``{backend}/{proxy}``.
+
+``--redis-url URL`` keeps the store (throttling state, API keys) in that Redis instead of the
+embedded store.
+
+``--throttle-bench`` (issue #5's benchmark, ``bench/bench_throttle.py``) changes the definition
+(no ``/dev/py`` routes, so no handler worker process):
+
+* the account bucket is off (``account_throttle=None``) and the stage has no default throttle, so
+  ``ANY /dev/proxy/{proxy+}`` is the route with throttling off: no store call at all;
+* ``ANY /dev/keyed/{proxy+}`` -> the same HTTP_PROXY backend, with ``apiKeyRequired``, a stage
+  ``methodThrottles`` entry, and usage plan ``benchplan`` (stage ``dev``) with a plan throttle and
+  a daily quota; API key ``bench`` with the value of ``--api-key`` is in that plan. Every limit is
+  far above what one process can reach (rate and burst 1e6, quota 1e9 a day), so nothing is
+  refused.
+
+A request to the keyed route checks the key in the node's copy of the registry (SHA-256 of the
+value, constant-time compare; no store call), then makes one store call: one ``EVALSHA`` of
+``ADMIT_LUA`` (pipelined with the other requests of the same event-loop iteration) with four
+KEYS: the plan bucket ``{tb}:plan:benchplan:<key id>``, the stage method bucket
+``{tb}:method:benchapi01/dev/ANY /keyed/{proxy+}``, the quota counter and the usage counter of the
+day. Inside Redis: one ``MGET`` of the four keys, ``INCRBY`` on both counters and a ``SET .. PX``
+of each bucket's 16-byte state.
 
 The config is built from :mod:`server.config.model` rather than loaded from YAML, so the benchmark
 does not depend on the loader. Serving mirrors ``server/cli.py`` (``AppRunner`` without access log,
@@ -25,6 +48,7 @@ import cProfile
 import signal
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import uvloop
 from aiohttp import web
@@ -36,19 +60,32 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: import the repos
 from server.app import create_app  # noqa: E402
 from server.config.model import (  # noqa: E402
     ApiConfig,
+    ApiKeyConfig,
     ApiKind,
     GatewayConfig,
     IntegrationConfig,
     IntegrationType,
     Isolation,
+    PlanStage,
+    QuotaSettings,
     RouteConfig,
     StageConfig,
+    ThrottleSettings,
+    UsagePlanConfig,
 )
 
 HANDLERS_DIR = ROOT / "bench" / "handlers"
+BENCH_API_KEY = "PortwayBench0123456789abcdefKey"  # default --api-key (20-128 letters and digits)
+BENCH_PLAN_ID = "benchplan"
+KEYED_ROUTE = "ANY /keyed/{proxy+}"
+# Far above what one process can reach: nothing is refused during a benchmark.
+HIGH_LIMIT = ThrottleSettings(rate=1e6, burst=1_000_000)
+HIGH_QUOTA = QuotaSettings(limit=1_000_000_000, period="DAY")
 
 
-def bench_config(backend: str, *, workers: int = 1) -> GatewayConfig:
+def bench_config(
+    backend: str, *, workers: int = 1, throttle_bench: bool = False, api_key: str = BENCH_API_KEY
+) -> GatewayConfig:
     """The benchmark's gateway definition (see the module docstring)."""
 
     def python(isolation: Isolation) -> IntegrationConfig:
@@ -61,23 +98,45 @@ def bench_config(backend: str, *, workers: int = 1) -> GatewayConfig:
             workers=workers,
         )
 
-    routes = (
-        RouteConfig("GET", "/py", python(Isolation.INPROCESS)),
-        RouteConfig("GET", "/pyproc", python(Isolation.PROCESS)),
-        RouteConfig(
-            "ANY",
-            "/proxy/{proxy+}",
-            IntegrationConfig(type=IntegrationType.HTTP_PROXY, uri=backend.rstrip("/") + "/{proxy}"),
-        ),
-    )
+    proxy = IntegrationConfig(type=IntegrationType.HTTP_PROXY, uri=backend.rstrip("/") + "/{proxy}")
+    if not throttle_bench:
+        routes = (
+            RouteConfig("GET", "/py", python(Isolation.INPROCESS)),
+            RouteConfig("GET", "/pyproc", python(Isolation.PROCESS)),
+            RouteConfig("ANY", "/proxy/{proxy+}", proxy),
+        )
+        api = ApiConfig(
+            name="bench", id="benchapi01", kind=ApiKind.REST, stages=(StageConfig("dev"),), routes=routes
+        )
+        return GatewayConfig(apis=(api,))
+    # Only the two proxy routes: no handler worker process sharing the gateway's core.
+    keyed = RouteConfig("ANY", "/keyed/{proxy+}", proxy, api_key_required=True)
+    assert keyed.route_key == KEYED_ROUTE
+    stage = StageConfig("dev", method_throttles=MappingProxyType({KEYED_ROUTE: HIGH_LIMIT}))
     api = ApiConfig(
-        name="bench", id="benchapi01", kind=ApiKind.REST, stages=(StageConfig("dev"),), routes=routes
+        name="bench",
+        id="benchapi01",
+        kind=ApiKind.REST,
+        stages=(stage,),
+        routes=(RouteConfig("ANY", "/proxy/{proxy+}", proxy), keyed),
     )
-    return GatewayConfig(apis=(api,))
+    plan = UsagePlanConfig(
+        id=BENCH_PLAN_ID,
+        name="bench",
+        stages=(PlanStage(api.id, stage.name),),
+        throttle=HIGH_LIMIT,
+        quota=HIGH_QUOTA,
+    )
+    return GatewayConfig(
+        apis=(api,),
+        account_throttle=None,
+        usage_plans=(plan,),
+        api_keys=(ApiKeyConfig("bench", api_key, plans=(plan.id,)),),
+    )
 
 
-async def serve(host: str, port: int, config: GatewayConfig) -> None:
-    app = create_app(config)
+async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | None = None) -> None:
+    app = create_app(config, redis_url=redis_url)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
@@ -99,13 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="http://127.0.0.1:8081", help="HTTP_PROXY upstream base URL")
     parser.add_argument("--workers", type=int, default=1, help="worker processes for /dev/pyproc")
     parser.add_argument("--cprofile", type=Path, help="write a cProfile pstats file here on exit")
+    parser.add_argument("--redis-url", help="keep the store in this Redis (default: embedded store)")
+    parser.add_argument(
+        "--throttle-bench",
+        action="store_true",
+        help="issue #5 definition: account bucket off, keyed+throttled ANY /dev/keyed/{proxy+}",
+    )
+    parser.add_argument("--api-key", default=BENCH_API_KEY, help="value of the key (--throttle-bench)")
     args = parser.parse_args(argv)
-    config = bench_config(args.backend, workers=args.workers)
+    config = bench_config(
+        args.backend, workers=args.workers, throttle_bench=args.throttle_bench, api_key=args.api_key
+    )
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:
         profiler.enable()
     try:
-        uvloop.run(serve(args.host, args.port, config))
+        uvloop.run(serve(args.host, args.port, config, args.redis_url))
     finally:
         if profiler is not None:
             profiler.disable()
