@@ -16,16 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from server.config.model import GatewayConfig
+from server.config.model import ApiConfig, GatewayConfig, StageConfig
 from server.errors import InvalidApiKey
 from server.keys.registry import KeyRegistry
 from server.messages import HttpResponse
 from server.pipeline import RequestContext
 from server.store.base import Store
 from server.throttle.admission import Admission, rate_limit_headers
-from server.throttle.levels import ThrottleLevels
+from server.throttle.levels import Levels, ThrottleLevels
 
 __all__ = ["ThrottleStage"]
+
+_HOT_MAX = 65536
 
 
 class ThrottleStage:
@@ -42,8 +44,22 @@ class ThrottleStage:
         self._registry = registry
         self._registry_version = -1
         self._levels = ThrottleLevels(config)
+        # (x-api-key value, route, stage) -> (key id, levels) for keys seen recently: one dict
+        # lookup instead of digest + registry + levels per request. Only admitted keys are
+        # cached (random invalid keys cannot grow it); emptied on any registry change.
+        self._hot: dict[tuple[str, int, int], tuple[str, Levels]] = {}
         self._headers = config.rate_limit_headers
         self.admission = Admission(store, config)
+
+    def _resolve(
+        self, value: str, api: ApiConfig, stage: StageConfig, route_key: str, now: float
+    ) -> tuple[str, Levels]:
+        assert self._registry is not None
+        found = self._registry.resolve(value, api.id, stage.name)
+        if found is None:
+            raise InvalidApiKey()
+        key, plan = found
+        return key.id, self._levels.keyed_levels(api, stage, route_key, plan, key.id, now)
 
     async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
         dispatch, match, info = ctx.dispatch, ctx.match, ctx.info
@@ -53,19 +69,21 @@ class ThrottleStage:
         if route.api_key_required:
             registry = self._registry
             value = ctx.request.header("x-api-key")
-            if registry is None:
+            if registry is None or not value:
                 raise InvalidApiKey()
             if registry.version != self._registry_version:
                 self._levels.clear_keyed()
+                self._hot.clear()
                 self._registry_version = registry.version
-            found = registry.resolve(value, dispatch.api.id, dispatch.stage.name)
-            if found is None:
-                raise InvalidApiKey()
-            key, plan = found
-            levels = self._levels.keyed_levels(
-                dispatch.api, dispatch.stage, route.route_key, plan, key.id, now
-            )
-            info.identity_extra = {"apiKey": value, "apiKeyId": key.id}
+            hot_key = (value, id(route), id(dispatch.stage))
+            hot = self._hot.get(hot_key)
+            if hot is None or now >= hot[1].until:
+                hot = self._resolve(value, dispatch.api, dispatch.stage, route.route_key, now)
+                if len(self._hot) >= _HOT_MAX:
+                    self._hot.clear()
+                self._hot[hot_key] = hot
+            key_id, levels = hot
+            info.identity_extra = {"apiKey": value, "apiKeyId": key_id}
         else:
             levels = self._levels.route_levels(dispatch.api, dispatch.stage, route)
             if levels.idle:  # the account bucket is off and no stage level applies

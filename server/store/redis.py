@@ -42,7 +42,7 @@ from server.store.base import (
 )
 from server.store.bucket import validate_bucket_args, validate_now_cost
 from server.store.lua import ADMIT, BUCKET, BUCKET_LUA
-from server.store.redis_admit import AdmitCodec
+from server.store.redis_admit import AdmitCodec, pack_now
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
 from server.store.redis_pipe import RedisPipe
 from server.store.redis_pubsub import RedisSubscription
@@ -50,6 +50,10 @@ from server.store.subscription import DEFAULT_BUFFER
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
 
 __all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
+
+# (buckets, quota, usage, command prefix, command suffix): see RedisStore.admit.
+_Prepared = tuple[Sequence["BucketSpec"], "QuotaSpec | None", "UsageSpec | None", bytes, bytes]
+_PREPARED_MAX = 1 << 16
 
 DEFAULT_NAMESPACE = "portway:"
 
@@ -109,6 +113,7 @@ class RedisStore:
         )
         self._pipe = RedisPipe(url, timeout=timeout, connect_timeout=connect_timeout)
         self._admit = AdmitCodec(namespace)
+        self._prepared: dict[int, _Prepared] = {}
         self._subs: set[RedisSubscription] = set()
         self._closed = False
 
@@ -288,12 +293,24 @@ class RedisStore:
         cost: int = 1,
         usage: UsageSpec | None = None,
     ) -> AdmitDecision:
-        keys = check_keys(buckets, quota, usage)
         validate_now_cost(now, cost)
         self._check_open()
-        codec = self._admit
-        command = codec.command(keys, buckets, quota, usage, now, cost)
-        return codec.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
+        # Callers pass the same (cached) spec objects request after request: their checked keys
+        # and packed command are kept, keyed by identity, and only cost and now are formatted.
+        prepared = self._prepared.get(id(buckets))
+        if (
+            prepared is None
+            or prepared[0] is not buckets
+            or prepared[1] is not quota
+            or prepared[2] is not usage
+        ):
+            keys = check_keys(buckets, quota, usage)
+            if len(self._prepared) >= _PREPARED_MAX:
+                self._prepared.clear()
+            prefix, suffix = self._admit.prepare(keys, buckets, quota, usage)
+            prepared = self._prepared[id(buckets)] = (buckets, quota, usage, prefix, suffix)
+        command = prepared[3] + pack_now(cost, now) + prepared[4]
+        return self._admit.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
 
     # -- pub/sub -----------------------------------------------------------------------------
 

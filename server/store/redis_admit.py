@@ -13,7 +13,11 @@ from typing import Any
 from server.store.lua import ADMIT
 from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, new_decision
 
-__all__ = ["AdmitCodec"]
+__all__ = ["AdmitCodec", "pack_now"]
+
+_NOW = struct.Struct("<2d")
+pack_now = _NOW.pack
+"""``pack_now(cost, now)``: the first two doubles of ARGV[1] (see :meth:`AdmitCodec.prepare`)."""
 
 
 def _bulk(value: bytes) -> bytes:
@@ -85,6 +89,21 @@ class AdmitCodec:
         out.append(argv)
         out.append(b"\r\n")
         return b"".join(out)
+
+    def prepare(
+        self,
+        keys: Sequence[str],
+        buckets: Sequence[BucketSpec],
+        quota: QuotaSpec | None,
+        usage: UsageSpec | None,
+    ) -> tuple[bytes, bytes]:
+        """(prefix, suffix) of :meth:`command` for these specs: the command for ``now`` and
+        ``cost`` is ``prefix + pack_now(cost, now) + suffix`` (:data:`pack_now`), so a caller
+        that admits the same specs again formats two numbers, nothing else."""
+        whole = self.command(keys, buckets, quota, usage, 0.0, 0)
+        argv_len = self._struct(len(buckets) * 2 + 5).size
+        head_end = len(whole) - argv_len - 2  # the command ends with ARGV's bytes and CRLF
+        return whole[:head_end], whole[head_end + _NOW.size : -2] + b"\r\n"
 
     def decision(self, reply: Any, buckets: Sequence[BucketSpec], quota: QuotaSpec | None) -> AdmitDecision:
         """The :class:`AdmitDecision` of a reply (what ``admit_state`` returns)."""

@@ -87,6 +87,8 @@ class Levels:
     quota_window: QuotaWindow | None = None
     fail_open: bool = True
     """The API's ``throttleFailure`` (else the gateway's): admit when the store is unreachable."""
+    until: float = float("inf")
+    """Valid until then (epoch seconds): the end of the quota period or usage day it names."""
 
     @property
     def idle(self) -> bool:
@@ -161,7 +163,7 @@ class ThrottleLevels:
         period = self._periods.get((plan.id, key_id))
         if period is None or now >= period.until:
             period = self._periods[(plan.id, key_id)] = self._period(plan, key_id, now)
-        return Levels(buckets, period.quota, period.usage, period.window, self._fail_open(api))
+        return Levels(buckets, period.quota, period.usage, period.window, self._fail_open(api), period.until)
 
     def _fail_open(self, api: ApiConfig) -> bool:
         if api.throttle_failure is None:

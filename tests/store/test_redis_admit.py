@@ -296,3 +296,29 @@ async def test_quota_counts_survive_a_gateway_restart(clean_redis_url: str) -> N
         assert (await second.admit([], quota, now=T0)).quota_remaining == 0
     finally:
         await second.close()
+
+
+@given(
+    rates=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=0, max_size=4),
+    quota=st.one_of(st.none(), st.integers(0, 10**6)),
+    usage=st.booleans(),
+    now=st.floats(0, 4e9, allow_nan=False),
+    cost=st.integers(0, 100),
+)
+def test_prepared_command_is_the_command(
+    rates: list[float], quota: int | None, usage: bool, now: float, cost: int
+) -> None:
+    """RedisStore.admit sends ``prefix + pack_now(cost, now) + suffix`` for specs it saw before:
+    byte for byte the command AdmitCodec.command builds."""
+    from server.store.redis_admit import AdmitCodec, pack_now
+    from server.throttle.admit import BucketSpec, QuotaSpec, UsageSpec, check_keys, throttle_key
+
+    buckets = [BucketSpec(throttle_key("b", str(i)), rate, 10) for i, rate in enumerate(rates)]
+    quota_spec = None if quota is None else QuotaSpec(throttle_key("q"), quota, 100.0)
+    usage_spec = UsageSpec(throttle_key("u"), 50.0) if usage else None
+    codec = AdmitCodec("ns:")
+    keys = check_keys(buckets, quota_spec, usage_spec)
+    prefix, suffix = codec.prepare(keys, buckets, quota_spec, usage_spec)
+    assert prefix + pack_now(cost, now) + suffix == codec.command(
+        keys, buckets, quota_spec, usage_spec, now, cost
+    )

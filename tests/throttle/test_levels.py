@@ -102,6 +102,8 @@ def test_quota_spec_rolls_over_at_the_period_end() -> None:
     assert before.quota is not None and after.quota is not None
     assert before.quota.key.endswith("20261125") and after.quota.key.endswith("20261126")
     assert before.usage is not None and after.usage is not None and before.usage.key != after.usage.key
+    # Callers may keep a Levels until its `until`: the end of the day (or quota period) it names.
+    assert (before.until, after.until) == (day + 86_400, day + 2 * 86_400)
 
 
 @settings(max_examples=60, deadline=None)
