@@ -93,6 +93,7 @@ class MemoryStore:
     ) -> None:
         self._clock = clock
         self._buffer = buffer
+        self._checked: dict[int, tuple[object, object, object]] = {}
         self._data: dict[str, Entry] = {}
         # (deadline, tiebreak, key); entries may be stale (TTL changed or key deleted), which
         # the sweep tolerates; the heap is rebuilt when stale entries dominate.
@@ -376,7 +377,14 @@ class MemoryStore:
         cost: int = 1,
         usage: UsageSpec | None = None,
     ) -> AdmitDecision:
-        check_keys(buckets, quota, usage)
+        # The same (cached) spec tuples come back request after request: check their keys once.
+        checked = self._checked.get(id(buckets))
+        if checked is None or checked[0] is not buckets or checked[1] is not quota or checked[2] is not usage:
+            check_keys(buckets, quota, usage)
+            if type(buckets) is tuple:  # a list could change between calls; specs are frozen
+                if len(self._checked) >= 1 << 16:
+                    self._checked.clear()
+                self._checked[id(buckets)] = (buckets, quota, usage)
         self._check_open()
         self._sweep()
         decision = admit_in(self, buckets, quota, usage, now, cost)  # no await: atomic
