@@ -96,6 +96,9 @@ class LocalConnection:
     # Loop times of recent throttle refusals (the flood policy's sliding window); allocated on
     # the first refusal only.
     refusals: deque[float] | None = None
+    # False when no throttling level can apply to this connection's messages (no key, no stage
+    # throttle, account bucket off): messages then skip the throttle entirely.
+    throttled: bool = True
 
     @property
     def id(self) -> str:

@@ -46,8 +46,18 @@ class WebSocketThrottle:
         self._keys = keys
         self._keys_version = -1
         self._levels = ThrottleLevels(config)
+        self._account_on = config.account_throttle is not None
         self.admission = admission
         self.flood_closes = 0
+
+    def applies(self, stage: StageConfig, plan: UsagePlanConfig | None) -> bool:
+        """Whether any level can apply to messages of a connection on ``stage`` (with ``plan``,
+        its key's plan): False lets the message path skip throttling altogether."""
+        if self.admission is None:
+            return False
+        return (
+            plan is not None or self._account_on or stage.throttle is not None or bool(stage.method_throttles)
+        )
 
     async def admit_connect(
         self,

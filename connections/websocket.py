@@ -214,6 +214,7 @@ class WebSocketGateway:
             last_ping=loop.time(),
             last_active_ms=now_ms,
             plan=plan,
+            throttled=self.throttle.applies(stage, plan),
         )
         await self.registry.register(conn)
         self._idle.clear()
@@ -300,9 +301,10 @@ class WebSocketGateway:
     ) -> None:
         request_id = new_message_id()
         now = time.time()
-        stage = runtime.stages[conn.info.stage]
-        if not await self.throttle.admit_message(conn, runtime.api, stage, key, request_id, now):
-            return
+        if conn.throttled:
+            stage = runtime.stages[conn.info.stage]
+            if not await self.throttle.admit_message(conn, runtime.api, stage, key, request_id, now):
+                return
         event = message_event(
             conn.info,
             route_key=key,
