@@ -9,7 +9,15 @@ import pytest
 
 from server.config.errors import ConfigError
 from server.config.load import load_config
-from server.config.model import ApiKind, GatewayConfig, IntegrationConfig, IntegrationType, RouteConfig
+from server.config.model import (
+    ApiKind,
+    GatewayConfig,
+    IntegrationConfig,
+    IntegrationType,
+    QuotaSettings,
+    RouteConfig,
+    ThrottleSettings,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
@@ -69,8 +77,22 @@ def test_bundled_example_both_formats_serve_the_same_handlers() -> None:
     assert set(shared) == {
         ("REST", "dev", "GET", "/hello"),
         ("REST", "dev", "POST", "/greet/{name}"),
+        ("REST", "dev", "GET", "/vip"),
         ("HTTP", "$default", "GET", "/hello"),
     }
+    # The keyed route, its plan's limits and the key are the same in both formats.
+    keyed = {
+        (a.kind, r.route_key)
+        for c in (native, serverless)
+        for a in c.apis
+        for r in a.routes
+        if r.api_key_required
+    }
+    assert keyed == {(ApiKind.REST, "GET /vip")}
+    for config in (native, serverless):
+        ((plan,), (key,)) = (config.usage_plans, config.api_keys)
+        assert (plan.throttle, plan.quota) == (ThrottleSettings(1.0, 5), QuotaSettings(500, "DAY", 0))
+        assert (key.value, key.plans) == ("demoKeyForTheExampleOnly01", (plan.id,))
     assert python_routes(native) == shared
     handlers = {shape[1:3] for shape in shared.values()}
     assert handlers == {(EXAMPLE / "handlers", "hello.handler"), (EXAMPLE / "handlers", "hello.greet")}

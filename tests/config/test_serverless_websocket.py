@@ -257,6 +257,7 @@ def test_all_examples_file_serves_hello_and_chat() -> None:
         load_config(EXAMPLES / "chat" / "portway.yaml"),
     ]
     assert combined.apis == tuple(api for config in parts for api in config.apis)
+    assert (combined.usage_plans, combined.api_keys) == (parts[0].usage_plans, parts[0].api_keys)
 
 
 def test_serverless_websocket_example_in_the_docs_loads(tmp_path: Path) -> None:

@@ -429,8 +429,10 @@ async def gateway_killed_once_listening(state: Path) -> None:
 
 
 async def test_gateway_process_keeps_its_state_file_across_restarts_and_kills(state: Path) -> None:
-    """Each start of the gateway bumps ``pw:keys-version`` (the key registry's seeding): three
-    starts, the second SIGKILLed, leave 3 (the killed run's increment was journaled)."""
+    """Each start of the gateway bumps ``pw:keys-version`` once (the key registry's seeding; the
+    example's declared key adds one more, when it is first created): three starts, the second
+    SIGKILLed, leave 4 (the killed run's increment was journaled). The declared key is created
+    once and kept: its record survives both restarts."""
     expiry = time.time() + 3600
     seeded = [
         {"k": "{tb}:q:gold:k1:w", "x": expiry, "s": "17"},
@@ -450,7 +452,8 @@ async def test_gateway_process_keeps_its_state_file_across_restarts_and_kills(st
             assert mode(state) == 0o600  # rewritten at start
         assert size(journal(state)) == 0  # a clean stop leaves everything in the snapshot
     records = {r["k"]: r for r in json.loads(read(state))["keys"]}
-    assert records["pw:keys-version"]["s"] == "3"
+    assert records["pw:keys-version"]["s"] == "4"
+    assert sum(1 for key in records if key.startswith("pw:apikey:")) == 1
     assert records["{tb}:q:gold:k1:w"]["s"] == "17" and abs(records["{tb}:q:gold:k1:w"]["x"] - expiry) < 1
     assert sorted(records["pw:marker"]["m"]) == ["a", "b"]
     assert "{tb}:key:k1" not in records
