@@ -71,8 +71,8 @@ def ws_bench_config() -> GatewayConfig:
     return GatewayConfig(apis=(api,), account_throttle=None)
 
 
-async def serve(host: str, port: int, config: GatewayConfig) -> None:
-    app = create_app(config)
+async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | None = None) -> None:
+    app = create_app(config, redis_url=redis_url)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()

@@ -21,24 +21,19 @@ handler), with:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import signal
 import sys
 from pathlib import Path
 
 import uvloop
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[2]
 for path in (ROOT, ROOT / "bench" / "servers"):  # run as a script: the repository and portway_ws
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from portway_ws import STAGE, ws_bench_config  # noqa: E402
+from portway_ws import serve, ws_bench_config  # noqa: E402
 
-from routes.integrations.python_inprocess import shutdown_handler_executor  # noqa: E402
-from server.app import create_app  # noqa: E402
 from server.config.model import GatewayConfig, ThrottleSettings  # noqa: E402
 
 HIGH = ThrottleSettings(1e9, 10**9)
@@ -52,25 +47,6 @@ def throttle_config(throttle: str) -> GatewayConfig:
     stages = tuple(dataclasses.replace(stage, throttle=HIGH) for stage in api.stages)
     api = dataclasses.replace(api, stages=stages)
     return dataclasses.replace(config, apis=(api,), account_throttle=HIGH)
-
-
-async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | None) -> None:
-    """As ``portway_ws.serve``, with a store URL."""
-    runner = web.AppRunner(
-        create_app(config, redis_url=redis_url), access_log=None, handle_signals=False, shutdown_timeout=5
-    )
-    await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
-    print(f"Portway (WebSocket bench, throttled) listening on ws://{host}:{port}/{STAGE}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        shutdown_handler_executor()
 
 
 def main(argv: list[str] | None = None) -> int:
