@@ -66,7 +66,7 @@ async def main_async(number: int) -> list[tuple[str, float, str]]:
     config = ws_bench_config()
     api = config.apis[0]
     invokers = HandlerInvokers(region=config.region, account_id=config.account_id)
-    integrations = build_route_integrations(api, session=None, invokers=invokers)  # type: ignore[arg-type]
+    integrations = build_route_integrations(api, client=None, invokers=invokers)  # type: ignore[arg-type]
     integration = integrations["$default"]
     invoker = invokers.get(api.routes[0].integration)
     function = await invoker.load()  # type: ignore[attr-defined]

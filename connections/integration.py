@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
-
+from routes.integrations._uri import requote
 from routes.integrations.base import FunctionError, InvokeFailure, LambdaInvoker
+from routes.integrations.http_client import BackendError, HttpClientPool, split_url
 from routes.integrations.python_handler import HandlerInvokers
 from server.config.model import ApiConfig, IntegrationConfig, IntegrationType, RouteConfig
 
@@ -100,48 +100,53 @@ class MockRouteIntegration:
 
 
 class HttpRouteIntegration:
-    def __init__(self, config: IntegrationConfig, session: aiohttp.ClientSession) -> None:
+    """POST the message body to the route's URI through the lean keep-alive client that REST
+    routes use (:class:`~routes.integrations.http_client.HttpClientPool`); the response body is
+    the route response. Timeouts and connection failures become :class:`RouteIntegrationError`
+    (AWS's ``Internal server error`` frame)."""
+
+    def __init__(self, config: IntegrationConfig, client: HttpClientPool) -> None:
         if not config.uri:
             raise ValueError("an HTTP WebSocket integration needs a uri")
-        self._uri = config.uri
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_ms / 1000)
+        self._origin, self._target = split_url(requote(config.uri))
+        self._client = client
+        self._time_limit = config.timeout_ms / 1000
 
     async def invoke(self, event: dict[str, Any], *, request_id: str) -> ProxyResult:
         body = event.get("body") or ""
         ctx = event.get("requestContext", {})
-        headers = {
-            "Content-Type": "application/json",
-            "X-Amzn-Apigateway-Api-Id": str(ctx.get("apiId", "")),
-            "connectionId": str(ctx.get("connectionId", "")),
-            "routeKey": str(ctx.get("routeKey", "")),
-        }
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amzn-Apigateway-Api-Id", str(ctx.get("apiId", ""))),
+            ("connectionId", str(ctx.get("connectionId", ""))),
+            ("routeKey", str(ctx.get("routeKey", ""))),
+        ]
+        payload = body.encode() if isinstance(body, str) else bytes(body)
         try:
-            async with self._session.post(
-                self._uri, data=body, headers=headers, timeout=self._timeout
-            ) as resp:
-                text = await resp.text()
-                return ProxyResult(resp.status, {}, text)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            status, _, raw = await self._client.request(
+                self._origin, "POST", self._target, headers, payload, self._time_limit
+            )
+        except (TimeoutError, BackendError) as exc:
             raise RouteIntegrationError(f"{type(exc).__name__}: {exc}") from exc
+        return ProxyResult(status, {}, raw.decode("utf-8", "replace"))
 
 
 def build_route_integrations(
-    api: ApiConfig, *, session: aiohttp.ClientSession, invokers: HandlerInvokers
+    api: ApiConfig, *, client: HttpClientPool, invokers: HandlerInvokers
 ) -> dict[str, RouteIntegration]:
     """One integration per route key of a WebSocket API."""
     built: dict[str, RouteIntegration] = {}
     for route in api.routes:
-        built[route.path] = _build(route, session, invokers)
+        built[route.path] = _build(route, client, invokers)
     return built
 
 
-def _build(route: RouteConfig, session: aiohttp.ClientSession, invokers: HandlerInvokers) -> RouteIntegration:
+def _build(route: RouteConfig, client: HttpClientPool, invokers: HandlerInvokers) -> RouteIntegration:
     config = route.integration
     if config.type is IntegrationType.PYTHON:
         return LambdaRouteIntegration(invokers.get(config), config)
     if config.type is IntegrationType.MOCK:
         return MockRouteIntegration(config)
     if config.type in (IntegrationType.HTTP_PROXY, IntegrationType.HTTP):
-        return HttpRouteIntegration(config, session)
+        return HttpRouteIntegration(config, client)
     raise ValueError(f"WebSocket route {route.path}: integration type {config.type} is not supported yet")

@@ -145,7 +145,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         app[THROTTLE] = throttle
         app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations, extra=[throttle]))
         ws_integrations = {
-            api.id: build_route_integrations(api, session=app[HTTP_SESSION], invokers=invokers)
+            api.id: build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers)
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
