@@ -30,6 +30,7 @@ PURE_MODULES = [
     "server.keys.records",
     "server.config.route_keys",
     "server.admin.shapes",
+    "routes.integrations.http_wire",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
