@@ -30,6 +30,7 @@ from aiohttp import web
 from connections.events import ConnectionInfo
 from server.config.model import ApiConfig, UsagePlanConfig, WebSocketSettings
 from server.store.base import Store, StoreUnavailable
+from server.store.bucket import BucketState
 
 __all__ = [
     "ConnectionRegistry",
@@ -99,6 +100,8 @@ class LocalConnection:
     # False when no throttling level can apply to this connection's messages (no key, no stage
     # throttle, account bucket off): messages then skip the throttle entirely.
     throttled: bool = True
+    # The connection's own message bucket (WebSocketSettings.connection_throttle); None: full.
+    bucket: BucketState | None = None
 
     @property
     def id(self) -> str:

@@ -27,6 +27,7 @@ from server.errors import GatewayError, InvalidApiKey, QuotaExceeded, Throttled
 from server.keys.records import ApiKey
 from server.keys.registry import KeyRegistry
 from server.store.base import StoreUnavailable
+from server.store.bucket import refill, take_tokens
 from server.throttle.admission import Admission
 from server.throttle.levels import Levels, ThrottleLevels
 
@@ -50,9 +51,11 @@ class WebSocketThrottle:
         self.admission = admission
         self.flood_closes = 0
 
-    def applies(self, stage: StageConfig, plan: UsagePlanConfig | None) -> bool:
+    def applies(self, api: ApiConfig, stage: StageConfig, plan: UsagePlanConfig | None) -> bool:
         """Whether any level can apply to messages of a connection on ``stage`` (with ``plan``,
         its key's plan): False lets the message path skip throttling altogether."""
+        if api.websocket.connection_throttle is not None:
+            return True
         if self.admission is None:
             return False
         return (
@@ -97,23 +100,29 @@ class WebSocketThrottle:
     ) -> bool:
         """Whether the message may run its route; when not, the refusal frame was sent (and
         the connection closed if it keeps flooding)."""
-        admission = self.admission
-        if admission is None:
-            return True
-        plan = conn.plan
-        if plan is not None:
-            registry = self._sync_keys()
-            if registry is not None:
-                # The key was checked once, at $connect (AWS); its plan's current limits apply.
-                plan = registry.plan(plan.id) or plan
-        levels = self._levels_for(api, stage, route_key, plan, conn.info.api_key_id, now)
-        if levels.idle:  # no level applies (account bucket off): no store call
-            return True
-        try:
-            await admission.decide(levels, now)
-        except (Throttled, QuotaExceeded) as exc:
-            await self._refuse(conn, exc, request_id)
+        own = conn.settings.connection_throttle
+        if own is not None and refill(conn.bucket, own.rate, own.burst, now)[0] < 1:
+            # The connection's own bucket (most specific of all, and local): nothing shared is
+            # consulted or consumed for a message it refuses.
+            await self._refuse(conn, Throttled(), request_id)
             return False
+        admission = self.admission
+        if admission is not None:
+            plan = conn.plan
+            if plan is not None:
+                registry = self._sync_keys()
+                if registry is not None:
+                    # The key was checked once, at $connect (AWS); its plan's current limits apply.
+                    plan = registry.plan(plan.id) or plan
+            levels = self._levels_for(api, stage, route_key, plan, conn.info.api_key_id, now)
+            if not levels.idle:  # no level applies (account bucket off): no store call
+                try:
+                    await admission.decide(levels, now)
+                except (Throttled, QuotaExceeded) as exc:
+                    await self._refuse(conn, exc, request_id)
+                    return False
+        if own is not None:
+            conn.bucket = take_tokens(conn.bucket, rate=own.rate, burst=own.burst, now=now)[0]
         return True
 
     def _sync_keys(self) -> KeyRegistry | None:

@@ -214,7 +214,7 @@ class WebSocketGateway:
             last_ping=loop.time(),
             last_active_ms=now_ms,
             plan=plan,
-            throttled=self.throttle.applies(stage, plan),
+            throttled=self.throttle.applies(api, stage, plan),
         )
         await self.registry.register(conn)
         self._idle.clear()

@@ -135,6 +135,14 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ThrottleSettings:
+    """A token bucket (reference §3.1): ``rate`` requests per second, at most ``burst`` at once."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
 class WebSocketSettings:
     """Per-API WebSocket limits; defaults are AWS's (reference §1.5). ``None`` switches a timer off,
     which AWS cannot do.
@@ -156,6 +164,9 @@ class WebSocketSettings:
         flood_refusals: a connection whose messages are refused by throttling or quota this many
             times within ``flood_window_s`` is closed with 1008 (policy violation); ``None`` never
             closes (refused messages only get the error frame).
+        connection_throttle: a token bucket per connection for its messages (every route), kept
+            in the node that holds the socket (no store call, exact): one client cannot use a
+            route's or a plan's whole allowance. AWS has no per-connection limit.
     """
 
     max_frame_bytes: int = 32 * 1024
@@ -168,14 +179,7 @@ class WebSocketSettings:
     max_inflight: int = 1
     flood_refusals: int | None = 100
     flood_window_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleSettings:
-    """A token bucket (reference §3.1): ``rate`` requests per second, at most ``burst`` at once."""
-
-    rate: float
-    burst: int
+    connection_throttle: ThrottleSettings | None = None
 
 
 def _no_throttles() -> Mapping[str, ThrottleSettings]:

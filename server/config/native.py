@@ -78,6 +78,7 @@ _WEBSOCKET_KEYS = {
     "maxInflight": "max_inflight",
     "floodRefusals": "flood_refusals",
     "floodWindow": "flood_window_s",
+    "connectionThrottle": "connection_throttle",
 }
 _CLUSTER_KEYS = {
     "heartbeat": "heartbeat_s",
@@ -349,6 +350,8 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     limits: dict[str, Any] = {_WEBSOCKET_KEYS[k]: v for k, v in (raw.get("websocket") or {}).items()}
     if "flood_window_s" in limits:
         limits["flood_window_s"] = float(limits["flood_window_s"])
+    if "connection_throttle" in limits:
+        limits["connection_throttle"] = _throttle(limits["connection_throttle"])
     websocket = WebSocketSettings(**limits)
     defaults = raw.get("defaults") or {}
     if "timeout" in defaults:

@@ -187,3 +187,32 @@ def test_account_throttle_only_off_as_a_word(tmp_path: Path) -> None:
         """,
     )
     assert sorted(where for where, _ in found) == ["apis[0].throttleFailure", "throttle"], found
+
+
+def test_websocket_connection_throttle(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        portway: 1
+        apis:
+          - name: chat
+            type: websocket
+            websocket: {connectionThrottle: {rate: 2, burst: 3}}
+            routes:
+              $default: pets.get
+        """,
+    )
+    assert config.apis[0].websocket.connection_throttle == ThrottleSettings(2.0, 3)
+    found = problems(
+        tmp_path,
+        """
+        portway: 1
+        apis:
+          - name: chat
+            type: websocket
+            websocket: {connectionThrottle: {rate: -1, burst: 3}}
+            routes:
+              $default: pets.get
+        """,
+    )
+    assert [where for where, _ in found] == ["apis[0].websocket.connectionThrottle.rate"], found

@@ -127,14 +127,6 @@ def gateway_config(api: ApiConfig, **extra: Any) -> GatewayConfig:
     return GatewayConfig(apis=(api,), usage_plans=plans, api_keys=keys, **extra)
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "embedded":
-        return None
-    url: str = request.getfixturevalue("clean_redis_url")
-    return url
-
-
 @pytest.fixture
 async def start() -> AsyncIterator[Start]:
     """`await start(config, url)` -> a running gateway (port 0); closed after the test."""
@@ -468,3 +460,19 @@ async def test_store_lost_mid_connection(
     assert gateway(server).flood_closes == 0
     if failure == "closed":
         assert calls("echo") == 2
+
+
+async def test_each_connection_gets_its_own_message_bucket(start: Start, store_url: str | None) -> None:
+    """``connectionThrottle`` (beyond AWS): a per-connection bucket, checked first and locally;
+    a message it refuses consumes nothing shared (the route bucket here has 5)."""
+    settings = WebSocketSettings(connection_throttle=limit(2))
+    server = await start(gateway_config(ws_api(routes={"echo": limit(5)}, settings=settings)), store_url)
+    async with connect(server) as first, connect(server) as second:
+        assert await echoes(first, 4) == ["ok", "ok", TOO_MANY, TOO_MANY]
+        assert await echoes(second, 4) == ["ok", "ok", TOO_MANY, TOO_MANY]
+        async with connect(server) as third:
+            # The route bucket (5) gave 4 tokens away: only its last one is left for a third client.
+            assert await echoes(third, 2) == ["ok", TOO_MANY]
+    assert calls("echo") == 5
+    admission = server.app[THROTTLE].admission
+    assert admission.limited == 1  # the other refusals were the connections' own, never the store's
