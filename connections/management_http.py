@@ -79,14 +79,20 @@ def caller_allowed(remote: str | None, spec: str | None = None) -> bool:
     """Whether a caller's address may use the management API (see the module docstring)."""
     if not remote:
         return False
+    return _allowed(remote, spec or os.environ.get("PORTWAY_MANAGEMENT_NETWORKS") or _DEFAULT_NETWORKS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _allowed(remote: str, spec: str) -> bool:
+    # Cached per (address, networks): parsing an address with ipaddress costs several us, and the
+    # same few backends call @connections at high rates.
     try:
         address = ipaddress.ip_address(remote.split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    networks = _networks(spec or os.environ.get("PORTWAY_MANAGEMENT_NETWORKS") or _DEFAULT_NETWORKS)
-    return any(address in network for network in networks)
+    return any(address in network for network in _networks(spec))
 
 
 @dataclass(frozen=True, slots=True)
