@@ -305,10 +305,12 @@ class RedisStore:
             or prepared[2] is not usage
         ):
             keys = check_keys(buckets, quota, usage)
-            if len(self._prepared) >= _PREPARED_MAX:
-                self._prepared.clear()
             prefix, suffix = self._admit.prepare(keys, buckets, quota, usage)
-            prepared = self._prepared[id(buckets)] = (buckets, quota, usage, prefix, suffix)
+            prepared = (buckets, quota, usage, prefix, suffix)
+            if type(buckets) is tuple:  # a list could change between calls; specs are frozen
+                if len(self._prepared) >= _PREPARED_MAX:
+                    self._prepared.clear()
+                self._prepared[id(buckets)] = prepared
         command = prepared[3] + pack_now(cost, now) + prepared[4]
         return self._admit.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
 

@@ -232,3 +232,15 @@ async def test_no_level_admits_more_than_rate_times_t_plus_burst(
         for t_j, cost in history[i:]:
             admitted += cost
             assert all(admitted <= spec.rate * (t_j - t_i) + spec.burst for spec in specs)
+
+
+async def test_a_list_of_specs_changed_between_calls_is_read_again(store: Store) -> None:
+    """Stores may remember a spec tuple (frozen) between calls, never a list: a caller that
+    reuses and changes a list gets decisions for what it holds now."""
+    buckets = [BucketSpec("{tb}:list-a", 0.001, 1)]
+    assert (await store.admit(buckets, now=T0)).allowed
+    assert not (await store.admit(buckets, now=T0)).allowed
+    buckets[0] = BucketSpec("{tb}:list-b", 0.001, 1)
+    assert (await store.admit(buckets, now=T0)).allowed
+    specs = (BucketSpec("{tb}:tuple", 0.001, 2),)
+    assert [(await store.admit(specs, now=T0)).allowed for _ in range(3)] == [True, True, False]
