@@ -16,6 +16,7 @@ enable/disable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -69,6 +70,7 @@ class KeyRegistry(RegistryChanges):
         self._plans: dict[str, UsagePlanConfig] = {}
         self._seen_version: bytes | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._following = asyncio.Event()  # the change subscription is active
         self._pending_seed: tuple[tuple[UsagePlanConfig, ...], tuple[ApiKeyConfig, ...]] | None = None
         self.version = 0
         """Bumped whenever this node's copy changes (callers drop derived caches)."""
@@ -123,11 +125,15 @@ class KeyRegistry(RegistryChanges):
         With the store unreachable this returns at once (logged) and the poll keeps trying:
         keyed routes answer 403 until the records are loaded."""
         self._pending_seed = (tuple(plans), tuple(keys))
+        # Follow changes before loading, so nothing another node announces meanwhile is missed.
+        self._tasks.append(asyncio.create_task(self._follow(), name="portway-keys-follow"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(self._poll_s, 1.0)):  # bounded: the store may be down
+                await self._following.wait()
         try:
             await self._seed_pending()
         except StoreError as exc:
             log.warning("key registry: store unavailable at start (%s); will retry", exc)
-        self._tasks.append(asyncio.create_task(self._follow(), name="portway-keys-follow"))
         self._tasks.append(asyncio.create_task(self._poll(), name="portway-keys-poll"))
 
     async def close(self) -> None:
@@ -156,7 +162,15 @@ class KeyRegistry(RegistryChanges):
             value = declared.value or generate_value()
             # Several nodes may start together: one creates the key, the others find it.
             if not await self._store.set(f"pw:apikey-seeded:{key_id}", b"1", only_if_absent=True):
-                return
+                # Another node is creating it: serve only once its record is there (bounded), so
+                # a node never answers 403 for a declared key; if that node died midway, create it.
+                for _ in range(100):
+                    if await self._load_key(key_id) is not None:
+                        return
+                    await asyncio.sleep(0.05)
+                log.warning(
+                    "API key %r: the node creating it did not finish; creating it here", declared.name
+                )
             await self._write_key(
                 self._new_key(
                     key_id, declared.name, value, declared.enabled, declared.plans, declared.description
@@ -203,6 +217,7 @@ class KeyRegistry(RegistryChanges):
         while True:
             try:
                 async with self._store.subscribe(CHANGES_CHANNEL) as sub:
+                    self._following.set()
                     async for _channel, message in sub:
                         await self._apply(message.decode(errors="replace"))
             except asyncio.CancelledError:
