@@ -31,6 +31,7 @@ PURE_MODULES = [
     "server.config.route_keys",
     "server.admin.shapes",
     "routes.integrations.http_wire",
+    "server.store.spec_cache",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -35,8 +35,9 @@ from server.store.base import (
 from server.store.bucket import BucketState, take_tokens
 from server.store.memory_admit import INT_RE, NOT_INT, admit_in
 from server.store.memory_persist import DURABLE_PREFIXES, StateFile
+from server.store.spec_cache import SpecCache
 from server.store.subscription import DEFAULT_BUFFER, QueueSubscription
-from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
 
 __all__ = ["DURABLE_PREFIXES", "MemoryStore", "MemorySubscription"]
 
@@ -93,7 +94,7 @@ class MemoryStore:
     ) -> None:
         self._clock = clock
         self._buffer = buffer
-        self._checked: dict[int, tuple[object, object, object]] = {}
+        self._checked: SpecCache[None] = SpecCache(lambda *_: None)
         self._data: dict[str, Entry] = {}
         # (deadline, tiebreak, key); entries may be stale (TTL changed or key deleted), which
         # the sweep tolerates; the heap is rebuilt when stale entries dominate.
@@ -377,14 +378,7 @@ class MemoryStore:
         cost: int = 1,
         usage: UsageSpec | None = None,
     ) -> AdmitDecision:
-        # The same (cached) spec tuples come back request after request: check their keys once.
-        checked = self._checked.get(id(buckets))
-        if checked is None or checked[0] is not buckets or checked[1] is not quota or checked[2] is not usage:
-            check_keys(buckets, quota, usage)
-            if type(buckets) is tuple:  # a list could change between calls; specs are frozen
-                if len(self._checked) >= 1 << 16:
-                    self._checked.clear()
-                self._checked[id(buckets)] = (buckets, quota, usage)
+        self._checked.get(buckets, quota, usage)  # keys checked once per spec tuple
         self._check_open()
         self._sweep()
         decision = admit_in(self, buckets, quota, usage, now, cost)  # no await: atomic

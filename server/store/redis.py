@@ -46,14 +46,12 @@ from server.store.redis_admit import AdmitCodec, pack_now
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
 from server.store.redis_pipe import RedisPipe
 from server.store.redis_pubsub import RedisSubscription
+from server.store.spec_cache import SpecCache
 from server.store.subscription import DEFAULT_BUFFER
-from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec, check_keys
+from server.throttle.admit import AdmitDecision, BucketSpec, QuotaSpec, UsageSpec
 
 __all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
 
-# (buckets, quota, usage, command prefix, command suffix): see RedisStore.admit.
-_Prepared = tuple[Sequence["BucketSpec"], "QuotaSpec | None", "UsageSpec | None", bytes, bytes]
-_PREPARED_MAX = 1 << 16
 
 DEFAULT_NAMESPACE = "portway:"
 
@@ -113,7 +111,7 @@ class RedisStore:
         )
         self._pipe = RedisPipe(url, timeout=timeout, connect_timeout=connect_timeout)
         self._admit = AdmitCodec(namespace)
-        self._prepared: dict[int, _Prepared] = {}
+        self._prepared: SpecCache[tuple[bytes, bytes]] = SpecCache(self._admit.prepare)
         self._subs: set[RedisSubscription] = set()
         self._closed = False
 
@@ -295,23 +293,10 @@ class RedisStore:
     ) -> AdmitDecision:
         validate_now_cost(now, cost)
         self._check_open()
-        # Callers pass the same (cached) spec objects request after request: their checked keys
-        # and packed command are kept, keyed by identity, and only cost and now are formatted.
-        prepared = self._prepared.get(id(buckets))
-        if (
-            prepared is None
-            or prepared[0] is not buckets
-            or prepared[1] is not quota
-            or prepared[2] is not usage
-        ):
-            keys = check_keys(buckets, quota, usage)
-            prefix, suffix = self._admit.prepare(keys, buckets, quota, usage)
-            prepared = (buckets, quota, usage, prefix, suffix)
-            if type(buckets) is tuple:  # a list could change between calls; specs are frozen
-                if len(self._prepared) >= _PREPARED_MAX:
-                    self._prepared.clear()
-                self._prepared[id(buckets)] = prepared
-        command = prepared[3] + pack_now(cost, now) + prepared[4]
+        # The same (cached) spec tuples come back request after request: their checked keys and
+        # packed command are kept (SpecCache), and only cost and now are formatted.
+        prefix, suffix = self._prepared.get(buckets, quota, usage)
+        command = prefix + pack_now(cost, now) + suffix
         return self._admit.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
 
     # -- pub/sub -----------------------------------------------------------------------------
