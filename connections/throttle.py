@@ -45,7 +45,6 @@ class WebSocketThrottle:
 
     def __init__(self, config: GatewayConfig, keys: KeyRegistry | None, admission: Admission | None) -> None:
         self._keys = keys
-        self._keys_version = -1
         self._levels = ThrottleLevels(config)
         self._account_on = config.account_throttle is not None
         self.admission = admission
@@ -127,9 +126,8 @@ class WebSocketThrottle:
 
     def _sync_keys(self) -> KeyRegistry | None:
         registry = self._keys
-        if registry is not None and registry.version != self._keys_version:
-            self._levels.clear_keyed()  # plans or keys changed: cached plan buckets may be stale
-            self._keys_version = registry.version
+        if registry is not None:
+            self._levels.at_version(registry.version)  # plans or keys changed: drop stale buckets
         return registry
 
     def _levels_for(

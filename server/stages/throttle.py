@@ -42,14 +42,13 @@ class ThrottleStage:
     ) -> None:
         self._clock = clock
         self._registry = registry
-        self._registry_version = -1
         self._levels = ThrottleLevels(config)
         # (x-api-key value, route, stage) -> (key id, levels) for keys seen recently: one dict
         # lookup instead of digest + registry + levels per request. Only admitted keys are
         # cached (random invalid keys cannot grow it); emptied on any registry change.
         self._hot: dict[tuple[str, int, int], tuple[str, Levels]] = {}
         self._headers = config.rate_limit_headers
-        self.admission = Admission(store, config)
+        self.admission = Admission(store)
 
     def _resolve(
         self, value: str, api: ApiConfig, stage: StageConfig, route_key: str, now: float
@@ -71,10 +70,8 @@ class ThrottleStage:
             value = ctx.request.header("x-api-key")
             if registry is None or not value:
                 raise InvalidApiKey()
-            if registry.version != self._registry_version:
-                self._levels.clear_keyed()
+            if self._levels.at_version(registry.version):
                 self._hot.clear()
-                self._registry_version = registry.version
             hot_key = (value, id(route), id(dispatch.stage))
             hot = self._hot.get(hot_key)
             if hot is None or now >= hot[1].until:

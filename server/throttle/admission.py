@@ -13,7 +13,6 @@ import logging
 import math
 from typing import NoReturn
 
-from server.config.model import GatewayConfig
 from server.errors import QuotaExceeded, Throttled
 from server.store.base import Store, StoreUnavailable
 from server.throttle.admit import AdmitDecision
@@ -27,7 +26,7 @@ log = logging.getLogger("portway.throttle")
 class Admission:
     """Counters: ``checked`` decisions asked, ``limited`` refused (429), ``store_errors``."""
 
-    def __init__(self, store: Store, config: GatewayConfig) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._failing = False
         self.checked = 0

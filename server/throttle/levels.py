@@ -17,7 +17,7 @@ route are counted per (plan, key, UTC day) for GetUsage.
 
 Everything here is computed once and cached: per (API, stage, route) without a key, per
 (plan, key, API, stage, route) with one, and the quota/usage specs until their period ends.
-Callers drop the keyed caches when the registry changes (:meth:`ThrottleLevels.clear_keyed`).
+Callers pass the registry's version (:meth:`ThrottleLevels.at_version`): a new one drops the keyed caches.
 
 Pure core: imports no I/O library; ``now`` is an argument.
 """
@@ -118,10 +118,17 @@ class ThrottleLevels:
         self._messages: dict[tuple[str, str, str], Levels] = {}
         self._keyed: dict[tuple[str, str, str, str, str], tuple[BucketSpec, ...]] = {}
         self._periods: dict[tuple[str, str], _Period] = {}
+        self._version = -1
 
-    def clear_keyed(self) -> None:
+    def at_version(self, version: int) -> bool:
+        """Follow the key registry's ``version``: the first call with a new one drops the keyed
+        caches (plans or keys changed) and returns True, so callers drop theirs too."""
+        if version == self._version:
+            return False
+        self._version = version
         self._keyed.clear()
         self._periods.clear()
+        return True
 
     def route_levels(self, api: ApiConfig, stage: StageConfig, route: RouteConfig) -> Levels:
         """Stage and account buckets of a route (no key)."""
