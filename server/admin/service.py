@@ -229,18 +229,10 @@ class AdminService:
         return Reply(201, {"ids": ids, "warnings": warnings})
 
     async def _plans_problem(self, plan_ids: Sequence[str]) -> str | None:
-        covered: dict[tuple[str, str], str] = {}
-        for plan_id in plan_ids:
-            plan = self._keys.plan(plan_id)
-            if plan is None:
-                try:
-                    plan = await self._keys.get_plan(plan_id)
-                except NotFoundError:
-                    return f"Invalid Usage Plan ID specified: {plan_id}"
-            for entry in plan.stages:
-                other = covered.setdefault((entry.api_id, entry.stage), plan_id)
-                if other != plan_id:
-                    return f"usage plans {other} and {plan_id} both cover {entry.api_id}:{entry.stage}"
+        try:
+            await self._keys.check_plans(plan_ids)
+        except (NotFoundError, Conflict) as exc:
+            return str(exc)
         return None
 
     async def _import_row(self, row: ImportRow) -> str:

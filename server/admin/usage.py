@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 from server.config.model import QuotaSettings
 from server.keys.records import InvalidRecord
+from server.throttle.levels import usage_day
 from server.throttle.quota import QuotaPeriod, quota_window
 
 __all__ = ["MAX_DAYS", "daily_usage", "day_name", "days_to_read", "parse_date", "report_days"]
@@ -42,8 +43,8 @@ def parse_date(text: str | None, what: str) -> datetime.date:
 
 
 def day_name(day: datetime.date) -> str:
-    """The day as usage counters name it: ``YYYYMMDD``."""
-    return day.strftime("%Y%m%d")
+    """The day as usage counters name it (:func:`server.throttle.levels.usage_day`)."""
+    return usage_day(_epoch(day))
 
 
 def _epoch(day: datetime.date) -> int:

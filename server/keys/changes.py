@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from server.config.model import UsagePlanConfig
 from server.ids import new_api_id
@@ -207,12 +207,15 @@ class RegistryChanges:
         return dataclasses.replace(key, digest=digest(value), hint=value[:4], updated=self._clock())
 
     async def _check_plans(self, key: ApiKey) -> None:
-        """Every plan exists; no two of them share an API stage (AWS: one plan per stage); at
-        most ``MAX_PLANS_PER_KEY`` plans (AWS's limit)."""
-        if len(key.plans) > MAX_PLANS_PER_KEY:
-            raise Conflict(f"an API key can be in at most {MAX_PLANS_PER_KEY} usage plans")
+        await self.check_plans(key.plans, who=f"API key {key.id}")
+
+    async def check_plans(self, plan_ids: Sequence[str], *, who: str = "an API key") -> None:
+        """Plans one key may be in: every one exists (NotFoundError), no two share an API stage
+        (AWS: one plan per stage) and at most ``MAX_PLANS_PER_KEY`` (AWS's limit) (Conflict)."""
+        if len(plan_ids) > MAX_PLANS_PER_KEY:
+            raise Conflict(f"{who} can be in at most {MAX_PLANS_PER_KEY} usage plans")
         seen: dict[tuple[str, str], str] = {}
-        for plan_id in key.plans:
+        for plan_id in plan_ids:
             plan = await self._load_plan(plan_id)
             if plan is None:
                 raise NotFoundError(f"Invalid Usage Plan ID specified: {plan_id}")
@@ -220,7 +223,7 @@ class RegistryChanges:
                 other = seen.setdefault((entry.api_id, entry.stage), plan_id)
                 if other != plan_id:
                     raise Conflict(
-                        f"API key {key.id} cannot be in usage plans {other} and {plan_id}: "
+                        f"{who} cannot be in usage plans {other} and {plan_id}: "
                         f"both cover {entry.api_id}/{entry.stage}"
                     )
 
