@@ -14,7 +14,8 @@ keyed request costs one store round trip, the same as an unkeyed one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from server.config.model import ApiConfig, GatewayConfig, StageConfig
 from server.errors import InvalidApiKey
@@ -43,22 +44,24 @@ class ThrottleStage:
         self._clock = clock
         self._registry = registry
         self._levels = ThrottleLevels(config)
-        # (x-api-key value, route, stage) -> (key id, levels) for keys seen recently: one dict
-        # lookup instead of digest + registry + levels per request. Only admitted keys are
-        # cached (random invalid keys cannot grow it); emptied on any registry change.
-        self._hot: dict[tuple[str, int, int], tuple[str, Levels]] = {}
+        # (x-api-key value, route, stage) -> (the event's identity fields, levels) for keys seen
+        # recently: one dict lookup instead of digest + registry + levels per request. Only
+        # admitted keys are cached (random invalid keys cannot grow it); emptied on any registry
+        # change. The identity mapping is shared by the requests of that key (events only read it).
+        self._hot: dict[tuple[str, int, int], tuple[Mapping[str, str], Levels]] = {}
         self._headers = config.rate_limit_headers
         self.admission = Admission(store)
 
     def _resolve(
         self, value: str, api: ApiConfig, stage: StageConfig, route_key: str, now: float
-    ) -> tuple[str, Levels]:
+    ) -> tuple[Mapping[str, str], Levels]:
         assert self._registry is not None
         found = self._registry.resolve(value, api.id, stage.name)
         if found is None:
             raise InvalidApiKey()
         key, plan = found
-        return key.id, self._levels.keyed_levels(api, stage, route_key, plan, key.id, now)
+        identity = MappingProxyType({"apiKey": value, "apiKeyId": key.id})
+        return identity, self._levels.keyed_levels(api, stage, route_key, plan, key.id, now)
 
     async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
         dispatch, match, info = ctx.dispatch, ctx.match, ctx.info
@@ -79,8 +82,7 @@ class ThrottleStage:
                 if len(self._hot) >= _HOT_MAX:
                     self._hot.clear()
                 self._hot[hot_key] = hot
-            key_id, levels = hot
-            info.identity_extra = {"apiKey": value, "apiKeyId": key_id}
+            info.identity_extra, levels = hot
         else:
             levels = self._levels.route_levels(dispatch.api, dispatch.stage, route)
             if levels.idle:  # the account bucket is off and no stage level applies

@@ -5,6 +5,7 @@ without a restart, X-RateLimit headers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from server.config.model import (
 )
 from server.keys.registry import KeyRegistry, config_key_id
 from tests.backends import Backend
+from tests.server.test_gateway_rest import python as python_integration
 from tests.store.conftest import eventually
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -261,3 +263,23 @@ async def test_declared_key_without_value_is_generated_and_logged_once(
     assert await statuses(client, "/dev/pets", 1, value) == [200]
     stored = registry(client).key(config_key_id("generated"))
     assert stored is not None and value not in repr(stored) and stored.hint == value[:4]
+
+
+async def test_the_event_identity_names_the_key_on_every_request(
+    aiohttp_client: Client, backend: Backend
+) -> None:
+    """``identity.apiKey`` / ``apiKeyId`` in the Lambda event (AWS sets them once a key is used),
+    for the first request of a key and for the later ones the stage serves from its cache."""
+    base = make_config(backend)
+    echo = dataclasses.replace(
+        base.apis[0].routes[0],
+        path="/echo",
+        integration=python_integration("echo"),
+    )
+    api = dataclasses.replace(base.apis[0], routes=(*base.apis[0].routes, echo))
+    client = await start(aiohttp_client, dataclasses.replace(base, apis=(api,)), None)
+    for _ in range(2):
+        async with client.get("/dev/echo", headers={"x-api-key": PREMIUM}) as response:
+            assert response.status == 200
+            identity = (await response.json())["event"]["requestContext"]["identity"]
+        assert (identity["apiKey"], identity["apiKeyId"]) == (PREMIUM, config_key_id("premium-client"))
