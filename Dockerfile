@@ -7,11 +7,11 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 ENV PORTWAY_STATE_FILE=/var/lib/portway/state.json
 WORKDIR /opt/portway
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY server ./server
 COPY routes ./routes
 COPY connections ./connections
-RUN pip install . && useradd --system --uid 10001 portway \
+RUN pip install -c constraints.txt . && useradd --system --uid 10001 portway \
     && install -d -o portway -g portway -m 0700 /var/lib/portway
 COPY examples ./examples
 

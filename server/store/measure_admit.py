@@ -73,7 +73,7 @@ async def main() -> None:
 
     memory = MemoryStore()
     store = RedisStore(options.url, namespace=NS)
-    plain = aioredis.Redis.from_url(options.url, max_connections=options.concurrency)
+    plain = aioredis.Redis.from_url(options.url, max_connections=options.concurrency, protocol=2)
     await store.start()
     keys = [NS + key for key in (*(b.key for b in BUCKETS), QUOTA.key, USAGE.key)]
     await plain.script_load(ADMIT.text)

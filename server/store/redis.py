@@ -96,6 +96,10 @@ class RedisStore:
             # Retry once, on a fresh connection, only when the connection broke (see class doc).
             "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
             "client_name": "portway",
+            # RESP2, pinned: redis-py 8.2 made RESP3 (a HELLO handshake) its default. Every reply
+            # shape, the Lua scripts' results and the pub/sub code here are RESP2's, and RESP2
+            # works with every Redis/Valkey version and proxy, HELLO-less ones included.
+            "protocol": 2,
         }
         # A bounded pool that *waits* (up to ``timeout``) for a free connection: the default pool
         # fails at once when full, which would turn a burst of requests into StoreUnavailable.

@@ -228,7 +228,7 @@ async def test_ttl_of_a_missing_and_a_persistent_key(node: RedisStore) -> None:
 
 
 async def test_raw_client_view_of_a_bucket(node: RedisStore, clean_redis_url: str) -> None:
-    client = aioredis.Redis.from_url(clean_redis_url)
+    client = aioredis.Redis.from_url(clean_redis_url, protocol=2)
     try:
         await node.take("b", rate=2, burst=4, now=100.0, cost=3)
         assert await client.hgetall("portway:b") == {b"t": b"1", b"s": b"100"}

@@ -37,7 +37,7 @@ T0 = 1_700_000_000.0
 @pytest.fixture
 async def stores(clean_redis_url: str) -> AsyncIterator[tuple[RedisStore, aioredis.Redis]]:
     store = RedisStore(clean_redis_url)
-    raw = aioredis.Redis.from_url(clean_redis_url)
+    raw = aioredis.Redis.from_url(clean_redis_url, protocol=2)
     await store.start()
     yield store, raw
     await raw.aclose()

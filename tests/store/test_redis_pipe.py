@@ -183,7 +183,7 @@ async def test_password_and_database_from_the_url(redis_server: RedisServer) -> 
     resp_command(redis_server.port, "CONFIG", "SET", "requirepass", "s3cret")
     url = f"redis://:s3cret@127.0.0.1:{redis_server.port}/3"
     store, wrong = RedisStore(url), RedisStore(url.replace("s3cret", "nope"))
-    raw = aioredis.Redis.from_url(url)
+    raw = aioredis.Redis.from_url(url, protocol=2)
     try:
         assert await admit_ok(store)
         assert await raw.exists("portway:{tb}:k") == 1  # in database 3
