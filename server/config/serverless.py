@@ -24,7 +24,8 @@ What AWS would deploy, and what serverless-offline serves from the same file:
   at 29 s (REST, WebSocket) or 30 s (HTTP API).
 
 Unknown keys and plugins are ignored; other event types and settings Portway cannot honour
-(authorizers, CloudFormation values) become warnings.
+(CloudFormation values) become warnings; authorizers and resource policies that cannot be enforced are
+errors (a route is never served open when its definition asks for authentication).
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def load_serverless(
         issues.error("provider.httpApi.payload", f"payload {payload!r}: use '1.0' or '2.0'")
     if r.get("provider", "httpApi", "cors"):
         issues.warn("provider.httpApi.cors", "HTTP API CORS is not supported yet (ignored)")
+    for where in ((*_API_GATEWAY, "resourcePolicy"), ("provider", "resourcePolicy")):
+        if r.get(*where) not in (None, [], {}):
+            # Fail closed, as for authorizers: a policy that is not enforced must not serve open.
+            issues.error(loc_path(where), "resource policies cannot be enforced by this version of Portway")
     offline = r.get("custom", "serverless-offline")
     ignored = sorted(set(offline) & _OFFLINE_OPTIONS) if isinstance(offline, dict) else []
     if ignored:

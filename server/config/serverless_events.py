@@ -162,7 +162,9 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
     method, path, parameters, settings = parsed
     r, location = build.r, loc_path(parts)
     if "authorizer" in settings:
-        build.issues.warn(location, "authorizers are not enforced yet: this route is open")
+        # Fail closed: an authorizer the gateway cannot enforce is a load-time error, never an
+        # open route (an unauthenticated route is worse than none).
+        build.issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
     style = str(r.get(*parts, "integration") or "lambda-proxy").lower().replace("_", "-")
     integration = _python(function, 29, "1.0")
     if style in ("http-proxy", "http"):
@@ -191,12 +193,10 @@ def _http_api_event(build: Build, parts: Parts, function: Function) -> None:
         return
     method, path, _, settings = parsed
     location = loc_path(parts)
-    for key, note in (
-        ("authorizer", "authorizers are not enforced yet: this route is open"),
-        ("private", "HTTP APIs have no API keys (ignored)"),
-    ):
-        if key in settings:
-            build.issues.warn(loc(location, key), note)
+    if "authorizer" in settings:
+        build.issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
+    if "private" in settings:
+        build.issues.warn(loc(location, "private"), "HTTP APIs have no API keys (ignored)")
     route = RouteConfig(method, path, _python(function, 30, build.payload))
     build.http.append((route, location))
     if "throttling" in settings:
@@ -278,12 +278,17 @@ def _websocket_event(build: Build, parts: Parts, function: Function) -> None:
             )
     if "authorizer" in settings:
         if key == "$connect":
-            issues.warn(loc(location, "authorizer"), "authorizers are not enforced yet: connections are open")
+            issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
         else:
             issues.error(loc(location, "authorizer"), "WebSocket APIs authorize on the $connect route only")
     route = RouteConfig("", key, _python(function, 29, "1.0"), route_response=response)
     build.websocket.append((route, location))
 
+
+UNENFORCED_AUTHORIZER = (
+    "this authorizer cannot be enforced by this version of Portway; refusing to serve the route "
+    "open (remove the authorizer to serve it without authentication)"
+)
 
 EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event, "websocket": _websocket_event}
 

@@ -302,7 +302,7 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
           f:
             handler: handler.f
             events:
-              - http: {path: a, method: get, authorizer: {name: auth}}
+              - http: {path: a, method: get}
               - http: {path: b, method: get, integration: lambda}
               - httpApi: {path: /c, method: get, private: true}
               - sqs: arn:aws:sqs:us-east-1:123456789012:queue
@@ -317,7 +317,6 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         "serves REST APIs under /{stage}/, as AWS does",
         "provider.environment.ARN: CloudFormation values cannot be resolved locally (left out)",
         "functions.f: runtime 'nodejs18.x': Portway runs Python handlers only",
-        "functions.f.events[0].http: authorizers are not enforced yet: this route is open",
         "functions.f.events[1].http.integration: integration 'lambda' is served as lambda-proxy",
         "functions.f.events[2].httpApi.private: HTTP APIs have no API keys (ignored)",
         "functions.f.events[3]: 'sqs' events are not served by Portway (ignored)",

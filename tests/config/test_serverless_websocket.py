@@ -123,26 +123,6 @@ def test_beside_rest_and_http_apis_on_the_same_stage(tmp_path: Path) -> None:
     assert rest.routes[0].integration.function_name == websocket.routes[0].integration.function_name
 
 
-def test_authorizer_warns_on_connect(tmp_path: Path) -> None:
-    config = load(
-        tmp_path,
-        """
-        service: app
-        provider: {name: aws}
-        functions:
-          f:
-            handler: handler.f
-            events:
-              - websocket:
-                  route: $connect
-                  authorizer: {name: auth, identitySource: [route.request.header.Auth]}
-        """,
-    )
-    assert config.warnings == (
-        "functions.f.events[0].websocket.authorizer: authorizers are not enforced yet: connections are open",
-    )
-
-
 def test_errors_with_locations(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
