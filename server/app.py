@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -38,6 +38,8 @@ from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_handler import HandlerInvokers
 from server.admin.http import ADMIN, AdminApi, is_admin_path
+from server.auth.base import Authorizer
+from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
@@ -47,6 +49,7 @@ from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.metrics import Sources, exposition
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
+from server.stages.authorize import AuthorizeStage
 from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
@@ -70,6 +73,7 @@ THROTTLE = web.AppKey("throttle", ThrottleStage)
 REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
+AUTHORIZERS = web.AppKey("authorizers", Mapping[int, Authorizer])
 
 
 def create_app(
@@ -143,7 +147,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle
-        app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations, extra=[throttle]))
+        authorizers = build_authorizers(AuthDeps(config, store=app[STORE], invokers=invokers))
+        app[AUTHORIZERS] = authorizers
+        authorize = AuthorizeStage(authorizers, config) if authorizers else None
+        app[GATEWAY] = Gateway(
+            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle)
+        )
         ws_integrations = {
             api.id: build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers)
             for api in config.apis
@@ -181,6 +190,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await stop_tasks(tasks)  # not a bare cancel(): see stop_tasks
         if bus is not None:
             await bus.close()
+        await close_authorizers(authorizers)
     finally:
         await invokers.close_all()
 

@@ -7,8 +7,8 @@ Each stage is a small object with ``async on_request(ctx) -> HttpResponse | None
 "continue"); a stage that answers short-circuits the rest. Stages raise
 :class:`~server.errors.GatewayError` for every client-visible failure and the runner renders it in
 one place (:func:`server.render.render_error`). Stages never call each other, so the order lives
-only in :func:`default_stages`. Stages not listed yet (authorize, throttle, cache, validate,
-transform) slot into that list in the order above as they are built.
+only in :data:`PHASES`: :func:`default_stages` takes the optional phases by name and places them;
+a phase with nothing to do for a configuration is simply not passed (it costs nothing).
 
 This module does no network I/O itself and imports no I/O library: integrations are injected.
 """
@@ -26,6 +26,7 @@ from typing import Protocol
 from routes.dispatch import ApiDispatcher, Dispatch
 from routes.integrations.base import Integration
 from routes.table import RouteMatch
+from server.auth.base import AuthResult
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import (
     ApiConfigurationError,
@@ -40,7 +41,12 @@ from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
 
-__all__ = ["Gateway", "RequestContext", "Stage", "default_stages"]
+__all__ = ["PHASES", "Gateway", "RequestContext", "Stage", "default_stages"]
+
+# The request phases in API Gateway's order. ``route`` and ``integrate`` are always present;
+# ``integrate`` answers, so what acts on the response (transform response, cache store) belongs
+# to the phase that produced the request side (cache) or wraps the integration (transform).
+PHASES = ("route", "authorize", "throttle", "cache", "validate", "transform_request", "integrate")
 
 log = logging.getLogger("portway.pipeline")
 
@@ -58,6 +64,7 @@ class RequestContext:
     match: RouteMatch | None = None
     info: RequestInfo | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
+    auth: AuthResult | None = None  # set by the authorize phase for routes with an authorizer
 
 
 class Stage(Protocol):
@@ -157,19 +164,23 @@ def default_stages(
     dispatcher: ApiDispatcher,
     config: GatewayConfig,
     integrations: Mapping[int, Integration],
-    extra: Sequence[Stage] = (),
+    **phases: Stage | None,
 ) -> list[Stage]:
-    """The stage list, in API Gateway's order (see the module docstring).
+    """The stage list in the order of :data:`PHASES`.
 
-    ``extra``: stages that run between routing and the integration, in the given order (the
-    throttle stage, :class:`server.stages.throttle.ThrottleStage`, which does store I/O and so is
-    passed in by :mod:`server.app` rather than imported here).
+    ``phases``: the optional phases by name (``authorize=``, ``throttle=``, ...; ``None`` = not
+    used). They do store or network I/O and so are built by :mod:`server.app` rather than imported
+    here. An unknown name is a programming error (ValueError), never silently dropped.
     """
-    return [
-        RouteStage(dispatcher, config),
-        *extra,
-        IntegrateStage(integrations),
-    ]
+    misplaced = set(phases) - (set(PHASES) - {"route", "integrate"})
+    if misplaced:
+        raise ValueError(f"unknown or fixed phase(s): {sorted(misplaced)}")
+    named: dict[str, Stage | None] = {
+        **phases,
+        "route": RouteStage(dispatcher, config),
+        "integrate": IntegrateStage(integrations),
+    }
+    return [stage for name in PHASES if (stage := named.get(name)) is not None]
 
 
 class Gateway:

@@ -32,6 +32,9 @@ PURE_MODULES = [
     "server.admin.shapes",
     "routes.integrations.http_wire",
     "server.store.spec_cache",
+    "server.auth.base",
+    "server.auth.policy",
+    "server.auth.factory",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

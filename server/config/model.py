@@ -19,6 +19,8 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "ApiConfig",
     "ApiKind",
+    "AuthorizerConfig",
+    "AuthorizerType",
     "ClusterSettings",
     "GatewayConfig",
     "IntegrationConfig",
@@ -111,6 +113,43 @@ class IntegrationConfig:
     memory_mb: int = 1024
 
 
+class AuthorizerType(StrEnum):
+    """How a route authenticates its callers (reference §5). One implementation per value in
+    :mod:`server.auth.factory`."""
+
+    TOKEN = "TOKEN"  # REST Lambda authorizer on one header (type TOKEN)
+    REQUEST = "REQUEST"  # Lambda authorizer on several identity sources (REST, HTTP API, WebSocket)
+    JWT = "JWT"  # HTTP API JWT authorizer (OIDC issuer + audiences)
+    COGNITO_USER_POOLS = "COGNITO_USER_POOLS"  # REST Cognito user pool authorizer
+    AWS_IAM = "AWS_IAM"  # SigV4 against the gateway's configured access keys
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizerConfig:
+    """One authorizer, shared by every route that names it (its result cache is shared too).
+
+    Only the fields of its ``type`` are meaningful; loaders check them. Identity sources are kept
+    in AWS's own syntax for the API kind: ``method.request.header.Authorization`` (REST),
+    ``$request.header.Authorization`` (HTTP API), ``route.request.header.Auth`` (WebSocket).
+    """
+
+    name: str
+    type: AuthorizerType
+    # Lambda authorizers (TOKEN / REQUEST): the handler that decides, run like any function.
+    function: IntegrationConfig | None = None
+    identity_sources: tuple[str, ...] = ()
+    identity_validation: str | None = None  # TOKEN: regex on the token; Cognito: regex on aud
+    ttl_s: int = 300  # result cache; 0 = off; AWS's maximum is 3600
+    payload_format: str = "1.0"  # HTTP API Lambda authorizers: "1.0" or "2.0"
+    simple_responses: bool = False  # HTTP API payload 2.0: {"isAuthorized": bool, "context": {...}}
+    # JWT / Cognito
+    issuer: str | None = None
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None  # None: from the issuer's OpenID discovery document
+    algorithms: tuple[str, ...] = ("RS256",)
+    user_pool_arns: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
     """One method on one resource path (REST) or one route key (HTTP/WebSocket).
@@ -128,6 +167,9 @@ class RouteConfig:
     # WebSocket: a route response (key ``$default``) makes the route two-way: the integration's
     # output is sent back to the client (reference §1.3). Without one, a route is one-way.
     route_response: bool = False
+    # None: no authorization (AWS's NONE). WebSocket APIs authorize on ``$connect`` only.
+    authorizer: AuthorizerConfig | None = None
+    authorization_scopes: tuple[str, ...] = ()  # JWT / Cognito: any one of them is enough
 
     @property
     def route_key(self) -> str:
@@ -279,6 +321,9 @@ class ApiConfig:
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     # "open" / "closed" when the throttling store is unreachable; None: the gateway's setting.
     throttle_failure: str | None = None
+    # Where the usage-plan key of an ``apiKeyRequired`` route comes from: the ``x-api-key``
+    # header (HEADER) or the Lambda authorizer's ``usageIdentifierKey`` (AUTHORIZER).
+    api_key_source: str = "HEADER"
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

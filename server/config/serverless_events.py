@@ -23,6 +23,7 @@ from server.config.errors import Issues, loc, loc_path
 from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
+    ApiKind,
     IntegrationConfig,
     IntegrationType,
     MockResponse,
@@ -31,6 +32,7 @@ from server.config.model import (
     frozen_map,
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
+from server.config.serverless_auth import route_authorizer
 from server.config.variables import Resolver
 
 __all__ = [
@@ -161,10 +163,9 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         return
     method, path, parameters, settings = parsed
     r, location = build.r, loc_path(parts)
-    if "authorizer" in settings:
-        # Fail closed: an authorizer the gateway cannot enforce is a load-time error, never an
-        # open route (an unauthenticated route is worse than none).
-        build.issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
+    auth = route_authorizer(build, parts, ApiKind.REST)
+    if not auth.ok:
+        return  # reported; never served open
     style = str(r.get(*parts, "integration") or "lambda-proxy").lower().replace("_", "-")
     integration = _python(function, 29, "1.0")
     if style in ("http-proxy", "http"):
@@ -177,7 +178,14 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method)
     elif style not in ("lambda-proxy", "aws-proxy"):
         build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
-    route = RouteConfig(method, path, integration, bool(r.get(*parts, "private")))
+    route = RouteConfig(
+        method,
+        path,
+        integration,
+        bool(r.get(*parts, "private")),
+        authorizer=auth.authorizer,
+        authorization_scopes=auth.scopes,
+    )
     build.rest.append((route, location))
     if "throttling" in settings:
         _route_throttle(build, parts, route.route_key, build.rest_throttles)
@@ -193,11 +201,18 @@ def _http_api_event(build: Build, parts: Parts, function: Function) -> None:
         return
     method, path, _, settings = parsed
     location = loc_path(parts)
-    if "authorizer" in settings:
-        build.issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
+    auth = route_authorizer(build, parts, ApiKind.HTTP)
+    if not auth.ok:
+        return
     if "private" in settings:
         build.issues.warn(loc(location, "private"), "HTTP APIs have no API keys (ignored)")
-    route = RouteConfig(method, path, _python(function, 30, build.payload))
+    route = RouteConfig(
+        method,
+        path,
+        _python(function, 30, build.payload),
+        authorizer=auth.authorizer,
+        authorization_scopes=auth.scopes,
+    )
     build.http.append((route, location))
     if "throttling" in settings:
         _route_throttle(build, parts, route.route_key, build.http_throttles)
@@ -276,19 +291,18 @@ def _websocket_event(build: Build, parts: Parts, function: Function) -> None:
                 loc(location, "routeResponseSelectionExpression"),
                 f"{expression!r}: AWS supports only $default (a two-way route)",
             )
+    authorizer = None
     if "authorizer" in settings:
-        if key == "$connect":
-            issues.error(loc(location, "authorizer"), UNENFORCED_AUTHORIZER)
-        else:
+        if key != "$connect":
             issues.error(loc(location, "authorizer"), "WebSocket APIs authorize on the $connect route only")
-    route = RouteConfig("", key, _python(function, 29, "1.0"), route_response=response)
+            return
+        auth = route_authorizer(build, parts, ApiKind.WEBSOCKET)
+        if not auth.ok:
+            return
+        authorizer = auth.authorizer
+    route = RouteConfig("", key, _python(function, 29, "1.0"), route_response=response, authorizer=authorizer)
     build.websocket.append((route, location))
 
-
-UNENFORCED_AUTHORIZER = (
-    "this authorizer cannot be enforced by this version of Portway; refusing to serve the route "
-    "open (remove the authorizer to serve it without authentication)"
-)
 
 EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event, "websocket": _websocket_event}
 

@@ -170,7 +170,6 @@ def test_errors_with_locations(tmp_path: Path) -> None:
             "provider.websocketsApiRouteSelectionExpression",
             "route selection expression: '$nope.action': unknown variable $nope.action",
         ),
-        ("functions.f.events[4].websocket", "duplicate route 'send'"),
         ("functions.g.events[0].websocket", "duplicate route 'dup'"),
     ]
 
