@@ -58,7 +58,7 @@ def echo(name):
         form=request.form.to_dict(),
         cookies=request.cookies,
         link=url_for("echo", name="x"),
-        event_path=request.environ["serverless.event"]["path"],
+        event_path=request.environ["serverless.event"].get("path"),
         function=request.environ["serverless.context"].function_name,
     ))
     response.set_cookie("one", "1")
@@ -127,6 +127,18 @@ async def test_rest_api_stage_cookies_forms_and_binary(rest_service: TestClient[
     assert base64.b64decode(await encoded.read()) == bytes(range(256))
 
 
+async def test_http_api_repeated_set_cookie(aiohttp_client: Client, tmp_path: Path) -> None:
+    """Payload 2.0: the plugin spreads repeated headers over letter casings; each reaches the client."""
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "api.py").write_text(APP)
+    (tmp_path / "serverless.yml").write_text(REST_SERVICE.replace("- http: ANY /{proxy+}", "- httpApi: '*'"))
+    client = await aiohttp_client(create_app(load_config(tmp_path / "serverless.yml", env={})))
+    resp = await client.get("/echo/x", headers={"Cookie": "c1=v1"})
+    assert resp.status == 200 and (await resp.json())["cookies"] == {"c1": "v1"}
+    assert (await resp.json())["link"] == "/echo/x"  # $default stage: no script name
+    assert sorted(value.split(";")[0] for value in resp.headers.getall("Set-Cookie")) == ["one=1", "two=2"]
+
+
 def test_missing_custom_wsgi_app_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "serverless.yml").write_text(
         textwrap.dedent(
@@ -147,3 +159,56 @@ def test_wsgi_app_module_not_found_is_a_warning(tmp_path: Path) -> None:
     (tmp_path / "serverless.yml").write_text(REST_SERVICE)
     config = load_config(tmp_path / "serverless.yml", env={})
     assert any("WSGI app module 'web/api' not found" in warning for warning in config.warnings)
+
+
+ASGI_APP = """
+from mangum import Mangum
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+async def item(request):
+    response = JSONResponse({
+        "id": request.path_params["id"],
+        "q": request.query_params.getlist("q"),
+        "body": (await request.body()).decode(),
+        "cookie": request.cookies.get("c"),
+    })
+    response.set_cookie("one", "1")
+    response.set_cookie("two", "2")
+    return response
+
+
+async def image(request):
+    return Response(bytes(range(256)), media_type="image/png")
+
+
+app = Starlette(routes=[Route("/items/{id}", item, methods=["GET", "POST"]), Route("/image", image)])
+handler = Mangum(app, lifespan="off")
+"""
+
+ASGI_SERVICE = """
+service: asgi
+provider: {name: aws, runtime: python3.11}
+functions:
+  api:
+    handler: main.handler
+    events:
+      - httpApi: '*'
+"""
+
+
+async def test_asgi_app_through_mangum_runs_unchanged(aiohttp_client: Client, tmp_path: Path) -> None:
+    """ASGI on Lambda is an adapter in the function's own code (Mangum), no plugin: nothing to
+    configure, and it runs in a worker like any handler."""
+    (tmp_path / "main.py").write_text(ASGI_APP)
+    (tmp_path / "serverless.yml").write_text(ASGI_SERVICE)
+    config = load_config(tmp_path / "serverless.yml", env={})
+    client = await aiohttp_client(create_app(config))
+    resp = await client.post("/items/7?q=a&q=b", data=b"payload", headers={"Cookie": "c=3"})
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {"id": "7", "q": ["a", "b"], "body": "payload", "cookie": "3"}
+    assert sorted(value.split(";")[0] for value in resp.headers.getall("Set-Cookie")) == ["one=1", "two=2"]
+    image = await client.get("/image")
+    assert image.headers["Content-Type"] == "image/png" and await image.read() == bytes(range(256))
