@@ -28,6 +28,7 @@ from server.local_tls import (
 from tests.server.test_cli import serve
 
 CHAT = Path(__file__).resolve().parents[1] / "fixtures" / "wss-chat" / "serverless.yml"
+EXAMPLE_CHAT = Path(__file__).resolve().parents[2] / "examples" / "chat" / "serverless.yml"
 NOW = datetime.datetime(2026, 1, 10, tzinfo=datetime.UTC)
 
 
@@ -158,3 +159,44 @@ async def test_chat_over_wss_posts_back_through_https(
             connections = f"{base}/dev/@connections/{bob_id}"
             async with aiohttp.ClientSession() as http, http.get(connections, ssl=client_tls) as resp:
                 assert resp.status == 200 and (await resp.json())["identity"]["sourceIp"] == "127.0.0.1"
+
+
+async def _receive_until(ws: websockets.ClientConnection, wanted: dict[str, object]) -> None:
+    """Read frames until ``wanted`` arrives (other members' join notices may come first)."""
+    async with asyncio.timeout(20):
+        while json.loads(await ws.recv()) != wanted:
+            pass
+
+
+async def test_bundled_chat_example_over_wss_without_the_http_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/chat/serverless.yml as deployed to AWS (https endpoints: no PORTWAY_ENDPOINT_SCHEME):
+    its boto3 PostToConnection and urllib channel calls both verify the local certificate."""
+    monkeypatch.delenv("PORTWAY_ENDPOINT_SCHEME", raising=False)
+    monkeypatch.setenv("PORTWAY_TLS_DIR", str(tmp_path / "tls"))
+    monkeypatch.setenv("CHAT_NAMES_DIR", str(tmp_path / "names"))
+    async with serve(EXAMPLE_CHAT, "--tls", "self-signed") as base:
+        client_tls = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.pem"))
+        url = base.replace("https://", "wss://") + "/dev?name="
+        async with (
+            websockets.connect(url + "Ada", ssl=client_tls) as ada,
+            websockets.connect(url + "Bob", ssl=client_tls) as bob,
+        ):
+            await ada.send(json.dumps({"action": "join", "room": "lobby"}))
+            await _receive_until(ada, {"event": "joined", "room": "lobby", "name": "Ada"})
+            await bob.send(json.dumps({"action": "join", "room": "lobby"}))
+            await _receive_until(bob, {"event": "joined", "room": "lobby", "name": "Bob"})
+            await ada.send(json.dumps({"action": "send", "room": "lobby", "text": "hi"}))
+            for member in (ada, bob):
+                await _receive_until(member, {"from": "Ada", "room": "lobby", "text": "hi"})
+            await bob.send(json.dumps({"action": "nope"}))  # the route response comes back too
+            await _receive_until(bob, {"message": "unknown action", "actions": _help_actions()})
+
+
+def _help_actions() -> dict[str, object]:
+    return {
+        "join": {"action": "join", "room": "lobby"},
+        "send": {"action": "send", "room": "lobby", "text": "hello"},
+        "broadcast": {"action": "broadcast", "text": "hello, everyone"},
+    }
