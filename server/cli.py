@@ -142,11 +142,17 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 def _use_local_tls(args: argparse.Namespace) -> None:
     """``--tls self-signed``: serve the local CA's certificate, and have handler workers trust it."""
-    from server.local_tls import default_tls_dir, ensure_local_tls  # cryptography: only when asked
+    from server.local_tls import SERVER_NAMES, default_tls_dir, ensure_local_tls  # cryptography: when asked
 
     local = ensure_local_tls(default_tls_dir(), datetime.datetime.now(datetime.UTC))
     args.tls_cert, args.tls_key = local.cert, local.key
     os.environ[TLS_TRUST_VARIABLE] = str(local.trust)
+    if args.host not in SERVER_NAMES:
+        log.warning(
+            "--tls self-signed: the certificate names localhost, 127.0.0.1 and ::1 only; clients "
+            "reaching %s by another name fail to verify it (use --tls-cert/--tls-key)",
+            args.host,
+        )
     print(
         f"TLS: certificate for localhost, 127.0.0.1 and ::1 from the local CA {local.ca} "
         f"(clients trust it with that file; handlers get AWS_CA_BUNDLE={local.trust})",

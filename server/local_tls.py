@@ -22,6 +22,7 @@ start-up, before the event loop runs).
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -166,13 +168,28 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Atomically (a temporary file, renamed): no worker or other gateway ever reads half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(temporary, path)
+
+
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    _write(path, data, 0o600)
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _load(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
@@ -209,22 +226,25 @@ def _base_bundles(env: Mapping[str, str]) -> bytes:
 
 
 def ensure_local_tls(folder: Path, now: datetime.datetime, env: Mapping[str, str] | None = None) -> LocalTls:
-    """Reuse the folder's CA and certificate while valid; create or re-issue what is missing or expired."""
+    """Reuse the folder's CA and certificate while valid; create or re-issue what is missing or expired.
+
+    Two gateways starting together take turns (a lock file), so both serve one CA's certificate.
+    """
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = LocalTls(folder / "ca.pem", folder / "cert.pem", folder / "key.pem", folder / "trust.pem")
     ca_key_path = folder / "ca-key.pem"
-    loaded_ca = _load(files.ca, ca_key_path)
-    if loaded_ca is None or needs_renewal(loaded_ca[0], now):
-        loaded_ca = issue_ca(now)
-        _write_key(ca_key_path, loaded_ca[1])
-        files.ca.write_bytes(_pem(loaded_ca[0]))
-        server = None
-    else:
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        loaded_ca = _load(files.ca, ca_key_path)
+        if loaded_ca is None or needs_renewal(loaded_ca[0], now):
+            loaded_ca = issue_ca(now)
+            _write_key(ca_key_path, loaded_ca[1])
+            _write(files.ca, _pem(loaded_ca[0]))
+        ca, ca_key = loaded_ca
         server = _load(files.cert, files.key)
-    ca, ca_key = loaded_ca
-    if server is None or needs_renewal(server[0], now) or server[0].issuer != ca.subject:
-        cert, key = issue_server(ca, ca_key, now)
-        _write_key(files.key, key)
-        files.cert.write_bytes(_pem(cert))
-    files.trust.write_bytes(_base_bundles(os.environ if env is None else env) + _pem(ca))
+        if server is None or needs_renewal(server[0], now) or not _signed_by(server[0], ca):
+            cert, key = issue_server(ca, ca_key, now)
+            _write_key(files.key, key)
+            _write(files.cert, _pem(cert))
+        _write(files.trust, _base_bundles(os.environ if env is None else env) + _pem(ca))
     return files

@@ -3,9 +3,12 @@ handlers that call ``https://{domainName}/{stage}`` for ``@connections`` with TL
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime
 import json
+import logging
+import os
 import ssl
 import stat
 from pathlib import Path
@@ -14,9 +17,10 @@ import aiohttp
 import pytest
 import websockets
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE, function_env
-from server.cli import main
+from server.cli import _use_local_tls, main
 from server.local_tls import (
     SERVER_LIFETIME,
     default_tls_dir,
@@ -64,8 +68,6 @@ def test_trust_keeps_the_bundle_the_environment_names(tmp_path: Path) -> None:
 
 
 def _cert_pem_of_a_new_ca() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
     return issue_ca(NOW)[0].public_bytes(serialization.Encoding.PEM)
 
 
@@ -80,6 +82,12 @@ def test_reused_while_valid_and_reissued_by_the_same_ca_when_expired(tmp_path: P
     assert renewed.cert.read_bytes() != cert_pem
     assert not needs_renewal(_cert(renewed.cert), later)
     _cert(renewed.cert).verify_directly_issued_by(_cert(renewed.ca))
+    # A certificate some other CA signed (the folder's CA was replaced by hand): re-issued.
+    foreign_ca, foreign_key = issue_ca(later)
+    foreign, _ = issue_server(foreign_ca, foreign_key, later)
+    renewed.cert.write_bytes(foreign.public_bytes(serialization.Encoding.PEM))
+    fixed = ensure_local_tls(tmp_path, later)
+    _cert(fixed.cert).verify_directly_issued_by(_cert(fixed.ca))
     # A damaged key file: a new certificate, not a start-up failure.
     renewed.key.write_text("garbage")
     assert ensure_local_tls(tmp_path, later).key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
@@ -125,6 +133,20 @@ def test_unwritable_folder_is_one_line(
     monkeypatch.setenv("PORTWAY_TLS_DIR", str(tmp_path / "file" / "tls"))
     assert main(["serve", str(CHAT), "--tls", "self-signed"]) == 1
     assert capsys.readouterr().err.startswith("portway: --tls self-signed: ")
+
+
+def test_other_host_names_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PORTWAY_TLS_DIR", str(tmp_path))
+    monkeypatch.delenv(TLS_TRUST_VARIABLE, raising=False)
+    args = argparse.Namespace(host="0.0.0.0", tls="self-signed", tls_cert=None, tls_key=None)
+    with caplog.at_level(logging.WARNING, "portway"):
+        _use_local_tls(args)
+    assert (args.tls_cert, args.tls_key) == (tmp_path / "cert.pem", tmp_path / "key.pem")
+    assert os.environ[TLS_TRUST_VARIABLE] == str(tmp_path / "trust.pem")
+    monkeypatch.delenv(TLS_TRUST_VARIABLE)  # set by _use_local_tls: not for the other tests
+    assert "clients reaching 0.0.0.0 by another name" in caplog.text
 
 
 async def _receive_json(ws: websockets.ClientConnection) -> dict[str, str]:
