@@ -491,7 +491,7 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         elif loc(location, "handler") not in r.failed:
             issues.error(loc(location, "handler"), "missing handler (path/module.function)")
         return None
-    wsgi = wsgi_environment(r, handler, build.base_dir, issues)  # serverless-wsgi: Portway's own handler
+    wsgi = wsgi_environment(r, handler, build.base_dir, loc(location, "handler"), issues)  # serverless-wsgi
     if wsgi is None:
         split = split_handler(handler, build.base_dir, loc(location, "handler"), issues)
     else:

@@ -21,11 +21,16 @@ WSGI_HANDLERS = ("wsgi_handler.handler", "wsgi.handler")
 _SETTINGS_VARIABLE = "_PORTWAY_WSGI"  # routes.integrations.wsgi_adapter.SETTINGS_VARIABLE (no import: layers)
 
 
-def wsgi_environment(r: Resolver, handler: str, base_dir: Path, issues: Issues) -> dict[str, str] | None:
-    """``None`` unless ``handler`` is the plugin's; else the variable carrying ``custom.wsgi``
-    (empty, with an error, when ``custom.wsgi.app`` is missing, as the plugin refuses to deploy)."""
+def wsgi_environment(
+    r: Resolver, handler: str, base_dir: Path, location: str, issues: Issues
+) -> dict[str, str] | None:
+    """``None`` unless ``handler`` (at ``location``) is the plugin's; else the variable carrying
+    ``custom.wsgi`` (empty, with an error, when ``custom.wsgi.app`` is missing, as the plugin
+    refuses to deploy)."""
     if handler not in WSGI_HANDLERS:
         return None
+    if handler != WSGI_HANDLERS[0]:  # the plugin's own deprecation warning
+        issues.warn(location, f'"{handler}" is deprecated by serverless-wsgi: use "{WSGI_HANDLERS[0]}"')
     app = r.get("custom", "wsgi", "app")
     if not isinstance(app, str) or "." not in app:
         issues.error(

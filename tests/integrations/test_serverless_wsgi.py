@@ -7,6 +7,7 @@ LICENSE.txt kept), copied unmodified.
 from __future__ import annotations
 
 import base64
+import json
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -212,3 +213,21 @@ async def test_asgi_app_through_mangum_runs_unchanged(aiohttp_client: Client, tm
     assert sorted(value.split(";")[0] for value in resp.headers.getall("Set-Cookie")) == ["one=1", "two=2"]
     image = await client.get("/image")
     assert image.headers["Content-Type"] == "image/png" and await image.read() == bytes(range(256))
+
+
+def test_deprecated_handler_spelling_still_works_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("app = None\n")
+    (tmp_path / "serverless.yml").write_text(
+        "service: s\nprovider: {name: aws}\ncustom: {wsgi: {app: app.app}}\n"
+        "functions:\n  api: {handler: wsgi.handler, events: [{httpApi: '*'}]}\n"
+    )
+    config = load_config(tmp_path / "serverless.yml", env={})
+    (route,) = config.apis[0].routes
+    assert route.integration.handler == "wsgi_handler.handler"
+    assert json.loads(route.integration.environment["_PORTWAY_WSGI"]) == {
+        "app": "app.app",
+        "textMimeTypes": [],
+    }
+    assert config.warnings == (
+        'functions.api.handler: "wsgi.handler" is deprecated by serverless-wsgi: use "wsgi_handler.handler"',
+    )
