@@ -1,20 +1,22 @@
 """The ``portway`` command: ``serve`` a definition, ``validate`` one, manage a running gateway.
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
-                         [--tls-cert F --tls-key F] [--stage S]
+                         [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
     portway validate CONFIG [--stage S]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
 ``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used,
 and ``--state-file`` (or ``PORTWAY_STATE_FILE``) keeps its quota and usage counters and API
-keys across restarts (ignored with Redis, which persists by itself).
+keys across restarts (ignored with Redis, which persists by itself). ``--tls self-signed`` serves
+https/wss with a local CA's certificate (server/local_tls.py) that handler workers trust.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import gc
 import logging
 import os
@@ -27,6 +29,7 @@ from pathlib import Path
 from aiohttp import web
 
 from routes.integrations.python_inprocess import shutdown_handler_executor
+from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
@@ -57,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
+    serve.add_argument(
+        "--tls",
+        choices=["self-signed"],
+        help="serve https/wss with a local CA's certificate for localhost (kept in $PORTWAY_TLS_DIR, "
+        "else ~/.cache/portway/tls); handler workers get AWS_CA_BUNDLE trusting it",
+    )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
     validate = sub.add_parser("validate", help="check a definition and print every error")
@@ -131,6 +140,26 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         shutdown_handler_executor()
 
 
+def _use_local_tls(args: argparse.Namespace) -> None:
+    """``--tls self-signed``: serve the local CA's certificate, and have handler workers trust it."""
+    from server.local_tls import SERVER_NAMES, default_tls_dir, ensure_local_tls  # cryptography: when asked
+
+    local = ensure_local_tls(default_tls_dir(), datetime.datetime.now(datetime.UTC))
+    args.tls_cert, args.tls_key = local.cert, local.key
+    os.environ[TLS_TRUST_VARIABLE] = str(local.trust)
+    if args.host not in SERVER_NAMES:
+        log.warning(
+            "--tls self-signed: the certificate names localhost, 127.0.0.1 and ::1 only; clients "
+            "reaching %s by another name fail to verify it (use --tls-cert/--tls-key)",
+            args.host,
+        )
+    print(
+        f"TLS: certificate for localhost, 127.0.0.1 and ::1 from the local CA {local.ca} "
+        f"(clients trust it with that file; handlers get AWS_CA_BUNDLE={local.trust})",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ADMIN_COMMANDS:
@@ -150,6 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
         return 2
+    if args.tls and args.tls_cert:
+        print("--tls self-signed and --tls-cert are alternatives: give one", file=sys.stderr)
+        return 2
+    if args.tls:
+        try:
+            _use_local_tls(args)
+        except OSError as exc:  # e.g. an unwritable PORTWAY_TLS_DIR: one line, not a traceback
+            print(f"portway: --tls self-signed: {exc}", file=sys.stderr)
+            return 1
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
         args.state_file = None

@@ -20,6 +20,7 @@ PURE_MODULES = [
     "routes.dispatch",
     "routes.integrations.lambda_proxy",
     "routes.integrations.mock",
+    "routes.integrations.wsgi_adapter",
     "routes.selection",
     "connections.events",
     "connections.frames",

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from routes.integrations import wsgi_adapter
 from routes.integrations.lambda_context import (
     HandlerLoadError,
     LambdaContext,
@@ -42,6 +43,7 @@ from routes.integrations.lambda_context import (
 
 _HEADER = struct.Struct(">I")
 runtime_file(__file__)
+runtime_file(wsgi_adapter.__file__)
 
 
 def _send(out: IO[bytes], data: bytes) -> None:
@@ -144,6 +146,13 @@ class _Runtime:
             return orjson.dumps({"id": request["id"], "error": error})
 
 
+def _load_entry() -> Callable[..., Any]:
+    """The handler; for a serverless-wsgi function (``custom.wsgi.app``), the plugin's
+    ``wsgi_handler.handler`` around the imported app (:mod:`routes.integrations.wsgi_adapter`)."""
+    wsgi = wsgi_adapter.handler_from_environment(os.environ, os.environ["LAMBDA_TASK_ROOT"])
+    return wsgi if wsgi is not None else load_handler(os.environ["_HANDLER"])
+
+
 def main(argv: list[str]) -> int:
     proto_in, proto_out = _claim_protocol_pipes()
     # Ctrl-C in the gateway's terminal reaches the whole process group; the gateway stops us itself.
@@ -154,7 +163,7 @@ def main(argv: list[str]) -> int:
     _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])
     with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
         try:
-            runtime = _Runtime(load_handler(os.environ["_HANDLER"]), argv[1] if len(argv) > 1 else "")
+            runtime = _Runtime(_load_entry(), argv[1] if len(argv) > 1 else "")
         except HandlerLoadError as exc:
             _send(out, orjson.dumps({"init_error": exc.payload}))
             return 0

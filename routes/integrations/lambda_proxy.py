@@ -59,9 +59,21 @@ class LambdaProxyIntegration:
             log.error("%s: invoke failed: %s", self._name, exc)
             raise IntegrationFailure() from exc
         if self._v2:
-            return v2_response(result)
-        return v1_response(result, accept=info.request.header("accept"), binary_media_types=self._binary)
+            return _framed_by_gateway(v2_response(result))
+        accept = info.request.header("accept")
+        return _framed_by_gateway(v1_response(result, accept=accept, binary_media_types=self._binary))
 
     async def close(self) -> None:
         # The invoker is shared between routes and closed by its registry.
         return None
+
+
+def _framed_by_gateway(response: HttpResponse) -> HttpResponse:
+    """Drop a ``Content-Length`` the function returned: the gateway frames the body it sends, which
+    differs from the function's when it sent base64 (a WSGI app's header counts the raw bytes)
+    or text it re-encodes; a stale length would corrupt the connection."""
+    if any(name.lower() == "content-length" for name, _ in response.headers):
+        response.headers = [
+            (name, value) for name, value in response.headers if name.lower() != "content-length"
+        ]
+    return response

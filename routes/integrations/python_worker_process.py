@@ -24,7 +24,7 @@ import orjson
 
 from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_stream_name
 
-__all__ = ["WorkerGone", "WorkerProcess", "function_env"]
+__all__ = ["TLS_TRUST_VARIABLE", "WorkerGone", "WorkerProcess", "function_env", "tls_trust_environment"]
 
 _HEADER = struct.Struct(">I")
 _MAX_FRAME = MAX_RESPONSE_BYTES + 64 * 1024  # the child enforces the 6 MB limit; this guards the pipe
@@ -156,6 +156,21 @@ async def _log_lines(stream: asyncio.StreamReader, log: logging.Logger, pid: int
         log.info("%s", line.decode(errors="replace").rstrip("\r\n"), extra={"worker_pid": pid})
 
 
+# Set by `portway serve --tls self-signed` (server/local_tls.py): a CA bundle that also trusts the
+# gateway's own certificate.
+TLS_TRUST_VARIABLE = "PORTWAY_TLS_TRUST"
+
+
+def tls_trust_environment() -> dict[str, str]:
+    """Handlers call ``https://{domainName}/{stage}`` (``@connections``) on a gateway serving a local
+    certificate: point boto3 (``AWS_CA_BUNDLE``), Python's ``ssl`` (``SSL_CERT_FILE``) and requests
+    (``REQUESTS_CA_BUNDLE``) at a bundle that trusts it. A function's own environment still wins."""
+    bundle = os.environ.get(TLS_TRUST_VARIABLE)
+    if not bundle:
+        return {}
+    return {"AWS_CA_BUNDLE": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}
+
+
 def function_env(
     handler: str, code_dir: str, name: str, region: str, memory_mb: int, environment: Mapping[str, str] | None
 ) -> dict[str, str]:
@@ -173,6 +188,7 @@ def function_env(
     return {
         **placeholder,
         **os.environ,
+        **tls_trust_environment(),
         **(environment or {}),
         "AWS_LAMBDA_FUNCTION_NAME": name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),

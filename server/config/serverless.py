@@ -75,6 +75,7 @@ from server.config.serverless_events import (
     cors_routes,
     plugin_throttle,
 )
+from server.config.serverless_wsgi import WSGI_HANDLERS, wsgi_environment
 from server.config.variables import Resolver
 from server.ids import new_api_id
 
@@ -490,7 +491,11 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         elif loc(location, "handler") not in r.failed:
             issues.error(loc(location, "handler"), "missing handler (path/module.function)")
         return None
-    split = split_handler(handler, build.base_dir, loc(location, "handler"), issues)
+    wsgi = wsgi_environment(r, handler, build.base_dir, loc(location, "handler"), issues)  # serverless-wsgi
+    if wsgi is None:
+        split = split_handler(handler, build.base_dir, loc(location, "handler"), issues)
+    else:
+        split = (build.base_dir, WSGI_HANDLERS[0])
     runtime = r.get(*parts, "runtime") or r.get("provider", "runtime")
     if runtime is not None and not str(runtime).startswith("python"):
         issues.warn(location, f"runtime {runtime!r}: Portway runs Python handlers only")
@@ -500,7 +505,11 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         code_dir=split[0],
         handler=split[1],
         name=str(r.get(*parts, "name") or default_name),
-        environment={**defaults.environment, **_environment(r, (*parts, "environment"), issues)},
+        environment={
+            **defaults.environment,
+            **_environment(r, (*parts, "environment"), issues),
+            **(wsgi or {}),
+        },
         timeout_s=_number(r, (*parts, "timeout"), issues) or defaults.timeout_s,
         memory_mb=int(_number(r, (*parts, "memorySize"), issues) or defaults.memory_mb),
     )
