@@ -1,7 +1,7 @@
 """serverless-wsgi projects served unchanged, end to end (real gateway, worker processes, aiohttp client).
 
-``tests/fixtures/aws-python-flask-api`` is serverless/examples' ``aws-python-flask-api`` (MIT, its
-LICENSE.txt kept), copied unmodified.
+``tests/fixtures/projects/flask-api`` is a project laid out like serverless/examples'
+``aws-python-flask-api`` (written for these tests: public code is not vendored here), served unmodified.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 
-FLASK_EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "aws-python-flask-api"
+FLASK_EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "projects" / "flask-api"
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
@@ -31,17 +31,19 @@ async def flask_example(aiohttp_client: Client) -> AsyncIterator[TestClient[Any,
     yield await aiohttp_client(create_app(config))
 
 
-async def test_flask_example_readme_requests(flask_example: TestClient[Any, Any]) -> None:
-    # The README's three requests (its `/dev` prefix aside: an httpApi `$default` stage has none,
-    # and the README's `Not Found!` differs from the app's own text, which is what is answered).
+async def test_flask_example_requests(flask_example: TestClient[Any, Any]) -> None:
     root = await flask_example.get("/")
-    assert (root.status, await root.json()) == (200, {"message": "Hello from root!"})
+    assert (root.status, await root.json()) == (200, {"message": "Flask behind serverless-wsgi"})
     assert root.headers["Content-Type"] == "application/json"
-    hello = await flask_example.get("/hello")
-    assert (hello.status, await hello.json()) == (200, {"message": "Hello from path!"})
+    put = await flask_example.put("/notes/todo", json={"text": "ship it"})
+    assert (put.status, await put.json()) == (200, {"name": "todo", "text": "ship it"})
+    got = await flask_example.get("/notes/todo")
+    assert (got.status, await got.json()) == (200, {"name": "todo", "text": "ship it"})
+    unknown = await flask_example.get("/notes/other")
+    assert (unknown.status, await unknown.json()) == (404, {"error": "no such note"})
     missing = await flask_example.get("/nonexistent")
     assert (missing.status, await missing.json()) == (404, {"error": "Not found!"})
-    wrong_method = await flask_example.post("/hello")  # routed by Flask, not by the gateway
+    wrong_method = await flask_example.post("/notes/todo")  # routed by Flask, not by the gateway
     assert wrong_method.status == 405
 
 
