@@ -35,6 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.config.cloudformation import function_logical_id
 from server.config.errors import Issues, loc, loc_path
 from server.config.model import (
     DEFAULT_STAGE,
@@ -100,6 +101,15 @@ def load_serverless(
             issues.error("service", "the service name must be a non-empty string")
         service = "service"
     check_stage_name(r.stage, ApiKind.REST, "provider.stage", issues)
+    entries = _function_entries(r, issues)
+    # What `Ref`/`Fn::GetAtt` of the functions and APIs give (read before any CloudFormation value).
+    names = _api_names(r, service)
+    r.apis.update({logical: new_api_id(name) for logical, name in names.items()})
+    for parts, name in entries:
+        function_name = r.get(*parts, "name")
+        if not isinstance(function_name, str) or not function_name:
+            function_name = f"{service}-{r.stage}-{name}"
+        r.functions[function_logical_id(name)] = function_name
     payload = scalar_text(r.get("provider", "httpApi", "payload") or "2.0")
     payload = {"1": "1.0", "2": "2.0"}.get(payload, payload)
     if payload not in ("1.0", "2.0"):
@@ -128,7 +138,7 @@ def load_serverless(
         _number(r, ("provider", "timeout"), issues) or DEFAULT_FUNCTION_TIMEOUT_S,
         int(_number(r, ("provider", "memorySize"), issues) or DEFAULT_MEMORY_MB),
     )
-    for parts, name in _function_entries(r, issues):
+    for parts, name in entries:
         function = _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
         if function is not None:
             add_events(build, parts, function)
@@ -136,7 +146,7 @@ def load_serverless(
     if build.rest:
         build.rest.extend(cors_routes(build))
         binary = r.get_deep("provider", "apiGateway", "binaryMediaTypes") or []
-        name = str(r.get("provider", "apiName") or service)
+        name = names["ApiGatewayRestApi"]
         rest_stage = StageConfig(
             r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
         )
@@ -144,7 +154,7 @@ def load_serverless(
             _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
         )
     if build.http:
-        name = str(r.get("provider", "httpApi", "name") or f"{service}-httpApi")
+        name = names["HttpApi"]
         http_stage = StageConfig(
             DEFAULT_STAGE, throttle=stage_throttle, method_throttles=_frozen(build.http_throttles)
         )
@@ -170,6 +180,19 @@ def load_serverless(
         usage_plans=tuple(built.plan for built in plans),
         api_keys=tuple(built.key for built in keys),
     )
+
+
+def _api_names(r: Resolver, service: str) -> dict[str, str]:
+    """The names of the REST, HTTP and WebSocket APIs, by serverless's logical ids (their ids derive
+    from them)."""
+    websocket = r.get("provider", "websocketsApiName")
+    return {
+        "ApiGatewayRestApi": str(r.get("provider", "apiName") or service),
+        "HttpApi": str(r.get("provider", "httpApi", "name") or f"{service}-httpApi"),
+        "WebsocketsApi": websocket
+        if isinstance(websocket, str) and websocket
+        else f"{r.stage}-{service}-websockets",
+    }
 
 
 def _frozen(throttles: Mapping[str, ThrottleSettings]) -> Mapping[str, ThrottleSettings]:

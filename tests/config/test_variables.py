@@ -141,7 +141,7 @@ ERRORS = [
         "(Portway resolves self, opt, sls, env, aws, file) (a fallback helps: ${ssm:/param/x, 'value'})",
     ),
     ("a: ${cf:stack.output}\n", "a", "source 'cf' is not supported"),
-    ("a: ${file(./handler.js):x}\n", "a", "file(./handler.js): only YAML and JSON files are supported"),
+    ("a: ${file(./handler.js):x}\n", "a", "file(./handler.js): JavaScript files cannot be run by Portway"),
     ("a: ${file(./missing.yml):x}\n", "a", "file(./missing.yml): [Errno 2] No such file or directory"),
     ("a: '${self:b'\n", "a", "unterminated variable in '${self:b'"),
     ("a: ${sls_stage}\n", "a", "${sls_stage}: 'sls_stage' is not a variable source:address"),
