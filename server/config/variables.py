@@ -386,7 +386,7 @@ class Resolver:
                     notes.append(f"file({name}): {problems[0]}")
                     return None
                 self._files[path] = data
-        if isinstance(self._files[path], str):  # text is used as it is (no variables inside)
+        if isinstance(self._files[path], str):  # a text file has no keys
             if address:
                 notes.append(f"file({name}) is a text file: it has no {address!r} to read")
                 return None

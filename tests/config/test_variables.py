@@ -126,6 +126,29 @@ def test_file_source(tmp_path: Path) -> None:
     assert value(tmp_path, text, "missing") == "fallback"
 
 
+def test_file_source_of_a_text_file_is_its_text(tmp_path: Path) -> None:
+    key = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----\n"
+    (tmp_path / "public_key").write_text(key)
+    (tmp_path / "notes.txt").write_text("a: b\n")  # YAML-looking text is still text
+    (tmp_path / "data.json").write_text('{"key": "json"}')
+    (tmp_path / "env.yml").write_text("key: yaml\n")
+    text = """
+    key: ${file(./public_key)}
+    inline: "Bearer ${file(./public_key)}"
+    notes: ${file(notes.txt)}
+    json: ${file(./data.json):key}
+    yaml: ${file(./env.yml):key}
+    """
+    assert value(tmp_path, text, "key") == key
+    assert value(tmp_path, text, "inline") == "Bearer " + key
+    assert value(tmp_path, text, "notes") == "a: b\n"
+    assert value(tmp_path, text, "json") == "json"
+    assert value(tmp_path, text, "yaml") == "yaml"
+    r, issues = resolver(tmp_path, "a: ${file(./public_key):x}\n")
+    assert r.get("a") is None
+    assert "file(./public_key) is a text file: it has no 'x' to read" in issues.errors[0].message
+
+
 ERRORS = [
     (
         "a: ${self:nope}\n",
