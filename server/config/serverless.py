@@ -30,6 +30,7 @@ errors (a route is never served open when its definition asks for authentication
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -85,6 +86,7 @@ DEFAULT_FUNCTION_TIMEOUT_S = 6  # serverless v3's default Lambda timeout
 DEFAULT_MEMORY_MB = 1024
 _OFFLINE_OPTIONS = {"host", "httpPort", "lambdaPort", "noPrependStageInUrl", "prefix", "websocketPort"}
 _API_GATEWAY: Parts = ("provider", "apiGateway")
+_EXECUTE_API = re.compile(r"^(?:https|wss)://([a-z0-9]+)\.execute-api\.")
 _KEY_FIELDS = ("name", "value", "description", "customerId", "enabled")
 
 
@@ -483,7 +485,20 @@ def _environment(r: Resolver, parts: Parts, issues: Issues) -> dict[str, str]:
             )
         elif value is not None:
             environment[str(name)] = scalar_text(value)
+            _check_aws_endpoint(r, (*parts, str(name)), environment[str(name)], issues)
     return environment
+
+
+def _check_aws_endpoint(r: Resolver, parts: Parts, value: str, issues: Issues) -> None:
+    """``!Join ['', ['https://', !Ref WebsocketsApi, '.execute-api.', ...]]`` resolves to what AWS
+    would hold: its endpoint, not Portway's. Say so rather than let handlers call AWS unnoticed."""
+    match = _EXECUTE_API.match(value)
+    if match and match.group(1) in r.apis.values():
+        issues.warn(
+            loc_path(parts),
+            f"{value!r} is this API's endpoint on AWS: a handler calling it reaches AWS, not Portway "
+            "(build the URL from the event's requestContext.domainName and stage instead)",
+        )
 
 
 def _function_entries(r: Resolver, issues: Issues) -> list[tuple[Parts, str]]:

@@ -197,6 +197,7 @@ provider:
     TABLE_FROM_REF: !Ref TodosDynamoDbTable
     REGION: !Ref AWS::Region
     WEBSOCKET_API_ID: !Ref WebsocketsApi
+    WEBSOCKET_URL: ${self:custom.websocketUrl}
     QUEUE_URL: !Ref JobsQueue
     PUBLIC_KEY: ${file(./public_key)}
     STREAM: !GetAtt TodosDynamoDbTable.StreamArn
@@ -218,6 +219,11 @@ provider:
         - Effect: Allow
           Action: [ssm:GetParameter]
           Resource: !If [IsProd, !ImportValue prod-param, !Ref AWS::NoValue]
+
+custom:
+  websocketUrl: !Join
+    - ''
+    - ['https://', !Ref WebsocketsApi, '.execute-api.', !Ref AWS::Region, '.amazonaws.com/', '${sls:stage}']
 
 functions:
   create:
@@ -288,12 +294,14 @@ def test_a_project_with_cloudformation_everywhere_loads(tmp_path: Path) -> None:
     rest, websocket = config.apis
     environment = dict(rest.routes[0].integration.environment)
     table = "serverless-rest-api-with-dynamodb-dev"
+    aws_url = f"https://{websocket.id}.execute-api.eu-central-1.amazonaws.com/dev"
     assert environment == {
         "DYNAMODB_TABLE": table,
         "TABLE_ARN": f"arn:aws:dynamodb:eu-central-1:123456789012:table/{table}",
         "TABLE_FROM_REF": table,
         "REGION": "eu-central-1",
         "WEBSOCKET_API_ID": websocket.id,
+        "WEBSOCKET_URL": aws_url,
         "QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/123456789012/serverless-rest-api-with-dynamodb-dev-jobs",
         "PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n",
         "ACCOUNT": "123456789012",
@@ -307,6 +315,9 @@ def test_a_project_with_cloudformation_everywhere_loads(tmp_path: Path) -> None:
     )
     # Only what Portway needs and cannot know is reported; resources and iam stay silent.
     assert config.warnings == (
+        f"provider.environment.WEBSOCKET_URL: {aws_url!r} is this API's endpoint on AWS: a handler calling "
+        "it reaches AWS, not Portway (build the URL from the event's requestContext.domainName and stage "
+        "instead)",
         "provider.environment.STREAM: CloudFormation values cannot be resolved locally (left out)",
         "provider.environment.GENERATED: CloudFormation values cannot be resolved locally (left out)",
     )
