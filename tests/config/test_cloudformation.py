@@ -204,6 +204,7 @@ provider:
     ACCOUNT: !Sub '${AWS::AccountId}'
     BUCKET_ARN: !Join ['', ['arn:aws:s3:::', !Ref Uploads, '/*']]
     GENERATED: !Ref Generated
+    LOCKED: !Ref Locked
   iam:
     role:
       statements:
@@ -270,6 +271,9 @@ resources:
       Properties:
         BucketName: ${self:service}-${sls:stage}-uploads
         Tags: [{Key: secret, Value: '${ssm:/never/resolved}'}]
+    Locked:
+      Type: AWS::DynamoDB::Table
+      Properties: {TableName: '${ssm:/tables/locked}'}
     Generated:
       Type: AWS::DynamoDB::Table
       Properties:
@@ -320,6 +324,8 @@ def test_a_project_with_cloudformation_everywhere_loads(tmp_path: Path) -> None:
         "instead)",
         "provider.environment.STREAM: CloudFormation values cannot be resolved locally (left out)",
         "provider.environment.GENERATED: CloudFormation values cannot be resolved locally (left out)",
+        # A variable Portway cannot resolve inside `resources` makes the value unknown, not an error.
+        "provider.environment.LOCKED: CloudFormation values cannot be resolved locally (left out)",
     )
 
 
