@@ -119,7 +119,10 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        # errno's own words: the exception's text differs between asyncio and uvloop; a name that
+        # does not resolve (socket.gaierror) has a negative errno and its own strerror.
+        errno = exc.errno or 0
+        reason = (os.strerror(errno) if errno > 0 else exc.strerror or str(exc)).lower()
         raise ListenError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     scheme = "https" if ssl_context else "http"
     # --port 0 binds a free port: report the real one.

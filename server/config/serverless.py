@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.config.cloudformation import function_logical_id
-from server.config.errors import Issues, loc, loc_path
+from server.config.errors import Issues, did_you_mean, loc, loc_path
 from server.config.model import (
     DEFAULT_STAGE,
     ApiConfig,
@@ -526,7 +526,10 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         if r.get(*parts, "image") is not None:
             issues.warn(location, "container image functions are not supported (ignored)")
         elif loc(location, "handler") not in r.failed:
-            issues.error(loc(location, "handler"), "missing handler (path/module.function)")
+            body = r.get(*parts)
+            close = did_you_mean("handler", [str(key) for key in body]) if isinstance(body, dict) else None
+            hint = f" ({close!r} is not a function setting: did you mean 'handler'?)" if close else ""
+            issues.error(loc(location, "handler"), f"missing handler (path/module.function){hint}")
         return None
     split = split_handler(handler, build.base_dir, loc(location, "handler"), issues)
     runtime = r.get(*parts, "runtime") or r.get("provider", "runtime")

@@ -203,3 +203,37 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         == f"portway: cannot listen on 127.0.0.1:{port}: address already in use"
     )
     assert "listening" not in result.stdout
+
+
+def test_a_misspelt_handler_setting_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = project(
+        tmp_path,
+        """
+        service: s
+        provider: {name: aws}
+        functions:
+          f: {hander: handler.f, events: [{httpApi: 'GET /'}]}
+        """,
+        {"handler.py": "def f(event, context):\n    return {}\n"},
+    )
+    code, err, _ = validate(capsys, config)
+    assert code == 1
+    assert err[0] == (
+        f"{config}: functions.f.handler: missing handler (path/module.function) "
+        "('hander' is not a function setting: did you mean 'handler'?)"
+    )
+
+
+def test_an_address_not_on_this_machine_is_one_line() -> None:
+    """192.0.2.1 (TEST-NET-1) is no local address: the bind fails locally, nothing is sent."""
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "examples/hello/portway.yaml", "--host", "192.0.2.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last == "portway: cannot listen on 192.0.2.1:3000: cannot assign requested address"
