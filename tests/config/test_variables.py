@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.config.errors import Issues
+from server.config.errors import ConfigError, Issues
+from server.config.load import load_config
 from server.config.variables import Resolver
 from server.config.yamlio import parse_yaml
 
@@ -213,3 +215,30 @@ def test_stage_defined_through_itself_is_a_cycle_not_a_hang(tmp_path: Path) -> N
     assert any(
         "circular variable reference: sls:stage -> sls:stage" in issue.message for issue in issues.errors
     )
+
+
+AUTH0_PROJECT = Path(__file__).parent / "projects" / "aws-python-auth0-custom-authorizers-api"
+
+
+def test_public_project_reads_its_public_key_file(tmp_path: Path) -> None:
+    """serverless/examples' aws-python-auth0-custom-authorizers-api, unmodified, after its README's
+    setup (copy `public_key-example` to `public_key`, `secrets.example.json` to `secrets.json`)."""
+    project = tmp_path / "project"
+    shutil.copytree(AUTH0_PROJECT, project)
+    shutil.copy(project / "public_key-example", project / "public_key")
+    shutil.copy(project / "secrets.example.json", project / "secrets.json")
+    document, problems = parse_yaml((project / "serverless.yml").read_text())
+    assert problems == []
+    issues = Issues()
+    r = Resolver(document, base_dir=project, options={}, env={}, issues=issues)
+    environment = r.get_deep("provider", "environment")
+    assert issues.errors == []
+    assert environment["AUTH0_CLIENT_PUBLIC_KEY"] == (project / "public_key-example").read_text()
+    assert environment["AUTH0_CLIENT_PUBLIC_KEY"].startswith("-----BEGIN CERTIFICATE-----\n")
+    assert environment["AUTH0_CLIENT_ID"] == "your-client-id"
+    # Loading it reports only the authorizer Portway refuses to serve open (fail closed).
+    with pytest.raises(ConfigError) as info:
+        load_config(project / "serverless.yml", env={})
+    assert [issue.location for issue in info.value.issues] == [
+        "functions.privateEndpoint.events[0].http.authorizer"
+    ]
