@@ -14,12 +14,11 @@ import pytest
 from server.config.serverless_events import UNENFORCED_AUTHORIZER
 from tests.config.test_serverless import problems
 
+_POOL = "arn:aws:cognito-idp:us-east-1:1:userpool/p"
 _ROUTES = {
     "rest": "- http: {path: a, method: get, authorizer: {name: auth, type: token}}",
     "rest-iam": "- http: {path: a, method: get, authorizer: aws_iam}",
-    "rest-arn": (
-        "- http: {path: a, method: get, authorizer: {arn: 'arn:aws:cognito-idp:us-east-1:1:userpool/x'}}"
-    ),
+    "rest-arn": "- http: {path: a, method: get, authorizer: {arn: '" + _POOL + "'}}",
     "http-api": "- httpApi: {path: /a, method: get, authorizer: {name: jwt}}",
     "websocket": "- websocket: {route: $connect, authorizer: {name: auth}}",
 }
