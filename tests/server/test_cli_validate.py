@@ -237,3 +237,15 @@ def test_an_address_not_on_this_machine_is_one_line() -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last = result.stderr.splitlines()[-1]
     assert last == "portway: cannot listen on 192.0.2.1:3000: cannot assign requested address"
+
+
+def test_native_format_handlers_are_checked_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pets.py").write_text("def get_pet(event, context):\n    return {}\n")
+    config = tmp_path / "portway.yaml"
+    config.write_text("portway: 1\napis:\n  - name: pets\n    routes:\n      GET /pets/{id}: pets.getpet\n")
+    code, err, out = validate(capsys, config)
+    assert code == 0 and "1 warning(s)" in out
+    where = 'apis[0].routes["GET /pets/{id}"]'
+    message = "function 'getpet' is not defined in pets.py (did you mean 'get_pet'?)"
+    assert err == [f"{config}: warning: {where}: {message}"]
+    assert validate(capsys, config, "--strict")[0] == 1
