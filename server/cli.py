@@ -2,7 +2,7 @@
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
-    portway validate CONFIG [--stage S]
+    portway validate CONFIG [--stage S] [--strict]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
@@ -68,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
-    validate = sub.add_parser("validate", help="check a definition and print every error")
+    validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
+    validate.add_argument(
+        "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
+    )
     add_admin_parsers(sub)
     return parser
 
@@ -80,7 +83,8 @@ def _load(path: Path, stage: str | None) -> GatewayConfig | None:
         return load_config(path, stage=stage)
     except ConfigError as exc:
         for issue in exc.issues:
-            print(f"{path}: {issue.location}: {issue.message}", file=sys.stderr)
+            where = f"{issue.location}: " if issue.location else ""
+            print(f"{path}: {where}{issue.message}", file=sys.stderr)
         print(f"{path}: {len(exc.issues)} error(s)", file=sys.stderr)
         return None
 
@@ -101,6 +105,10 @@ def _route_lines(config: GatewayConfig, base_url: str) -> list[str]:
     return lines
 
 
+class ListenError(Exception):
+    """The listening socket could not be opened (a port in use): one line for the user."""
+
+
 async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     ssl_context: ssl.SSLContext | None = None
     if args.tls_cert:
@@ -116,7 +124,15 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     gc.freeze()
     gc.set_threshold(20_000, 50, 1000)
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context, backlog=1024)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        # errno's own words: the exception's text differs between asyncio and uvloop; a name that
+        # does not resolve (socket.gaierror) has a negative errno and its own strerror.
+        errno = exc.errno or 0
+        reason = (os.strerror(errno) if errno > 0 else exc.strerror or str(exc)).lower()
+        raise ListenError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     scheme = "https" if ssl_context else "http"
     # --port 0 binds a free port: report the real one.
     port = runner.addresses[0][1] if runner.addresses else args.port
@@ -160,19 +176,33 @@ def _use_local_tls(args: argparse.Namespace) -> None:
     )
 
 
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args.config, args.stage)
+    if config is None:
+        return 1
+    routes = sum(len(api.routes) for api in config.apis)
+    warnings = list(config.warnings)
+    if routes == 0 and not warnings:  # serverless.yml says why itself ("nothing to serve")
+        warnings.append("(document): no routes: nothing to serve")
+    for warning in warnings:
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
+    counts = f"{len(config.apis)} API(s), {routes} route(s)"
+    if warnings and args.strict:
+        print(
+            f"{args.config}: {len(warnings)} warning(s), an error with --strict ({counts})", file=sys.stderr
+        )
+        return 1
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
+    print(f"{args.config}: OK ({counts}{noted})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
     if args.command == "validate":
-        config = _load(args.config, args.stage)
-        if config is None:
-            return 1
-        routes = sum(len(api.routes) for api in config.apis)
-        for warning in config.warnings:
-            print(f"{args.config}: warning: {warning}", file=sys.stderr)
-        print(f"{args.config}: OK ({len(config.apis)} API(s), {routes} route(s))")
-        return 0
+        return _validate(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -204,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(_serve(args, config))
-    except StoreError as exc:  # e.g. a corrupt --state-file: say so, without a traceback
+    except (StoreError, ListenError) as exc:  # a corrupt --state-file, a port in use: no traceback
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -30,6 +30,7 @@ PURE_MODULES = [
     "server.throttle.levels",
     "server.keys.records",
     "server.config.route_keys",
+    "server.config.cloudformation",
     "server.admin.shapes",
     "routes.integrations.http_wire",
     "server.store.spec_cache",

@@ -11,13 +11,14 @@ Pure core: imports no I/O library.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "ConfigIssue", "Issues", "loc", "loc_path"]
+__all__ = ["ConfigError", "ConfigIssue", "Issues", "did_you_mean", "loc", "loc_path", "suggestion"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
@@ -38,6 +39,24 @@ def loc_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         location = loc(location, part)
     return location
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to a misspelt ``word`` (difflib's ratio >= 0.6), or None."""
+    close = difflib.get_close_matches(word, list(choices), 1)
+    return close[0] if close else None
+
+
+def suggestion(word: str, choices: Iterable[str], what: str = "") -> str:
+    """A hint to append to a message: `` (did you mean 'timeout'?)``; without a close match,
+    `` (known what: a, b)`` when ``what`` names the choices, else nothing."""
+    choices = list(choices)
+    close = did_you_mean(word, choices)
+    if close is not None:
+        return f" (did you mean {close!r}?)"
+    if what and choices:
+        return f" ({what}: {', '.join(choices)})"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

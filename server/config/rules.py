@@ -13,6 +13,7 @@ from pathlib import Path
 
 from routes.selection import SelectionSyntaxError, compile_expression
 from server.config.errors import Issues, loc
+from server.config.handlers import check_handler_source, module_file
 from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
@@ -173,10 +174,20 @@ def split_handler(handler: str, base_dir: Path, location: str, issues: Issues) -
         return None
     code_dir = (base_dir / match["dir"]).resolve()
     module = match["module"]
-    relative = module.replace(".", "/")
-    if not ((code_dir / f"{relative}.py").is_file() or (code_dir / relative).is_dir()):
+    source = module_file(code_dir, module)
+    if source is not None:
+        check_handler_source(source, match["func"], _shown(source, base_dir), location, issues)
+    elif not (code_dir / module.replace(".", "/")).is_dir():
         issues.warn(location, f"handler module {module!r} not found in {code_dir}")
     return code_dir, f"{module}.{match['func']}"
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    """``path`` relative to the definition's folder when inside it (shorter messages)."""
+    try:
+        return str(path.relative_to(base_dir.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def function_name_from(text: str) -> str:

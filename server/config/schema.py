@@ -9,7 +9,6 @@ library's wording for one keyword (used for patterns and the one-integration rul
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
-from server.config.errors import Issues, loc
+from server.config.errors import Issues, did_you_mean, loc
 
 __all__ = ["SCHEMA_PATH", "schema_issues"]
 
@@ -66,8 +65,8 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
         found = []
         for key in error.instance:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, 1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+                close = did_you_mean(str(key), allowed)
+                hint = f"did you mean {close!r}?" if close else f"allowed: {', '.join(allowed)}"
                 found.append((loc(location, str(key)), f"unknown key {key!r} ({hint})"))
         return found
     if error.validator in custom:

@@ -30,12 +30,14 @@ errors (a route is never served open when its definition asks for authentication
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from server.config.errors import Issues, loc, loc_path
+from server.config.cloudformation import function_logical_id
+from server.config.errors import Issues, did_you_mean, loc, loc_path
 from server.config.model import (
     DEFAULT_STAGE,
     ApiConfig,
@@ -85,6 +87,7 @@ DEFAULT_FUNCTION_TIMEOUT_S = 6  # serverless v3's default Lambda timeout
 DEFAULT_MEMORY_MB = 1024
 _OFFLINE_OPTIONS = {"host", "httpPort", "lambdaPort", "noPrependStageInUrl", "prefix", "websocketPort"}
 _API_GATEWAY: Parts = ("provider", "apiGateway")
+_EXECUTE_API = re.compile(r"^(?:https|wss)://([a-z0-9]+)\.execute-api\.")
 _KEY_FIELDS = ("name", "value", "description", "customerId", "enabled")
 
 
@@ -101,6 +104,15 @@ def load_serverless(
             issues.error("service", "the service name must be a non-empty string")
         service = "service"
     check_stage_name(r.stage, ApiKind.REST, "provider.stage", issues)
+    entries = _function_entries(r, issues)
+    # What `Ref`/`Fn::GetAtt` of the functions and APIs give (read before any CloudFormation value).
+    names = _api_names(r, service)
+    r.apis.update({logical: new_api_id(name) for logical, name in names.items()})
+    for parts, name in entries:
+        function_name = r.get(*parts, "name")
+        if not isinstance(function_name, str) or not function_name:
+            function_name = f"{service}-{r.stage}-{name}"
+        r.functions[function_logical_id(name)] = function_name
     payload = scalar_text(r.get("provider", "httpApi", "payload") or "2.0")
     payload = {"1": "1.0", "2": "2.0"}.get(payload, payload)
     if payload not in ("1.0", "2.0"):
@@ -129,7 +141,7 @@ def load_serverless(
         _number(r, ("provider", "timeout"), issues) or DEFAULT_FUNCTION_TIMEOUT_S,
         int(_number(r, ("provider", "memorySize"), issues) or DEFAULT_MEMORY_MB),
     )
-    for parts, name in _function_entries(r, issues):
+    for parts, name in entries:
         function = _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
         if function is not None:
             add_events(build, parts, function)
@@ -137,7 +149,7 @@ def load_serverless(
     if build.rest:
         build.rest.extend(cors_routes(build))
         binary = r.get_deep("provider", "apiGateway", "binaryMediaTypes") or []
-        name = str(r.get("provider", "apiName") or service)
+        name = names["ApiGatewayRestApi"]
         rest_stage = StageConfig(
             r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
         )
@@ -145,7 +157,7 @@ def load_serverless(
             _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
         )
     if build.http:
-        name = str(r.get("provider", "httpApi", "name") or f"{service}-httpApi")
+        name = names["HttpApi"]
         http_stage = StageConfig(
             DEFAULT_STAGE, throttle=stage_throttle, method_throttles=_frozen(build.http_throttles)
         )
@@ -171,6 +183,19 @@ def load_serverless(
         usage_plans=tuple(built.plan for built in plans),
         api_keys=tuple(built.key for built in keys),
     )
+
+
+def _api_names(r: Resolver, service: str) -> dict[str, str]:
+    """The names of the REST, HTTP and WebSocket APIs, by serverless's logical ids (their ids derive
+    from them)."""
+    websocket = r.get("provider", "websocketsApiName")
+    return {
+        "ApiGatewayRestApi": str(r.get("provider", "apiName") or service),
+        "HttpApi": str(r.get("provider", "httpApi", "name") or f"{service}-httpApi"),
+        "WebsocketsApi": websocket
+        if isinstance(websocket, str) and websocket
+        else f"{r.stage}-{service}-websockets",
+    }
 
 
 def _frozen(throttles: Mapping[str, ThrottleSettings]) -> Mapping[str, ThrottleSettings]:
@@ -461,7 +486,20 @@ def _environment(r: Resolver, parts: Parts, issues: Issues) -> dict[str, str]:
             )
         elif value is not None:
             environment[str(name)] = scalar_text(value)
+            _check_aws_endpoint(r, (*parts, str(name)), environment[str(name)], issues)
     return environment
+
+
+def _check_aws_endpoint(r: Resolver, parts: Parts, value: str, issues: Issues) -> None:
+    """``!Join ['', ['https://', !Ref WebsocketsApi, '.execute-api.', ...]]`` resolves to what AWS
+    would hold: its endpoint, not Portway's. Say so rather than let handlers call AWS unnoticed."""
+    match = _EXECUTE_API.match(value)
+    if match and match.group(1) in r.apis.values():
+        issues.warn(
+            loc_path(parts),
+            f"{value!r} is this API's endpoint on AWS: a handler calling it reaches AWS, not Portway "
+            "(build the URL from the event's requestContext.domainName and stage instead)",
+        )
 
 
 def _function_entries(r: Resolver, issues: Issues) -> list[tuple[Parts, str]]:
@@ -489,7 +527,10 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         if r.get(*parts, "image") is not None:
             issues.warn(location, "container image functions are not supported (ignored)")
         elif loc(location, "handler") not in r.failed:
-            issues.error(loc(location, "handler"), "missing handler (path/module.function)")
+            body = r.get(*parts)
+            close = did_you_mean("handler", [str(key) for key in body]) if isinstance(body, dict) else None
+            hint = f" ({close!r} is not a function setting: did you mean 'handler'?)" if close else ""
+            issues.error(loc(location, "handler"), f"missing handler (path/module.function){hint}")
         return None
     wsgi = wsgi_environment(r, handler, build.base_dir, loc(location, "handler"), issues)  # serverless-wsgi
     if wsgi is None:

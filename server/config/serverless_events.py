@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from server.config.errors import Issues, loc, loc_path
+from server.config.errors import Issues, loc, loc_path, suggestion
 from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
@@ -38,6 +38,8 @@ from server.config.variables import Resolver
 __all__ = [
     "AWS_DEFAULT_THROTTLE",
     "EVENT_BUILDERS",
+    "EVENT_KEYS",
+    "OTHER_EVENT_TYPES",
     "THROTTLING_PLUGIN",
     "Build",
     "Function",
@@ -107,9 +109,27 @@ def add_events(build: Build, parts: Parts, function: Function) -> None:
             continue
         kind = str(next(iter(event)))
         if kind in EVENT_BUILDERS:
+            _check_event_keys(build, (*event_parts, kind), EVENT_KEYS[kind])
             EVENT_BUILDERS[kind](build, (*event_parts, kind), function)
-        else:
+        elif kind in OTHER_EVENT_TYPES:
             build.issues.warn(location, f"{kind!r} events are not served by Portway (ignored)")
+        else:
+            known = (*EVENT_BUILDERS, *OTHER_EVENT_TYPES)
+            build.issues.warn(location, f"unknown event type {kind!r}{suggestion(kind, known)} (ignored)")
+
+
+def _check_event_keys(build: Build, parts: Parts, known: tuple[str, ...]) -> None:
+    """Serverless warns about keys its schema does not know (``configValidationMode: warn``): a
+    misspelt ``cros: true`` would otherwise be silently ignored."""
+    body = build.r.get(*parts)
+    if not isinstance(body, dict):
+        return
+    for key in body:
+        if key not in known:
+            build.issues.warn(
+                loc_path((*parts, str(key))),
+                f"unknown key {key!r}{suggestion(str(key), known, 'known')} (ignored)",
+            )
 
 
 def _method_path(
@@ -305,6 +325,23 @@ def _websocket_event(build: Build, parts: Parts, function: Function) -> None:
 
 
 EVENT_BUILDERS = {"http": _http_event, "httpApi": _http_api_event, "websocket": _websocket_event}
+# The keys of each served event in Serverless v3's schema, plus those of plugins Portway honours
+# (serverless-api-gateway-throttling's `throttling`) or that are common and harmless to ignore.
+EVENT_KEYS = {
+    "http": (
+        *("path", "method", "cors", "private", "integration", "request", "response", "authorizer", "async"),
+        *("connectionId", "connectionType", "operationId", "throttling", "caching", "documentation"),
+        "reqValidatorName",
+    ),
+    "httpApi": ("method", "path", "authorizer", "private", "throttling"),
+    "websocket": ("route", "routeResponseSelectionExpression", "authorizer"),
+}
+# The other event types of Serverless v3 (AWS provider): known, but not served by a gateway.
+OTHER_EVENT_TYPES = (
+    *("s3", "schedule", "sns", "sqs", "stream", "alb", "alexaSkill", "alexaSmartHome", "iot"),
+    *("iotFleetProvisioning", "cloudwatchEvent", "cloudwatchLog", "cognitoUserPool", "eventBridge"),
+    *("msk", "kafka", "activemq", "rabbitmq", "cloudFront"),
+)
 
 
 def cors_routes(build: Build) -> list[tuple[RouteConfig, str]]:

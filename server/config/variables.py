@@ -7,7 +7,14 @@ Supported sources (https://www.serverless.com/framework/docs/providers/aws/guide
 * ``${sls:stage}``: the stage in use (``--stage``, else ``provider.stage``, else ``dev``);
 * ``${env:NAME}``: an environment variable;
 * ``${aws:region}``, ``${aws:accountId}``, ``${aws:partition}``: the emulated account;
-* ``${file(./other.yml):path}``: a value of another YAML or JSON file (relative to serverless.yml).
+* ``${file(./other.yml):path}``: a value of another YAML or JSON file (relative to serverless.yml);
+  any other file is its text (``${file(./public_key)}``), as Serverless reads it.
+
+CloudFormation intrinsic functions (``{"Ref": ...}``, ``!GetAtt``, ``!Sub``) are evaluated by
+:mod:`.cloudformation` when the value is knowable locally; otherwise they come back as they are
+(opaque mappings). ``${AWS::Region}``-style placeholders are CloudFormation's, not variables, and
+stay as text (as in Serverless since v2.3); inside ``Fn::Sub`` so do ``${Resource}`` and
+``${Resource.Attribute}``.
 
 A fallback is used when a source has no value: ``${self:custom.x, 'default'}``,
 ``${opt:stage, self:provider.stage}``, ``${env:A, ${env:B, 'c'}}``. Variables nest inside addresses
@@ -27,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from server.config.cloudformation import UNKNOWN, Evaluator, Stack, intrinsic
 from server.config.errors import Issues, loc, loc_path
 from server.config.yamlio import parse_yaml
 
@@ -37,6 +45,9 @@ _SOURCE = re.compile(r"^([A-Za-z][\w-]*)(?:\((.*)\))?(?::(.*))?$", re.DOTALL)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _WORD = re.compile(r"^[A-Za-z][\w-]*$")
 _SIMPLE = {"opt", "sls", "env", "aws"}
+_PSEUDO = re.compile(r"^\s*AWS::\w+\s*$")  # ${AWS::Region}: CloudFormation's
+# Inside Fn::Sub also ${Resource}, ${Resource.Attribute} and ${!Literal} are CloudFormation's.
+_SUB_PLACEHOLDER = re.compile(r"^\s*(?:!.*|AWS::\w+|[A-Za-z0-9]+(?:\.[A-Za-z0-9_.]+)?)\s*$", re.DOTALL)
 
 
 def _closing(text: str, index: int) -> int:
@@ -114,7 +125,11 @@ class Resolver:
         self._active: list[str] = []
         self._files: dict[Path, Any] = {}
         self._stage: str | None = None
+        self._evaluator: Evaluator | None = None
         self.failed: set[str] = set()  # locations whose value could not be resolved
+        # Logical ids Portway knows besides the template's resources (set before functions are read).
+        self.functions: dict[str, str] = {}
+        self.apis: dict[str, str] = {}
 
     @property
     def stage(self) -> str:
@@ -137,6 +152,8 @@ class Resolver:
     def _deep(self, value: Any, location: str) -> Any:
         """Resolve every string inside ``value``; unresolvable entries are left out."""
         value = self._value(value, location)
+        if intrinsic(value) is not None:  # opaque CloudFormation: only its Serverless variables
+            return self._variables(value, location, template=False)
         if isinstance(value, dict):
             items = ((key, self._deep(item, loc(location, str(key)))) for key, item in value.items())
             return {key: item for key, item in items if item is not _FAILED}
@@ -160,6 +177,8 @@ class Resolver:
         return self._value(value, location)
 
     def _value(self, value: Any, location: str) -> Any:
+        if intrinsic(value) is not None:
+            return self._cloudformation(value, location)
         if not isinstance(value, str) or "${" not in value:
             return value
         result = self._string(value, location)
@@ -167,11 +186,92 @@ class Resolver:
             self.failed.add(location)
         return result
 
-    def _string(self, text: str, location: str) -> Any:
+    def _cloudformation(self, value: dict[str, Any], location: str) -> Any:
+        """An intrinsic function's value when knowable locally, else ``value`` itself (opaque)."""
+        key = f"cloudformation:{location}"
+        if key in self._active:  # a template resource naming itself: opaque, not an error
+            return value
+        self._active.append(key)
+        try:
+            resolved = self._variables(value, location, template=False)
+            if resolved is _FAILED:
+                self.failed.add(location)
+                return _FAILED
+            result = self._stack_evaluator().evaluate(resolved)
+        finally:
+            self._active.pop()
+        return value if result is UNKNOWN else result
+
+    def _variables(self, value: Any, location: str, *, template: bool) -> Any:
+        """``value`` with the Serverless variables inside resolved (intrinsics left as they are);
+        ``template``: a Fn::Sub template, whose own placeholders stay."""
+        if isinstance(value, str):
+            if "${" not in value:
+                return value
+            result = self._string(value, location, sub=template)
+            if isinstance(result, dict | list):
+                return self._variables(result, location, template=False)
+            return result
+        if isinstance(value, dict):
+            sub = intrinsic(value) == "Fn::Sub"
+            items: dict[Any, Any] = {}
+            for key, item in value.items():
+                at = loc(location, str(key))
+                if sub and isinstance(item, list) and item:
+                    item = [
+                        self._variables(part, loc(at, index), template=index == 0)
+                        for index, part in enumerate(item)
+                    ]
+                    items[key] = _FAILED if _FAILED in item else item
+                else:
+                    items[key] = self._variables(item, at, template=sub)
+                if items[key] is _FAILED:
+                    return _FAILED
+            return items
+        if isinstance(value, list):
+            values = [
+                self._variables(item, loc(location, index), template=False)
+                for index, item in enumerate(value)
+            ]
+            return _FAILED if any(item is _FAILED for item in values) else values
+        return value
+
+    def _stack_evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            service = self.get("service")
+            if isinstance(service, dict):
+                service = service.get("name")
+            region = self.get("provider", "region")
+            stack = Stack(
+                region=str(region) if isinstance(region, str) and region else "us-east-1",
+                account_id=self._account_id,
+                name=f"{service}-{self.stage}",
+                lookup=self._template,
+                functions=self.functions,
+                apis=self.apis,
+            )
+            self._evaluator = Evaluator(stack)
+        return self._evaluator
+
+    def _template(self, path: tuple[str, ...]) -> Any:
+        """``resources.<path>``, read for a CloudFormation value: a problem there (an unresolvable
+        variable in a section Portway otherwise ignores) makes the value unknown, not an error."""
+        saved, self._issues = self._issues, Issues()
+        try:
+            value = self.get_deep("resources", *path)
+            return None if self._issues.errors else value
+        finally:
+            self._issues = saved
+
+    def _string(self, text: str, location: str, *, sub: bool = False) -> Any:
         spans = _spans(text)
         if spans is None:
             self._issues.error(location, f"unterminated variable in {text!r}")
             return _FAILED
+        keep = _SUB_PLACEHOLDER if sub else _PSEUDO
+        spans = [(start, end) for start, end in spans if not keep.match(text[start + 2 : end - 1])]
+        if not spans:
+            return text
         if spans == [(0, len(text))]:
             return self._expression(text[2:-1], location)
         pieces, position = [], 0
@@ -269,19 +369,28 @@ class Resolver:
 
     def _file(self, name: str, address: str, location: str, notes: list[str]) -> Any:
         path = (self._base_dir / name).resolve()
-        if path.suffix not in (".yml", ".yaml", ".json"):
-            notes.append(f"file({name}): only YAML and JSON files are supported")
+        if path.suffix in (".js", ".cjs", ".mjs", ".ts"):
+            notes.append(f"file({name}): JavaScript files cannot be run by Portway")
             return None
         if path not in self._files:
             try:
-                data, problems = parse_yaml(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 notes.append(f"file({name}): {exc}")
                 return None
-            if problems and data is None:
-                notes.append(f"file({name}): {problems[0]}")
+            if path.suffix not in (".yml", ".yaml", ".json"):
+                self._files[path] = text  # any other file is its text, as Serverless reads it
+            else:
+                data, problems = parse_yaml(text)
+                if problems and data is None:
+                    notes.append(f"file({name}): {problems[0]}")
+                    return None
+                self._files[path] = data
+        if isinstance(self._files[path], str):  # a text file has no keys
+            if address:
+                notes.append(f"file({name}) is a text file: it has no {address!r} to read")
                 return None
-            self._files[path] = data
+            return self._files[path]
         return self._reference(
             f"file({name}):{address}", self._files[path], address, f"file({name})", location
         )

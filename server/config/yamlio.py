@@ -4,6 +4,10 @@
 * Syntax errors become a ConfigIssue at ``line L, column C``.
 * Duplicate mapping keys are reported (YAML forbids them; PyYAML would keep the last silently and
   hide a route).
+* CloudFormation's short-form tags (``!Ref``, ``!GetAtt``, ``!Sub``, ...) load as their long form
+  (``{"Ref": x}``, ``{"Fn::GetAtt": [a, b]}``, ``{"Fn::Sub": ...}``), as CloudFormation reads them, so a
+  ``serverless.yml`` with them in ``resources`` or ``iam`` parses (:mod:`.cloudformation` evaluates
+  the ones Portway can know).
 * Only ``true``/``false`` (any case style of YAML 1.2) are booleans: ``yes``, ``no``, ``on``,
   ``off`` stay strings, as in the YAML 1.2 parser the Serverless Framework uses, so
   ``environment: {DEBUG: on}`` means the same to both tools.
@@ -18,7 +22,7 @@ import yaml
 
 from server.config.errors import ConfigIssue
 
-__all__ = ["parse_yaml"]
+__all__ = ["CLOUDFORMATION_TAGS", "parse_yaml"]
 
 if TYPE_CHECKING:
     _BaseLoader = yaml.SafeLoader
@@ -26,6 +30,35 @@ else:
     _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+# Short-form tag -> long-form key (CloudFormation's template reference, "Intrinsic function reference").
+CLOUDFORMATION_TAGS = {
+    "Ref": "Ref",
+    "Condition": "Condition",
+    **{
+        name: f"Fn::{name}"
+        for name in [
+            "And",
+            "Base64",
+            "Cidr",
+            "Equals",
+            "FindInMap",
+            "GetAZs",
+            "GetAtt",
+            "If",
+            "ImportValue",
+            "Join",
+            "Not",
+            "Or",
+            "Select",
+            "Split",
+            "Sub",
+            "Transform",
+            "Length",
+            "ToJsonString",
+        ]
+    },
+}
 
 
 class _Loader(_BaseLoader):
@@ -49,6 +82,21 @@ class _Loader(_BaseLoader):
                     )
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
+
+
+def _construct_cloudformation(loader: _Loader, node: yaml.Node) -> dict[str, Any]:
+    """``!Name value`` -> ``{long form: value}`` in the scalar, sequence and mapping forms alike."""
+    key = CLOUDFORMATION_TAGS[node.tag[1:]]
+    value: Any = None  # the three node kinds are all handled
+    if isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if key == "Fn::GetAtt":  # `!GetAtt Table.Arn`: the logical id ends at the first dot
+            value = value.split(".", 1)
+    return {key: value}
 
 
 def parse_yaml(text: str) -> tuple[Any, list[ConfigIssue]]:
@@ -76,3 +124,5 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+for _tag in CLOUDFORMATION_TAGS:
+    _Loader.add_constructor(f"!{_tag}", _construct_cloudformation)

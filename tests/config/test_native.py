@@ -29,7 +29,9 @@ def load(tmp_path: Path, text: str, stage: str | None = None) -> GatewayConfig:
 def handlers(tmp_path: Path) -> None:
     (tmp_path / "pets.py").write_text("def get_pet(event, context):\n    return {}\n")
     (tmp_path / "src" / "handlers").mkdir(parents=True)
-    (tmp_path / "src" / "handlers" / "users.py").write_text("")
+    (tmp_path / "src" / "handlers" / "users.py").write_text(
+        "def get(event, context):\n    return {}\n\n\ndef get_one(event, context):\n    return {}\n"
+    )
 
 
 def test_shorthand_forms(tmp_path: Path) -> None:
@@ -142,7 +144,9 @@ def test_explicit_integration_and_route_options(tmp_path: Path) -> None:
 def test_handler_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "api").mkdir()
     (tmp_path / "api" / "handlers").mkdir()
-    (tmp_path / "api" / "handlers" / "items.py").write_text("")
+    (tmp_path / "api" / "handlers" / "items.py").write_text(
+        "def list_items(event, context):\n    return {}\n"
+    )
     config = load(
         tmp_path,
         """

@@ -22,10 +22,17 @@ from server.config.model import (
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
 
+def handlers(*names: str) -> str:
+    """A handler module defining ``names`` (validation checks that a handler's function exists)."""
+    return "".join(f"def {name}(event, context):\n    return {{}}\n\n\n" for name in names)
+
+
 def write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "handler.py").write_text("")
+    (tmp_path / "handler.py").write_text(
+        handlers("f", "g", "a", "b", "hello", "one", "two", "fallback", "auth", "handler")
+    )
     (tmp_path / "src" / "handlers").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "src" / "handlers" / "users.py").write_text("")
+    (tmp_path / "src" / "handlers" / "users.py").write_text(handlers("get", "list", "send"))
     path = tmp_path / "serverless.yml"
     path.write_text(textwrap.dedent(text))
     return path

@@ -126,6 +126,29 @@ def test_file_source(tmp_path: Path) -> None:
     assert value(tmp_path, text, "missing") == "fallback"
 
 
+def test_file_source_of_a_text_file_is_its_text(tmp_path: Path) -> None:
+    key = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----\n"
+    (tmp_path / "public_key").write_text(key)
+    (tmp_path / "notes.txt").write_text("a: b\n")  # YAML-looking text is still text
+    (tmp_path / "data.json").write_text('{"key": "json"}')
+    (tmp_path / "env.yml").write_text("key: yaml\n")
+    text = """
+    key: ${file(./public_key)}
+    inline: "Bearer ${file(./public_key)}"
+    notes: ${file(notes.txt)}
+    json: ${file(./data.json):key}
+    yaml: ${file(./env.yml):key}
+    """
+    assert value(tmp_path, text, "key") == key
+    assert value(tmp_path, text, "inline") == "Bearer " + key
+    assert value(tmp_path, text, "notes") == "a: b\n"
+    assert value(tmp_path, text, "json") == "json"
+    assert value(tmp_path, text, "yaml") == "yaml"
+    r, issues = resolver(tmp_path, "a: ${file(./public_key):x}\n")
+    assert r.get("a") is None
+    assert "file(./public_key) is a text file: it has no 'x' to read" in issues.errors[0].message
+
+
 ERRORS = [
     (
         "a: ${self:nope}\n",
@@ -141,7 +164,7 @@ ERRORS = [
         "(Portway resolves self, opt, sls, env, aws, file) (a fallback helps: ${ssm:/param/x, 'value'})",
     ),
     ("a: ${cf:stack.output}\n", "a", "source 'cf' is not supported"),
-    ("a: ${file(./handler.js):x}\n", "a", "file(./handler.js): only YAML and JSON files are supported"),
+    ("a: ${file(./handler.js):x}\n", "a", "file(./handler.js): JavaScript files cannot be run by Portway"),
     ("a: ${file(./missing.yml):x}\n", "a", "file(./missing.yml): [Errno 2] No such file or directory"),
     ("a: '${self:b'\n", "a", "unterminated variable in '${self:b'"),
     ("a: ${sls_stage}\n", "a", "${sls_stage}: 'sls_stage' is not a variable source:address"),
@@ -190,3 +213,24 @@ def test_stage_defined_through_itself_is_a_cycle_not_a_hang(tmp_path: Path) -> N
     assert any(
         "circular variable reference: sls:stage -> sls:stage" in issue.message for issue in issues.errors
     )
+
+
+PUBLIC_KEY = "-----BEGIN CERTIFICATE-----\nMIIDDTCCAfWgAwIBAgIJ\n-----END CERTIFICATE-----\n"
+
+
+def test_project_reads_its_public_key_file(tmp_path: Path) -> None:
+    """The pattern of serverless/examples' aws-python-auth0-custom-authorizers-api: a PEM file read
+    with ``${file(./public_key)}`` (plain text: its contents) beside a JSON secrets file read by key."""
+    (tmp_path / "public_key").write_text(PUBLIC_KEY)
+    (tmp_path / "secrets.json").write_text('{"AUTH0_CLIENT_ID": "your-client-id"}')
+    document, problems = parse_yaml(
+        "service: s\nprovider:\n  name: aws\n  environment:\n"
+        "    AUTH0_CLIENT_ID: ${file(./secrets.json):AUTH0_CLIENT_ID}\n"
+        "    AUTH0_CLIENT_PUBLIC_KEY: ${file(./public_key)}\n"
+    )
+    assert problems == []
+    issues = Issues()
+    r = Resolver(document, base_dir=tmp_path, options={}, env={}, issues=issues)
+    environment = r.get_deep("provider", "environment")
+    assert issues.errors == []
+    assert environment == {"AUTH0_CLIENT_ID": "your-client-id", "AUTH0_CLIENT_PUBLIC_KEY": PUBLIC_KEY}
