@@ -103,6 +103,10 @@ def _split(expression: str) -> list[str]:
     return parts
 
 
+# What Serverless Framework v3 sets when the file does not (``${self:...}`` sees these values).
+_PROVIDER_DEFAULTS = {"provider.stage": "dev", "provider.region": "us-east-1"}
+
+
 class Resolver:
     """Reads values of a serverless.yml with variables resolved; problems go to ``issues``."""
 
@@ -325,6 +329,10 @@ class Resolver:
         address = str(address).strip()
         if kind == "self":
             value = self._reference(f"self:{address}", self._document, address, "", location)
+            if value is None and address in _PROVIDER_DEFAULTS:
+                # Serverless fills these in before resolving: the official examples rely on
+                # ${opt:stage, self:provider.stage} with no provider.stage in the file.
+                value = self.stage if address == "provider.stage" else _PROVIDER_DEFAULTS[address]
             if value is _FAILED:
                 self._issues.error(location, f"${{self:{address}}} cannot be resolved (see {address})")
         elif kind == "file" and parameter is not None:

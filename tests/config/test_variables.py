@@ -234,3 +234,13 @@ def test_project_reads_its_public_key_file(tmp_path: Path) -> None:
     environment = r.get_deep("provider", "environment")
     assert issues.errors == []
     assert environment == {"AUTH0_CLIENT_ID": "your-client-id", "AUTH0_CLIENT_PUBLIC_KEY": PUBLIC_KEY}
+
+
+def test_provider_stage_and_region_have_serverless_defaults(tmp_path: Path) -> None:
+    """aws-python-rest-api-with-dynamodb's `${opt:stage, self:provider.stage}` with no provider.stage."""
+    r, issues = resolver(
+        tmp_path, "provider: {name: aws}\na: ${opt:stage, self:provider.stage}\nb: ${self:provider.region}\n"
+    )
+    assert (r.get("a"), r.get("b"), issues.errors) == ("dev", "us-east-1", [])
+    r, issues = resolver(tmp_path, "provider: {name: aws, stage: prod}\na: ${self:provider.stage}\n")
+    assert r.get("a") == "prod"
