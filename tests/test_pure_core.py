@@ -32,6 +32,8 @@ PURE_MODULES = [
     "server.admin.shapes",
     "routes.integrations.http_wire",
     "server.store.spec_cache",
+    "server.limits",
+    "routes.dot_segments",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
