@@ -4,9 +4,15 @@ and a raw-socket client for requests no well-behaved HTTP client would send."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -14,6 +20,8 @@ from server.app import create_app
 from server.config.model import GatewayConfig
 from server.http_server import GatewayRunner
 from server.limits import DEFAULT_LIMITS, ServerLimits
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
@@ -66,3 +74,55 @@ def status_of(response: bytes) -> int:
 
 def body_of(response: bytes) -> bytes:
     return response.partition(b"\r\n\r\n")[2]
+
+
+@asynccontextmanager
+async def gateway_process(config: Path, *extra: str, stop_timeout_s: float = 20.0) -> AsyncIterator[Served]:
+    """``python -m server serve CONFIG --port 0 EXTRA...`` as a child process; SIGTERM at the end."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        str(config),
+        "--port",
+        "0",
+        *extra,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "the gateway exited before listening"
+                if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
+                    break
+        output = asyncio.create_task(proc.stdout.read())
+        yield Served(proc, int(m.group(1)), output)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(stop_timeout_s):
+                await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@dataclass
+class Served:
+    proc: asyncio.subprocess.Process
+    port: int
+    output: asyncio.Task[bytes]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
