@@ -195,6 +195,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         except TimeoutError:
             log.warning("shutdown took longer than the drain timeout: exiting anyway")
         shutdown_handler_executor()
+        _exit_without_hung_threads()
 
 
 _CLOSE_MARGIN_S = 5.0
@@ -250,7 +251,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:  # e.g. a corrupt --state-file: say so, without a traceback
         print(f"portway: {exc}", file=sys.stderr)
         return 1
-    _exit_without_hung_threads()
     return 0
 
 

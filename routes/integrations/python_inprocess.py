@@ -63,7 +63,6 @@ __all__ = [
 
 runtime_file(__file__)
 
-_THREAD_PREFIX = "portway-handler"
 _executors: set[concurrent.futures.ThreadPoolExecutor] = set()  # every function's pool, until closed
 _executors_lock = threading.Lock()
 _path_lock = threading.Lock()
@@ -76,7 +75,7 @@ def default_thread_count() -> int:
 
 def _new_executor(function_name: str, threads: int) -> concurrent.futures.ThreadPoolExecutor:
     executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=threads, thread_name_prefix=f"{_THREAD_PREFIX}-{function_name}"
+        max_workers=threads, thread_name_prefix=f"portway-handler-{function_name}"
     )
     with _executors_lock:
         _executors.add(executor)
@@ -99,9 +98,14 @@ def shutdown_handler_executor() -> None:
 
 
 def handler_threads_alive() -> int:
-    """Sync handler threads still running (a hung handler's thread never ends by itself, and
-    Python waits for pool threads at exit: the CLI exits without them after its drain)."""
-    return sum(1 for thread in threading.enumerate() if thread.name.startswith(_THREAD_PREFIX))
+    """Sync handler calls running in their threads right now, of every function (a hung
+    handler's thread never ends by itself, and Python waits for pool threads at exit: the CLI
+    exits without them after its drain)."""
+    return _running_calls
+
+
+_running_calls = 0
+_running_lock = threading.Lock()
 
 
 class InProcessInvoker:
@@ -277,7 +281,13 @@ def _function_error(exc: BaseException) -> FunctionError:
 
 def _run_sync(function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
     """Runs in a handler thread; converts every handler exception there, while its traceback is live."""
+    global _running_calls
+    with _running_lock:
+        _running_calls += 1
     try:
         return function(event, context)
     except BaseException as exc:
         raise _function_error(exc) from None
+    finally:
+        with _running_lock:
+            _running_calls -= 1
