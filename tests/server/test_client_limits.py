@@ -224,3 +224,50 @@ async def test_malformed_requests_log_short_rate_limited_lines(
     assert 1 <= len(lines) <= 10
     assert all("\n" not in line and len(line) < 250 for line in lines)
     assert "400" in lines[0] and "127.0.0.1" in lines[0]
+
+
+# -- open files ----------------------------------------------------------------------------------
+
+
+async def test_a_warning_is_logged_when_connections_near_the_fd_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.http_server import GatewayRunner
+
+    caplog.set_level(logging.WARNING, logger="portway.http")
+    runner = GatewayRunner(create_app(CONFIG, limits=LIMITS), limits=LIMITS, fd_limit=10, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    writers = []
+    try:
+        for _ in range(9):
+            _, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+            writers.append(writer)
+        deadline = asyncio.get_running_loop().time() + 5
+        while "near the open-files limit 10" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, caplog.text
+            await asyncio.sleep(0.01)
+    finally:
+        for writer in writers:
+            writer.close()
+        await runner.cleanup()
+    assert len([r for r in caplog.records if "open-files limit" in r.getMessage()]) == 1  # once a minute
+
+
+def test_raise_fd_limit_raises_the_soft_limit_to_the_hard_limit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import resource; s, h = resource.getrlimit(resource.RLIMIT_NOFILE);"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, h), h));"
+        "from server.http_server import raise_fd_limit; print(raise_fd_limit(), h,"
+        " resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    returned, hard, soft = (int(x) for x in out.stdout.split())
+    assert returned == soft == hard
