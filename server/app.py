@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import StreamReader, web
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.web_protocol import RequestPayloadError
+from multidict import CIMultiDict
 
 from connections.bus import NodeBus
 from connections.integration import build_route_integrations
@@ -51,11 +52,10 @@ from server.errors import (
     RequestTooLarge,
     ServiceUnavailable,
 )
-from server.http_server import to_web
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
 from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
-from server.messages import HttpRequest
+from server.messages import HttpRequest, HttpResponse
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.metrics import Sources, exposition
 from server.pipeline import Gateway, default_stages
@@ -283,9 +283,9 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
     if request.version < HttpVersion10:
         return _refuse(MalformedRequest())  # HTTP/0.9 has no headers: no Host, no framing
     raw = request.raw_path
-    headers = _headers(request)
     limits = app[LIMITS]
-    if request_head_size(request.method, raw, (value for _, value in headers)) > limits.max_header_bytes:
+    raw_headers = request.raw_headers
+    if request_head_size(request.method, raw, [value for _, value in raw_headers]) > limits.max_header_bytes:
         return _refuse(HeadersTooLarge())
     path, _, query = raw.partition("?")
     transport = request.transport
@@ -294,7 +294,7 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         method=request.method,
         raw_path=path,
         query_string=query,
-        headers=headers,
+        headers=_headers(raw_headers),
         body=b"",
         source_ip=peer[0] if peer else "",
         host=request.host,
@@ -302,12 +302,14 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         protocol=f"HTTP/{request.version.major}.{request.version.minor}",
         content_length=request.content_length,
     )
+    if not request.body_exists:
+        return _to_web(await app[GATEWAY].handle(http_request))
     reader = _BodyReader(request, app[BODY_BUDGET], limits.body_timeout_s)
     try:
         response = await app[GATEWAY].handle(http_request, reader.read)
     finally:
         reader.release()  # the body's bytes are the integration's garbage now
-    web_response = to_web(response)
+    web_response = _to_web(response)
     if not reader.complete:
         # Refused before its body was read: do not keep a connection whose next bytes are
         # that body (aiohttp discards what still arrives, for at most its lingering time).
@@ -320,7 +322,7 @@ def _refuse(error: GatewayError) -> web.Response:
     add_request_headers(
         response, request_id=new_request_uuid(), extended_request_id=new_apigw_id(), http_api=False
     )
-    web_response = to_web(response)
+    web_response = _to_web(response)
     web_response.force_close()
     return web_response
 
@@ -342,12 +344,10 @@ class _BodyReader:
         self._budget = budget
         self._timeout_s = timeout_s
         self._held = 0
-        self.complete = not request.body_exists
+        self.complete = False
 
     async def read(self, max_bytes: int) -> bytes:
         request = self._request
-        if not request.body_exists:
-            return b""
         # Reserve the announced size before reading a byte (chunked bodies reserve as they come).
         self._reserve(request.content_length or 0)
         await _send_continue(request)
@@ -387,6 +387,11 @@ class _BodyReader:
         self._held = 0
 
 
-def _headers(request: web.Request) -> tuple[tuple[str, str], ...]:
+def _headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, str], ...]:
     # raw_headers keeps the client's casing and repeats, as API Gateway's events do.
-    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers)
+
+
+def _to_web(response: HttpResponse) -> web.Response:
+    # No Server header: _drop_server_header (on_response_prepare) removes aiohttp's.
+    return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))

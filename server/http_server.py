@@ -89,11 +89,11 @@ def _short(exc: BaseException | None) -> str:
 class GatewayProtocol(RequestHandler):
     """``RequestHandler`` plus a header deadline and the gateway's own parser-error responses."""
 
-    __slots__ = ("_limits", "_head_timer")
+    __slots__ = ("_limits", "_head_timer", "_head_started")
 
     def __init__(
         self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limits: ServerLimits, **kw: Any
-    ):
+    ) -> None:
         kw["keepalive_timeout"] = limits.keepalive_timeout_s
         kw["max_line_size"] = limits.max_field_bytes
         kw["max_field_size"] = limits.max_field_bytes
@@ -104,37 +104,51 @@ class GatewayProtocol(RequestHandler):
         super().__init__(manager, loop=loop, **kw)
         self._limits = limits
         self._head_timer: asyncio.TimerHandle | None = None
+        # loop.time() when the request head now being received started; None between heads.
+        self._head_started: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         # A connection that never sends a byte is held to the header deadline too.
-        self._arm_head_timer()
+        self._start_head()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_head_timer()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        # Bytes arriving while no request is being handled start (or continue) a request head.
-        awaiting_head = not self._request_in_progress and not self._messages and not self._upgraded
-        if awaiting_head and self._head_timer is None:
-            self._arm_head_timer()
-        super().data_received(data)
-        if self._head_timer is not None and (self._messages or self._upgraded):
-            self._cancel_head_timer()
-
-    def _arm_head_timer(self) -> None:
-        if self._limits.header_timeout_s > 0:
-            self._head_timer = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
-
-    def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes arriving while no request is being handled start a request head. (Hot path: a
+        # timestamp per request; the one timer per connection is re-armed lazily when it fires,
+        # not scheduled and cancelled for every request.)
+        if (
+            self._head_started is None
+            and not self._request_in_progress
+            and not self._messages
+            and not self._upgraded
+        ):
+            self._start_head()
+        super().data_received(data)
+        if self._head_started is not None and (self._messages or self._upgraded):
+            self._head_started = None  # the head is complete
+
+    def _start_head(self) -> None:
+        timeout = self._limits.header_timeout_s
+        if timeout <= 0:
+            return
+        self._head_started = now = self._loop.time()
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_at(now + timeout, self._head_expired)
 
     def _head_expired(self) -> None:
         self._head_timer = None
-        if self._messages or self._request_in_progress or self._upgraded:
+        started = self._head_started
+        if started is None or self._messages or self._request_in_progress or self._upgraded:
+            return  # no head being received: the next one arms the timer again
+        deadline = started + self._limits.header_timeout_s
+        if self._loop.time() < deadline:  # a later head than the one the timer was set for
+            self._head_timer = self._loop.call_at(deadline, self._head_expired)
             return
         # No answer: a client that cannot finish its headers in time will not read one either.
         self.force_close()
