@@ -10,8 +10,11 @@ generator (setup and teardown side by side), never at import time:
 * ``THROTTLE``: the throttle stage (its ``admission`` counters);
 * ``GATEWAY``: the compiled pipeline (:class:`server.pipeline.Gateway`).
 
-The request handler is a thin adapter: copy the aiohttp request into a
-:class:`~server.messages.HttpRequest`, run the pipeline, copy the response back.
+The request handler is a thin adapter: copy the aiohttp request's head into a
+:class:`~server.messages.HttpRequest`, run the pipeline with a body reader it calls once the
+request is routed and admitted (so a refused request's body is never read), copy the response
+back. The reader bounds the body's read time and the bytes of bodies in flight
+(:class:`~server.limits.ServerLimits`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
 from connections.bus import NodeBus
@@ -41,9 +46,17 @@ from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.config.model import ApiKind, GatewayConfig
-from server.errors import RequestTooLarge
+from server.errors import (
+    GatewayError,
+    HeadersTooLarge,
+    MalformedRequest,
+    RequestTimeout,
+    RequestTooLarge,
+    ServiceUnavailable,
+)
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
+from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
 from server.messages import HttpRequest, HttpResponse
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.metrics import Sources, exposition
@@ -55,7 +68,18 @@ from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 from server.tasks import stop_tasks
 
-__all__ = ["CONFIG", "GATEWAY", "HTTP_SESSION", "INVOKERS", "KEYS", "STORE", "THROTTLE", "create_app"]
+__all__ = [
+    "BODY_BUDGET",
+    "CONFIG",
+    "GATEWAY",
+    "HTTP_SESSION",
+    "INVOKERS",
+    "KEYS",
+    "LIMITS",
+    "STORE",
+    "THROTTLE",
+    "create_app",
+]
 
 log = logging.getLogger("portway.app")
 
@@ -74,19 +98,29 @@ REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 AUTHORIZERS = web.AppKey("authorizers", Mapping[int, Authorizer])
+LIMITS = web.AppKey("limits", ServerLimits)
+BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 
 
 def create_app(
-    config: GatewayConfig, *, redis_url: str | None = None, state_path: str | os.PathLike[str] | None = None
+    config: GatewayConfig,
+    *,
+    redis_url: str | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    limits: ServerLimits = DEFAULT_LIMITS,
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
-    durable keys kept in ``state_path`` if given, which the Redis store ignores)."""
+    durable keys kept in ``state_path`` if given, which the Redis store ignores). ``limits``:
+    the body deadline and in-flight cap used here; the listener's own deadlines are applied by
+    :class:`server.http_server.GatewayRunner`."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
     app[CONFIG] = config
     app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
     app[MAX_BODY] = max_body
+    app[LIMITS] = limits
+    app[BODY_BUDGET] = BodyBudget(limits.max_body_bytes_in_flight)
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
@@ -106,8 +140,24 @@ def create_app(
     app.cleanup_ctx.append(_http_session_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
     app.on_shutdown.append(_close_websockets)
-    app.router.add_route("*", "/{tail:.*}", handle_request)
+    app.on_response_prepare.append(_drop_server_header)
+    # [\s\S]: a decoded path may hold a newline (%0A); `.*` would leave it to aiohttp's plain 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle_request, expect_handler=_expect_after_routing)
     return app
+
+
+async def _drop_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """AWS sends no ``Server`` header; aiohttp adds one before this hook runs."""
+    response.headers.popall("Server", None)
+
+
+async def _expect_after_routing(request: web.Request) -> None:
+    """``Expect: 100-continue``: the gateway's routes answer it only once routed and admitted
+    (the body reader sends the 100), so a refused client never sends its body. Management
+    paths read their bodies at once, as aiohttp would."""
+    raw_path = request.raw_path
+    if "/@" in raw_path or "%40" in raw_path:
+        await _send_continue(request)
 
 
 async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -240,15 +290,13 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)
             if ws_dispatch is not None:
                 return await handle_management(request, management, ws_dispatch, app[CONNECTIONS])
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        response = render_error(RequestTooLarge(app[MAX_BODY]))
-        add_request_headers(
-            response, request_id=new_request_uuid(), extended_request_id=new_apigw_id(), http_api=False
-        )
-        return _to_web(response)
+    if request.version < HttpVersion10:
+        return _refuse(MalformedRequest())  # HTTP/0.9 has no headers: no Host, no framing
     raw = request.raw_path
+    limits = app[LIMITS]
+    raw_headers = request.raw_headers
+    if request_head_size(request.method, raw, [value for _, value in raw_headers]) > limits.max_header_bytes:
+        return _refuse(HeadersTooLarge())
     path, _, query = raw.partition("?")
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
@@ -256,21 +304,104 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         method=request.method,
         raw_path=path,
         query_string=query,
-        headers=_headers(request),
-        body=body,
+        headers=_headers(raw_headers),
+        body=b"",
         source_ip=peer[0] if peer else "",
         host=request.host,
         scheme=request.scheme,
         protocol=f"HTTP/{request.version.major}.{request.version.minor}",
+        content_length=request.content_length,
     )
-    response = await app[GATEWAY].handle(http_request)
-    return _to_web(response)
+    if not request.body_exists:
+        return _to_web(await app[GATEWAY].handle(http_request))
+    reader = _BodyReader(request, app[BODY_BUDGET], limits.body_timeout_s)
+    try:
+        response = await app[GATEWAY].handle(http_request, reader.read)
+    finally:
+        reader.release()  # the body's bytes are the integration's garbage now
+    web_response = _to_web(response)
+    if not reader.complete:
+        # Refused before its body was read: do not keep a connection whose next bytes are
+        # that body (aiohttp discards what still arrives, for at most its lingering time).
+        web_response.force_close()
+    return web_response
 
 
-def _headers(request: web.Request) -> tuple[tuple[str, str], ...]:
+def _refuse(error: GatewayError) -> web.Response:
+    response = render_error(error)
+    add_request_headers(
+        response, request_id=new_request_uuid(), extended_request_id=new_apigw_id(), http_api=False
+    )
+    web_response = _to_web(response)
+    web_response.force_close()
+    return web_response
+
+
+async def _send_continue(request: web.Request) -> None:
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started (as aiohttp does)
+
+
+class _BodyReader:
+    """Reads one request's body on the pipeline's demand, within the body deadline, the API's
+    size limit and the process-wide budget of body bytes in flight (held until :meth:`release`)."""
+
+    __slots__ = ("_request", "_budget", "_timeout_s", "_held", "complete")
+
+    def __init__(self, request: web.Request, budget: BodyBudget, timeout_s: float) -> None:
+        self._request = request
+        self._budget = budget
+        self._timeout_s = timeout_s
+        self._held = 0
+        self.complete = False
+
+    async def read(self, max_bytes: int) -> bytes:
+        request = self._request
+        # Reserve the announced size before reading a byte (chunked bodies reserve as they come).
+        self._reserve(request.content_length or 0)
+        await _send_continue(request)
+        content = request.content
+        try:
+            if content.is_eof():  # all of it arrived with the headers: no deadline to arm
+                body = await self._drain(content, max_bytes)
+            else:
+                async with asyncio.timeout(self._timeout_s if self._timeout_s > 0 else None):
+                    body = await self._drain(content, max_bytes)
+        except TimeoutError:
+            raise RequestTimeout() from None
+        except (RequestPayloadError, ConnectionError):
+            raise MalformedRequest() from None  # bad chunk framing, or the client went away
+        self.complete = True
+        return body
+
+    async def _drain(self, content: StreamReader, max_bytes: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > max_bytes:
+                raise RequestTooLarge(max_bytes)
+            if size > self._held:
+                self._reserve(size - self._held)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _reserve(self, size: int) -> None:
+        if size and not self._budget.take(size):
+            raise ServiceUnavailable(headers={"Retry-After": "1"})
+        self._held += size
+
+    def release(self) -> None:
+        self._budget.give(self._held)
+        self._held = 0
+
+
+def _headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, str], ...]:
     # raw_headers keeps the client's casing and repeats, as API Gateway's events do.
-    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers)
 
 
 def _to_web(response: HttpResponse) -> web.Response:
+    # No Server header: _drop_server_header (on_response_prepare) removes aiohttp's.
     return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from routes.integrations.python_inprocess import shutdown_handler_executor
+from routes.integrations.python_inprocess import handler_threads_alive, shutdown_handler_executor
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
@@ -37,6 +37,8 @@ from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
+from server.http_server import GatewayRunner, raise_fd_limit
+from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
 
 __all__ = ["main"]
@@ -68,6 +70,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    limits = serve.add_argument_group("client limits (docs/operations.md, 'Client limits')")
+    d = DEFAULT_LIMITS
+    limits.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout_s,
+        metavar="S",
+        help=f"seconds to receive a request line and headers (default {d.header_timeout_s:g})",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=d.body_timeout_s,
+        metavar="S",
+        help=f"seconds to receive a request body (default {d.body_timeout_s:g})",
+    )
+    limits.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=d.keepalive_timeout_s,
+        metavar="S",
+        help=f"seconds an idle keep-alive connection stays open (default {d.keepalive_timeout_s:g})",
+    )
+    limits.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=d.max_header_bytes,
+        metavar="N",
+        help=f"request line + header values, bytes (default {d.max_header_bytes}, as AWS)",
+    )
+    limits.add_argument(
+        "--max-body-bytes-in-flight",
+        type=int,
+        default=d.max_body_bytes_in_flight,
+        metavar="N",
+        help="bytes of request bodies held at once by this process; beyond: 503 (default 256 MiB)",
+    )
+    limits.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on SIGTERM, seconds in-flight requests get before the process exits (default 10)",
+    )
     validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
@@ -114,8 +160,23 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     if args.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
-    app = create_app(config, redis_url=args.redis_url, state_path=args.state_file)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    limits = ServerLimits(
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
+        max_header_bytes=args.max_header_bytes,
+        max_body_bytes_in_flight=args.max_body_bytes_in_flight,
+    )
+    fd_limit = raise_fd_limit()
+    app = create_app(config, redis_url=args.redis_url, state_path=args.state_file, limits=limits)
+    runner = GatewayRunner(
+        app,
+        limits=limits,
+        fd_limit=fd_limit,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=args.drain_timeout,
+    )
     await runner.setup()
     # Start-up objects (config, compiled routes, modules) never die: move them out of the
     # collector's way, and collect the young generation less often. Requests create no cyclic
@@ -152,8 +213,29 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         await stop.wait()
     finally:
         print("Portway shutting down", flush=True)
-        await runner.cleanup()
+        try:
+            # aiohttp cancels requests still running after the drain; the margin is for the
+            # resources' own bounded closes (sockets' $disconnect, workers, store).
+            await asyncio.wait_for(runner.cleanup(), args.drain_timeout + _CLOSE_MARGIN_S)
+        except TimeoutError:
+            log.warning("shutdown took longer than the drain timeout: exiting anyway")
         shutdown_handler_executor()
+        _exit_without_hung_threads()
+
+
+_CLOSE_MARGIN_S = 5.0
+
+
+def _exit_without_hung_threads() -> None:
+    """Python joins thread-pool threads at exit, and a hung in-process sync handler never
+    returns (SIGTERM used to leave the process alive for minutes): exit without them."""
+    alive = handler_threads_alive()
+    if alive:
+        log.warning("exiting with %d in-process handler thread(s) still running", alive)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _use_local_tls(args: argparse.Namespace) -> None:

@@ -17,13 +17,17 @@ Tree (response type, default status)::
     │   ├── BadRequestParameters          BAD_REQUEST_PARAMETERS 400
     │   ├── BadRequestBody                BAD_REQUEST_BODY 400
     │   ├── UnsupportedMediaType          UNSUPPORTED_MEDIA_TYPE 415
-    │   └── RequestTooLarge               REQUEST_TOO_LARGE 413 (plain text, not customisable)
+    │   ├── RequestTooLarge               REQUEST_TOO_LARGE 413 (plain text, not customisable)
+    │   ├── MalformedRequest              400 (HTTP parser refusal; no gateway response type)
+    │   ├── HeadersTooLarge               431 (request line + header values over 10,240 bytes)
+    │   └── RequestTimeout                408 (body not received within the body timeout)
     └── ServerError                       DEFAULT_5XX
         ├── ApiConfigurationError         API_CONFIGURATION_ERROR 500
         ├── AuthorizerConfigurationError  AUTHORIZER_CONFIGURATION_ERROR 500
         ├── IntegrationFailure            INTEGRATION_FAILURE 502 (bad proxy response, handler error,
         │                                 backend unreachable)
-        └── IntegrationTimeout            INTEGRATION_TIMEOUT 504
+        ├── IntegrationTimeout            INTEGRATION_TIMEOUT 504
+        └── ServiceUnavailable            503 (bytes of bodies in flight at the process cap)
 
     @connections API (ApiGatewayManagementApi service errors, rendered by the same renderer):
     ClientError > GoneException 410, PayloadTooLargeException 413, LimitExceededException 429,
@@ -47,16 +51,20 @@ __all__ = [
     "ForbiddenException",
     "GatewayError",
     "GoneException",
+    "HeadersTooLarge",
     "IntegrationFailure",
     "IntegrationTimeout",
     "InvalidApiKey",
     "LimitExceededException",
+    "MalformedRequest",
     "MissingAuthenticationToken",
     "NotFound",
     "PayloadTooLargeException",
     "QuotaExceeded",
+    "RequestTimeout",
     "RequestTooLarge",
     "ServerError",
+    "ServiceUnavailable",
     "Throttled",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -193,6 +201,31 @@ class RequestTooLarge(ClientError):
         self.limit = limit
 
 
+class MalformedRequest(ClientError):
+    """The HTTP parser refused the request (bad framing, bad header, HTTP/0.9). No route is known,
+    so the REST shape is used; the parser's details stay in the gateway's log, never the body."""
+
+    status = 400
+    error_type = "BadRequestException"
+    default_message = "Bad Request"
+
+
+class HeadersTooLarge(ClientError):
+    """Request line plus header values over AWS's 10,240 bytes. AWS's status for this is
+    unverified; 431 is HTTP's own answer (RFC 6585)."""
+
+    status = 431
+    error_type = "BadRequestException"
+    default_message = "Request Header Fields Too Large"
+
+
+class RequestTimeout(ClientError):
+    """The body did not arrive within the body timeout (the connection is closed after it)."""
+
+    status = 408
+    default_message = "Request Timeout"
+
+
 class ApiConfigurationError(ServerError):
     response_type = "API_CONFIGURATION_ERROR"
     spaced_body = True
@@ -219,6 +252,15 @@ class IntegrationTimeout(ServerError):
     default_message = "Endpoint request timed out"
     # HTTP APIs answer 503 Service Unavailable on integration timeout (reference §0.5, unverified).
     http_api_status = 503
+    http_api_message = "Service Unavailable"
+
+
+class ServiceUnavailable(ServerError):
+    """The process already holds its cap of request-body bytes: retry later (``Retry-After``)."""
+
+    status = 503
+    error_type = "ServiceUnavailableException"
+    default_message = "Service Unavailable"
     http_api_message = "Service Unavailable"
 
 

@@ -26,6 +26,8 @@ class HttpRequest:
         source_ip: the peer address.
         host: the ``Host`` header value (``host:port``) the client used.
         scheme: ``http`` or ``https``.
+        content_length: the ``Content-Length`` the client announced, while ``body`` is not read
+            yet (routing refuses an oversized body on it); ``None`` when not known.
     """
 
     method: str
@@ -37,6 +39,7 @@ class HttpRequest:
     host: str
     scheme: str = "http"
     protocol: str = "HTTP/1.1"
+    content_length: int | None = None
 
     def header(self, name: str) -> str | None:
         """The last value of header ``name`` (case-insensitive), or None."""

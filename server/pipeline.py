@@ -1,7 +1,10 @@
 """The REST / HTTP API request pipeline: one explicit list of stages, in API Gateway's order.
 
-    route -> authorize -> throttle -> cache lookup -> validate -> transform request
+    route -> authorize -> throttle -> read body -> cache lookup -> validate -> transform request
           -> integrate -> transform response -> cache store
+
+The body is read only once a request has a route, its key and its throttle token (the adapter
+passes a reader; see :class:`ReadBodyStage`): a refused request never costs its body's memory.
 
 Each stage is a small object with ``async on_request(ctx) -> HttpResponse | None`` (``None`` means
 "continue"); a stage that answers short-circuits the rest. Stages raise
@@ -19,11 +22,12 @@ import base64
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from routes.dispatch import ApiDispatcher, Dispatch
+from routes.dot_segments import has_dot_segment
 from routes.integrations.base import Integration
 from routes.table import RouteMatch
 from server.auth.base import AuthResult
@@ -41,14 +45,31 @@ from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
 
-__all__ = ["PHASES", "Gateway", "RequestContext", "Stage", "default_stages"]
+__all__ = ["PHASES", "BodyReader", "Gateway", "ReadBodyStage", "RequestContext", "Stage", "default_stages"]
 
-# The request phases in API Gateway's order. ``route`` and ``integrate`` are always present;
-# ``integrate`` answers, so what acts on the response (transform response, cache store) belongs
-# to the phase that produced the request side (cache) or wraps the integration (transform).
-PHASES = ("route", "authorize", "throttle", "cache", "validate", "transform_request", "integrate")
+# The request phases in API Gateway's order. ``route``, ``read_body`` and ``integrate`` are always
+# present: the body is read only once routing, authorization and throttling accepted the request
+# (a refused request never costs its body's memory). ``integrate`` answers, so what acts on the
+# response (transform response, cache store) belongs to the phase that produced the request side
+# (cache) or wraps the integration (transform).
+PHASES = (
+    "route",
+    "authorize",
+    "throttle",
+    "read_body",
+    "cache",
+    "validate",
+    "transform_request",
+    "integrate",
+)
+_FIXED = frozenset({"route", "read_body", "integrate"})
 
 log = logging.getLogger("portway.pipeline")
+
+# Reads the request body, refusing more than the given byte count (raises GatewayErrors:
+# RequestTooLarge, RequestTimeout, ServiceUnavailable). Injected by the adapter, so this module
+# stays free of I/O.
+BodyReader = Callable[[int], Awaitable[bytes]]
 
 
 @dataclass(slots=True)
@@ -65,6 +86,7 @@ class RequestContext:
     info: RequestInfo | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     auth: AuthResult | None = None  # set by the authorize phase for routes with an authorizer
+    read_body: BodyReader | None = None
 
 
 class Stage(Protocol):
@@ -94,8 +116,15 @@ class RouteStage:
             raise self._missing_token(req)
         ctx.dispatch = dispatch
         ctx.http_api = dispatch.api.kind is ApiKind.HTTP
-        if len(req.body) > dispatch.api.max_body_bytes:
-            raise RequestTooLarge(dispatch.api.max_body_bytes)
+        if has_dot_segment(req.raw_path):
+            # Answered as "no such route" (routes/dot_segments.py says why not resolved).
+            if ctx.http_api:
+                raise NotFound()
+            raise self._missing_token(req)
+        # Content-Length is checked before any body byte is read (413 at once, AWS's answer too).
+        limit = dispatch.api.max_body_bytes
+        if len(req.body) > limit or (req.content_length or 0) > limit:
+            raise RequestTooLarge(limit)
         match = dispatch.table.match(req.method, dispatch.path)
         if match is None:
             if ctx.http_api:
@@ -146,6 +175,18 @@ class RouteStage:
         return MissingAuthenticationToken()
 
 
+class ReadBodyStage:
+    """Read the body (the adapter's reader), now that the request is routed and admitted."""
+
+    async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
+        if ctx.read_body is not None:
+            assert ctx.dispatch is not None and ctx.info is not None  # RouteStage ran
+            body = await ctx.read_body(ctx.dispatch.api.max_body_bytes)
+            ctx.request.body = body  # RequestInfo holds the same HttpRequest
+            ctx.read_body = None
+        return None
+
+
 class IntegrateStage:
     """Call the route's integration. Integrations enforce their own timeouts (504)."""
 
@@ -172,12 +213,13 @@ def default_stages(
     used). They do store or network I/O and so are built by :mod:`server.app` rather than imported
     here. An unknown name is a programming error (ValueError), never silently dropped.
     """
-    misplaced = set(phases) - (set(PHASES) - {"route", "integrate"})
+    misplaced = set(phases) - (set(PHASES) - _FIXED)
     if misplaced:
         raise ValueError(f"unknown or fixed phase(s): {sorted(misplaced)}")
     named: dict[str, Stage | None] = {
         **phases,
         "route": RouteStage(dispatcher, config),
+        "read_body": ReadBodyStage(),
         "integrate": IntegrateStage(integrations),
     }
     return [stage for name in PHASES if (stage := named.get(name)) is not None]
@@ -190,12 +232,15 @@ class Gateway:
         self._stages = tuple(stages)
         self._clock = clock
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    async def handle(self, request: HttpRequest, read_body: BodyReader | None = None) -> HttpResponse:
+        """Answer ``request``; ``read_body``: the body is not in ``request`` yet, read it with
+        this once routing and admission passed (``None``: ``request.body`` is complete)."""
         ctx = RequestContext(
             request=request,
             request_id=new_request_uuid(),
             extended_request_id=new_message_id(),
             now_ms=int(self._clock() * 1000),
+            read_body=read_body,
         )
         response: HttpResponse | None = None
         try:

@@ -37,6 +37,8 @@ PURE_MODULES = [
     "server.auth.base",
     "server.auth.policy",
     "server.auth.factory",
+    "server.limits",
+    "routes.dot_segments",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -33,7 +33,7 @@ of each bucket's 16-byte state.
 
 The config is built from :mod:`server.config.model` rather than loaded from YAML, so the benchmark
 does not depend on the loader. Serving mirrors ``server/cli.py`` (``AppRunner`` without access log,
-``TCPSite`` with backlog 1024, ``uvloop.run``).
+``GatewayRunner``, ``TCPSite`` with backlog 1024, ``uvloop.run``).
 
 ``--cprofile FILE`` profiles the whole process life with cProfile and writes a ``pstats`` file on
 SIGTERM/SIGINT (read it with ``python -m pstats FILE``); it slows the server down, so use it to
@@ -73,6 +73,7 @@ from server.config.model import (  # noqa: E402
     ThrottleSettings,
     UsagePlanConfig,
 )
+from server.http_server import GatewayRunner  # noqa: E402
 
 HANDLERS_DIR = ROOT / "bench" / "handlers"
 BENCH_API_KEY = "PortwayBench0123456789abcdefKey"  # default --api-key (20-128 letters and digits)
@@ -137,7 +138,7 @@ def bench_config(
 
 async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | None = None) -> None:
     app = create_app(config, redis_url=redis_url)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = GatewayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
     print(f"Portway (bench) listening on http://{host}:{port}", flush=True)

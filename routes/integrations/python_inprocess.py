@@ -11,8 +11,13 @@ default isolation:
   ``InvokeFailure`` naming the clash.
 * **Timeouts**: an ``async def`` handler is cancelled at the deadline. A sync handler runs in a
   thread, and a thread cannot be killed: the caller gets ``TimeoutError`` while the thread runs on,
-  holding one slot of the bounded handler pool. :attr:`InProcessInvoker.stuck_threads` counts them;
-  a handler that never returns also delays interpreter exit.
+  holding one slot of *its function's* thread pool. :attr:`InProcessInvoker.stuck_threads` counts
+  them. Each function has its own pool of :func:`default_thread_count` threads (created on
+  demand), so hung calls of one function cannot starve the others (40 hung calls of one function
+  used to fill a shared pool: every other sync function answered 504). Calls beyond a function's
+  threads wait in its queue within their own integration timeout (504 when it passes; a call that
+  times out while queued never runs). At shutdown the CLI exits after its drain timeout even if
+  handler threads still run (:func:`handler_threads_alive`).
 * **Crashes**: ``os._exit``, a segfault or memory exhaustion take the gateway down with them.
 * ``print()`` goes to the gateway's stdout.
 
@@ -49,40 +54,58 @@ from routes.integrations.lambda_context import (
     runtime_file,
 )
 
-__all__ = ["InProcessInvoker", "default_thread_count", "handler_executor", "shutdown_handler_executor"]
+__all__ = [
+    "InProcessInvoker",
+    "default_thread_count",
+    "handler_threads_alive",
+    "shutdown_handler_executor",
+]
 
 runtime_file(__file__)
 
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+_executors: set[concurrent.futures.ThreadPoolExecutor] = set()  # every function's pool, until closed
+_executors_lock = threading.Lock()
 _path_lock = threading.Lock()
 
 
 def default_thread_count() -> int:
+    """Threads per in-process function (Python's own default for a thread pool)."""
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def handler_executor(max_workers: int | None = None) -> concurrent.futures.ThreadPoolExecutor:
-    """The bounded thread pool shared by all in-process sync handlers (created on first use).
+def _new_executor(function_name: str, threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix=f"portway-handler-{function_name}"
+    )
+    with _executors_lock:
+        _executors.add(executor)
+    return executor
 
-    ``max_workers`` only matters on the call that creates the pool.
-    """
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=max_workers or default_thread_count(), thread_name_prefix="portway-handler"
-            )
-        return _executor
+
+def _shutdown(executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    with _executors_lock:
+        _executors.discard(executor)
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown_handler_executor() -> None:
-    """Gateway shutdown: drop queued sync handler calls; running ones finish on their own."""
-    global _executor
-    with _executor_lock:
-        executor, _executor = _executor, None
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    """Gateway shutdown: drop queued sync handler calls of every function; running ones cannot
+    be stopped (see :func:`handler_threads_alive`)."""
+    with _executors_lock:
+        executors = list(_executors)
+    for executor in executors:
+        _shutdown(executor)
+
+
+def handler_threads_alive() -> int:
+    """Sync handler calls running in their threads right now, of every function (a hung
+    handler's thread never ends by itself, and Python waits for pool threads at exit: the CLI
+    exits without them after its drain)."""
+    return _running_calls
+
+
+_running_calls = 0
+_running_lock = threading.Lock()
 
 
 class InProcessInvoker:
@@ -97,7 +120,7 @@ class InProcessInvoker:
         region: str,
         account_id: str,
         memory_mb: int = 1024,
-        executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        threads: int | None = None,
     ) -> None:
         self._handler = handler
         self._code_dir = os.path.abspath(code_dir)
@@ -105,7 +128,8 @@ class InProcessInvoker:
         self._region = region
         self._account_id = account_id
         self._memory_mb = memory_mb
-        self._executor = executor
+        self._threads = threads or default_thread_count()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None  # created on first sync call
         self._log_stream = new_log_stream_name()
         self._function: Callable[..., Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,7 +252,9 @@ class InProcessInvoker:
             raise _function_error(exc) from None
 
     async def _call_sync(self, function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
-        executor = self._executor or handler_executor()
+        executor = self._executor
+        if executor is None:
+            executor = self._executor = _new_executor(self._function_name, self._threads)
         future = executor.submit(_run_sync, function, event, context)
         try:
             result = await asyncio.wrap_future(future)
@@ -241,8 +267,11 @@ class InProcessInvoker:
         return await self._call_async(lambda: result) if inspect.isawaitable(result) else result
 
     async def close(self) -> None:
-        """Refuse new calls. Running sync handlers finish in their threads; nothing to release."""
+        """Refuse new calls and drop queued ones. Running sync handlers cannot be stopped: they
+        finish in their threads, which end then."""
         self._closed = True
+        if self._executor is not None:
+            _shutdown(self._executor)
 
 
 def _function_error(exc: BaseException) -> FunctionError:
@@ -252,7 +281,13 @@ def _function_error(exc: BaseException) -> FunctionError:
 
 def _run_sync(function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
     """Runs in a handler thread; converts every handler exception there, while its traceback is live."""
+    global _running_calls
+    with _running_lock:
+        _running_calls += 1
     try:
         return function(event, context)
     except BaseException as exc:
         raise _function_error(exc) from None
+    finally:
+        with _running_lock:
+            _running_calls -= 1
