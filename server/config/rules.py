@@ -51,6 +51,7 @@ __all__ = [
     "check_uri",
     "check_websocket_route_key",
     "function_name_from",
+    "lambda_handler",
     "scalar_text",
     "split_handler",
     "valid_plan_id",
@@ -177,6 +178,25 @@ def split_handler(handler: str, base_dir: Path, location: str, issues: Issues) -
     if not ((code_dir / f"{relative}.py").is_file() or (code_dir / relative).is_dir()):
         issues.warn(location, f"handler module {module!r} not found in {code_dir}")
     return code_dir, f"{module}.{match['func']}"
+
+
+def lambda_handler(handler: str, task_root: Path, location: str, issues: Issues) -> str | None:
+    """``todos/list.list`` -> ``todos.list.list``: imported from ``task_root`` as Lambda's runtime
+    imports it (the path's slashes become the dots of one module name), not from ``todos/``.
+
+    A module file that cannot be found is a warning, not an error (it may be installed elsewhere).
+    """
+    match = _HANDLER.match(handler)
+    if not match:
+        issues.error(
+            location, f"handler {handler!r} is not module.function (pets.get_pet, src/handlers/users.get)"
+        )
+        return None
+    module = match["dir"].replace("/", ".") + match["module"]
+    relative = module.replace(".", "/")
+    if not ((task_root / f"{relative}.py").is_file() or (task_root / relative).is_dir()):
+        issues.warn(location, f"handler module {module!r} not found in {task_root}")
+    return f"{module}.{match['func']}"
 
 
 def function_name_from(text: str) -> str:
