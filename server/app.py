@@ -70,19 +70,26 @@ THROTTLE = web.AppKey("throttle", ThrottleStage)
 REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
+PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
 
 
 def create_app(
-    config: GatewayConfig, *, redis_url: str | None = None, state_path: str | os.PathLike[str] | None = None
+    config: GatewayConfig,
+    *,
+    redis_url: str | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    pass_env: tuple[str, ...] = (),
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
-    durable keys kept in ``state_path`` if given, which the Redis store ignores)."""
+    durable keys kept in ``state_path`` if given, which the Redis store ignores; ``pass_env``:
+    gateway environment variables handler workers also get, see ``lambda_env``)."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
     app[CONFIG] = config
     app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
     app[MAX_BODY] = max_body
+    app[PASS_ENV] = pass_env
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
@@ -135,7 +142,7 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    invokers = HandlerInvokers(region=config.region, account_id=config.account_id)
+    invokers = HandlerInvokers(region=config.region, account_id=config.account_id, pass_env=app[PASS_ENV])
     app[INVOKERS] = invokers
     try:
         integrations = build_integrations(

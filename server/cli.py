@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_inprocess import shutdown_handler_executor
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
@@ -59,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--pass-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also give handler workers this variable of the gateway's environment (repeatable; "
+        "PORTWAY_PASS_ENV=A,B too). AWS credential/endpoint variables always pass; PORTWAY_* never do",
+    )
     validate = sub.add_parser("validate", help="check a definition and print every error")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
@@ -97,7 +106,9 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     if args.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
-    app = create_app(config, redis_url=args.redis_url, state_path=args.state_file)
+    app = create_app(
+        config, redis_url=args.redis_url, state_path=args.state_file, pass_env=args.pass_env_names
+    )
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     # Start-up objects (config, compiled routes, modules) never die: move them out of the
@@ -149,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
+        return 2
+    try:
+        args.pass_env_names = pass_env_names(args.pass_env, os.environ.get("PORTWAY_PASS_ENV"))
+    except ValueError as exc:
+        print(f"--pass-env: {exc}", file=sys.stderr)
         return 2
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")

@@ -25,7 +25,9 @@ def function_name_of(config: IntegrationConfig) -> str:
     return config.function_name or re.sub(r"[^A-Za-z0-9_-]", "-", config.handler or "function")
 
 
-def python_invoker(config: IntegrationConfig, *, region: str, account_id: str) -> LambdaInvoker:
+def python_invoker(
+    config: IntegrationConfig, *, region: str, account_id: str, pass_env: tuple[str, ...] = ()
+) -> LambdaInvoker:
     """A new invoker for a PYTHON integration (prefer :class:`HandlerInvokers` to share them)."""
     if not config.handler or config.code_dir is None:
         raise ValueError("a Python integration needs both handler and code_dir")
@@ -47,6 +49,7 @@ def python_invoker(config: IntegrationConfig, *, region: str, account_id: str) -
         environment=config.environment,
         memory_mb=config.memory_mb,
         workers=config.workers,
+        pass_env=pass_env,
     )
 
 
@@ -58,9 +61,10 @@ class HandlerInvokers:
     Timeouts are per call and do not split functions.
     """
 
-    def __init__(self, *, region: str, account_id: str) -> None:
+    def __init__(self, *, region: str, account_id: str, pass_env: tuple[str, ...] = ()) -> None:
         self._region = region
         self._account_id = account_id
+        self._pass_env = pass_env
         self._invokers: dict[Hashable, LambdaInvoker] = {}
 
     def __len__(self) -> int:
@@ -78,7 +82,9 @@ class HandlerInvokers:
         )
         invoker = self._invokers.get(key)
         if invoker is None:
-            invoker = python_invoker(config, region=self._region, account_id=self._account_id)
+            invoker = python_invoker(
+                config, region=self._region, account_id=self._account_id, pass_env=self._pass_env
+            )
             self._invokers[key] = invoker
         return invoker
 

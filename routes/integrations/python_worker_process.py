@@ -16,13 +16,14 @@ import os
 import signal
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_stream_name
+from routes.integrations.lambda_env import lambda_environment
 
 __all__ = ["WorkerGone", "WorkerProcess", "function_env"]
 
@@ -157,30 +158,23 @@ async def _log_lines(stream: asyncio.StreamReader, log: logging.Logger, pid: int
 
 
 def function_env(
-    handler: str, code_dir: str, name: str, region: str, memory_mb: int, environment: Mapping[str, str] | None
+    handler: str,
+    code_dir: str,
+    name: str,
+    region: str,
+    memory_mb: int,
+    environment: Mapping[str, str] | None,
+    pass_env: Iterable[str] = (),
 ) -> dict[str, str]:
-    """Gateway env, then the function's own, then Lambda's reserved variables (which always win).
-
-    Lambda always gives a function credentials; code that signs requests with boto3 (for example to
-    ``@connections``) fails without any. Placeholder credentials are provided unless the gateway's
-    or the function's environment has real ones (Portway does not check management-API signatures
-    unless configured to).
-    """
-    python_path = [_REPO_ROOT, code_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    placeholder = {"AWS_ACCESS_KEY_ID": "PORTWAYLOCAL", "AWS_SECRET_ACCESS_KEY": "portway-local"}
-    if "AWS_ACCESS_KEY_ID" in os.environ or "AWS_ACCESS_KEY_ID" in (environment or {}):
-        placeholder = {}
-    return {
-        **placeholder,
-        **os.environ,
-        **(environment or {}),
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "LAMBDA_TASK_ROOT": code_dir,
-        "_HANDLER": handler,
-        "PYTHONPATH": os.pathsep.join(python_path),
-    }
+    """Lambda's environment for this function's workers (:mod:`routes.integrations.lambda_env`)."""
+    return lambda_environment(
+        os.environ,
+        handler=handler,
+        task_root=code_dir,
+        runtime_dir=_REPO_ROOT,
+        name=name,
+        region=region,
+        memory_mb=memory_mb,
+        environment=environment,
+        pass_env=pass_env,
+    )

@@ -2,7 +2,7 @@
 
 Each function gets ``workers`` long-lived children (:mod:`routes.integrations._worker_main`), each a
 warm Lambda sandbox: module globals persist between invocations, one invocation at a time, its own
-environment (gateway env + ``IntegrationConfig.environment`` + Lambda's reserved variables).
+environment (Lambda's, never the gateway's: :mod:`routes.integrations.lambda_env`).
 
 * Calls beyond the pool wait in a bounded FIFO queue; when ``max_queue`` callers already wait,
   the call fails at once with ``InvokeFailure`` (Lambda's throttle) instead of piling up.
@@ -102,6 +102,7 @@ class WorkerPoolInvoker:
         workers: int = 1,
         max_queue: int = 64,
         grace_s: float = 2.0,
+        pass_env: tuple[str, ...] = (),
     ) -> None:
         if workers < 1 or max_queue < 0:
             raise ValueError("workers must be >= 1 and max_queue >= 0")
@@ -111,7 +112,9 @@ class WorkerPoolInvoker:
         self._max_queue = max_queue
         self._grace_s = grace_s
         self._log = logging.getLogger(f"portway.function.{function_name}")
-        self._env = function_env(handler, self._code_dir, function_name, region, memory_mb, environment)
+        self._env = function_env(
+            handler, self._code_dir, function_name, region, memory_mb, environment, pass_env
+        )
         self._slots = _Slots(workers)
         self._live: set[WorkerProcess] = set()
         self._reaping: set[asyncio.Task[None]] = set()

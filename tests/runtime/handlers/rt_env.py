@@ -1,0 +1,5 @@
+import os
+
+
+def environ(event, context):
+    return dict(os.environ)
