@@ -15,6 +15,13 @@ Protocol on the original stdin/stdout pipes, every frame a 4-byte big-endian len
 
 EOF on the protocol input means the gateway is done: the child exits 0. Like Lambda's runtime,
 only ``Exception`` is caught: ``sys.exit()`` in a handler ends the worker (``Runtime.ExitError``).
+
+**Memory** (``memorySize``): the worker limits its own ``RLIMIT_DATA`` (heap, private mappings and
+thread stacks; not the shared libraries' code, which ``RLIMIT_AS`` would count and which Lambda
+does not bill against memory either) to ``memorySize`` plus :data:`MEMORY_HEADROOM_MB` for the
+interpreter and this runtime. An allocation beyond it raises ``MemoryError``; one that reaches the
+runtime ends the sandbox as Lambda's does: a ``Runtime.OutOfMemory`` error frame marked ``fatal``
+(the gateway discards the worker), then SIGKILL.
 """
 
 from __future__ import annotations
@@ -42,6 +49,33 @@ from routes.integrations.lambda_context import (
 
 _HEADER = struct.Struct(">I")
 runtime_file(__file__)
+
+# Above memorySize: the interpreter, orjson and this runtime (~10 MB of data) and a few thread
+# stacks (8 MB of address space each), so a function fits in about what it needs on Lambda.
+MEMORY_HEADROOM_MB = 64
+_MB = 1024 * 1024
+
+
+def limit_memory(memory_mb: int) -> int:
+    """Cap this process's data segment at ``memory_mb`` + headroom; returns the limit in bytes."""
+    import resource
+
+    limit = (memory_mb + MEMORY_HEADROOM_MB) * _MB
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
+
+
+def _out_of_memory(out: IO[bytes], request: dict[str, Any]) -> None:
+    """Lambda kills a sandbox that runs out of memory: say so, then die the same way."""
+    message = f"RequestId: {request.get('request_id')} Error: Runtime exited with error: signal: killed"
+    error = {"errorType": "Runtime.OutOfMemory", "errorMessage": message, "stackTrace": []}
+    try:
+        _send(out, orjson.dumps({"id": request.get("id"), "error": error, "fatal": True}))
+    finally:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _send(out: IO[bytes], data: bytes) -> None:
@@ -135,6 +169,8 @@ class _Runtime:
                     self.runner = asyncio.Runner()
                 result = self.runner.run(result)
             reply = {"id": request["id"], "ok": result}
+        except MemoryError:
+            raise  # the sandbox is out of memory: main() ends it
         except Exception as exc:  # not BaseException: SystemExit ends the worker, as on Lambda
             reply = {"id": request["id"], "error": error_payload(exc)}
         try:
@@ -151,6 +187,7 @@ def main(argv: list[str]) -> int:
     _die_with_gateway(int(argv[2]) if len(argv) > 2 else os.getppid())
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
+    limit_memory(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")))
     _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])
     with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
         try:
@@ -161,7 +198,10 @@ def main(argv: list[str]) -> int:
         _send(out, orjson.dumps({"ready": os.getpid()}))
         try:
             while (request := _receive(inp)) is not None:
-                data = runtime.invoke(request)
+                try:
+                    data = runtime.invoke(request)
+                except MemoryError:
+                    _out_of_memory(out, request)
                 sys.stdout.flush()  # the handler's output is logged before its reply is seen
                 _send(out, data)
         finally:

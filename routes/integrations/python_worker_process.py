@@ -100,10 +100,8 @@ class WorkerProcess:
         except TimeoutError:
             return "Runtime.ExitError: Runtime closed its output but did not exit"
         if code < 0:
-            try:
-                how = f"signal: {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal: {-code}"
+            # Lambda's wording is Go's: "signal: killed", "signal: segmentation fault".
+            how = f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
         else:
             how = f"exit status {code}"
         return f"Runtime.ExitError: Runtime exited with error: {how}"

@@ -10,8 +10,9 @@ environment (Lambda's, never the gateway's: :mod:`routes.integrations.lambda_env
   ``InvokeFailure`` and the next call tries again, like a fresh sandbox.
 * The deadline covers queueing, a cold start and the handler. When it passes, the worker is
   SIGKILLed (a handler cannot be interrupted any other way) and the caller gets ``TimeoutError``.
-  Any other failure while a worker is in use (it exited, crashed, was OOM-killed, broke the
-  protocol, or the caller was cancelled) also discards it; its slot spawns a fresh one on next use.
+  Any other failure while a worker is in use (it exited, crashed, ran out of its ``memorySize``,
+  broke the protocol, or the caller was cancelled) also discards it; its slot spawns a fresh one
+  on next use.
 * The child's stdout and stderr are logged line by line to ``portway.function.<name>``.
 """
 
@@ -122,6 +123,7 @@ class WorkerPoolInvoker:
         self._closed = False
         self.spawned = 0
         self.timeouts = 0
+        self.out_of_memory = 0
 
     @property
     def waiting(self) -> int:
@@ -187,6 +189,10 @@ class WorkerPoolInvoker:
                 reply = await worker.receive()
                 if reply.get("id") != call_id:
                     raise WorkerGone(f"worker answered call {reply.get('id')!r}, expected {call_id}")
+                if reply.get("fatal"):  # out of memory: the worker is killing itself
+                    self.out_of_memory += 1
+                    self._discard(worker)
+                    worker = None
         except BaseException as exc:
             # Whatever happened mid-call (timeout, crash, cancellation), this worker's state is
             # unknown: discard it. Killing is synchronous so it happens even if we are cancelled.
