@@ -36,6 +36,7 @@ from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
 from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
+from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.config.model import ApiKind, GatewayConfig
@@ -145,6 +146,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     invokers = HandlerInvokers(region=config.region, account_id=config.account_id, pass_env=app[PASS_ENV])
     app[INVOKERS] = invokers
     try:
+        # Before serving: interpreters picked and requirements installed, never on a request.
+        await invokers.prepare(config, cache_dir(config.source))
         integrations = build_integrations(
             config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
         )

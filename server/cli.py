@@ -27,6 +27,7 @@ from pathlib import Path
 from aiohttp import web
 
 from routes.integrations.lambda_env import pass_env_names
+from routes.integrations.python_deps import DependencyError
 from routes.integrations.python_inprocess import shutdown_handler_executor
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(_serve(args, config))
-    except StoreError as exc:  # e.g. a corrupt --state-file: say so, without a traceback
+    except (StoreError, DependencyError) as exc:  # a corrupt --state-file, a failed pip: no traceback
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0

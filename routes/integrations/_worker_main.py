@@ -1,7 +1,8 @@
 """Worker child: runs one Python Lambda handler, one invocation at a time, for the gateway.
 
 Started by :mod:`routes.integrations.python_workers` as
-``python -P -m routes.integrations._worker_main <account_id> <gateway pid>`` with Lambda's
+``python -P -m routes.integrations._worker_main <account_id> <gateway pid> [path...]`` (the
+function's requirements and layer folders, which follow the task root on ``sys.path``) with Lambda's
 environment variables (``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, ...) and
 ``cwd=LAMBDA_TASK_ROOT``.
 
@@ -128,9 +129,13 @@ def _die_with_gateway(gateway_pid: int) -> None:
         os._exit(1)
 
 
-def _isolate_user_namespace(task_root: str) -> None:
-    """Give user code Lambda's view: task root first, and no ``routes`` package of ours in the way."""
-    sys.path[:] = [task_root, *(p for p in sys.path if p != task_root)]
+def _isolate_user_namespace(task_root: str, code_paths: list[str]) -> None:
+    """Give user code Lambda's view: the task root, then requirements and layers, then the
+    interpreter's packages; this runtime's folder last; no ``routes`` package of ours in the way."""
+    runtime_dir = os.environ.get("LAMBDA_RUNTIME_DIR", "")
+    first = [task_root, *code_paths]
+    rest = [p for p in sys.path if p not in first and p != runtime_dir]
+    sys.path[:] = [*first, *rest, *([runtime_dir] if runtime_dir else [])]
     for name in [n for n in sys.modules if n == "routes" or n.startswith("routes.")]:
         del sys.modules[name]  # this module keeps its own references; a user ``routes`` can now load
 
@@ -188,7 +193,7 @@ def main(argv: list[str]) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
     limit_memory(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")))
-    _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])
+    _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"], argv[3:])
     with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
         try:
             runtime = _Runtime(load_handler(os.environ["_HANDLER"]), argv[1] if len(argv) > 1 else "")

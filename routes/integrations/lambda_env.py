@@ -18,6 +18,7 @@ Pure: takes the gateway's environment as an argument.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping
 
@@ -60,6 +61,8 @@ def lambda_environment(
     memory_mb: int,
     environment: Mapping[str, str] | None,
     pass_env: Iterable[str] = (),
+    python_path: Iterable[str] = (),
+    python_version: str | None = None,
 ) -> dict[str, str]:
     """Everything a worker of this function sees in ``os.environ`` (see the module docstring)."""
     passed = {
@@ -70,7 +73,7 @@ def lambda_environment(
     }
     passed.update((key, gateway_env[key]) for key in pass_env if key in gateway_env)
     has_credentials = "AWS_ACCESS_KEY_ID" in passed or "AWS_ACCESS_KEY_ID" in (environment or {})
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     return {
         **({} if has_credentials else _PLACEHOLDER_CREDENTIALS),
         "PATH": gateway_env.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -88,7 +91,9 @@ def lambda_environment(
         "AWS_DEFAULT_REGION": region,
         "LAMBDA_TASK_ROOT": task_root,
         "LAMBDA_RUNTIME_DIR": runtime_dir,
-        "PYTHONPATH": runtime_dir,  # the worker's own code (Lambda: /var/runtime)
+        # The worker's own code (Lambda: /var/runtime), then the function's requirements and layers
+        # (the worker moves its task root and these ahead of the runtime before loading the handler).
+        "PYTHONPATH": os.pathsep.join([runtime_dir, *python_path]),
         "TZ": ":UTC",
         "_HANDLER": handler,
     }

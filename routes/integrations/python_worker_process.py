@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import struct
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import orjson
 
 from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_stream_name
 from routes.integrations.lambda_env import lambda_environment
+from routes.integrations.python_deps import WorkerCode
 
 __all__ = ["WorkerGone", "WorkerProcess", "function_env"]
 
@@ -51,16 +51,17 @@ class WorkerProcess:
 
     @classmethod
     async def launch(
-        cls, env: Mapping[str, str], code_dir: str, account_id: str, log: logging.Logger
+        cls, env: Mapping[str, str], code_dir: str, account_id: str, log: logging.Logger, code: WorkerCode
     ) -> WorkerProcess:
         """Start a child (``env`` from :func:`function_env`); it answers ``ready`` or ``init_error``."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            code.executable,
             "-P",  # no cwd on sys.path: a user package named ``routes`` must not shadow ours
             "-m",
             "routes.integrations._worker_main",
             account_id,
             str(os.getpid()),
+            *code.paths,  # after the task root on the child's sys.path: requirements, layers
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -163,6 +164,7 @@ def function_env(
     memory_mb: int,
     environment: Mapping[str, str] | None,
     pass_env: Iterable[str] = (),
+    code: WorkerCode | None = None,
 ) -> dict[str, str]:
     """Lambda's environment for this function's workers (:mod:`routes.integrations.lambda_env`)."""
     return lambda_environment(
@@ -170,6 +172,8 @@ def function_env(
         handler=handler,
         task_root=code_dir,
         runtime_dir=_REPO_ROOT,
+        python_path=code.paths if code is not None else (),
+        python_version=code.version if code is not None else None,
         name=name,
         region=region,
         memory_mb=memory_mb,

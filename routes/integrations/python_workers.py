@@ -22,6 +22,7 @@ import asyncio
 import collections
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ import orjson
 
 from routes.integrations.base import FunctionError, InvokeFailure
 from routes.integrations.lambda_context import is_runtime_failure
+from routes.integrations.python_deps import WorkerCode
 from routes.integrations.python_worker_process import WorkerGone, WorkerProcess, function_env
 
 __all__ = ["WorkerPoolInvoker"]
@@ -104,6 +106,7 @@ class WorkerPoolInvoker:
         max_queue: int = 64,
         grace_s: float = 2.0,
         pass_env: tuple[str, ...] = (),
+        code: WorkerCode | None = None,
     ) -> None:
         if workers < 1 or max_queue < 0:
             raise ValueError("workers must be >= 1 and max_queue >= 0")
@@ -113,8 +116,9 @@ class WorkerPoolInvoker:
         self._max_queue = max_queue
         self._grace_s = grace_s
         self._log = logging.getLogger(f"portway.function.{function_name}")
+        self._code = code or WorkerCode(sys.executable, f"{sys.version_info[0]}.{sys.version_info[1]}")
         self._env = function_env(
-            handler, self._code_dir, function_name, region, memory_mb, environment, pass_env
+            handler, self._code_dir, function_name, region, memory_mb, environment, pass_env, self._code
         )
         self._slots = _Slots(workers)
         self._live: set[WorkerProcess] = set()
@@ -213,7 +217,9 @@ class WorkerPoolInvoker:
         if self._closed:
             raise InvokeFailure(f"function {self._name} is closed")
         try:
-            worker = await WorkerProcess.launch(self._env, self._code_dir, self._account_id, self._log)
+            worker = await WorkerProcess.launch(
+                self._env, self._code_dir, self._account_id, self._log, self._code
+            )
         except OSError as exc:  # code_dir missing, no more processes/fds...
             raise InvokeFailure(f"function {self._name}: cannot start a worker: {exc}") from None
         self._live.add(worker)

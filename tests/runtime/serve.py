@@ -26,8 +26,8 @@ def copy_project(name: str, into: Path) -> Path:
 @contextlib.asynccontextmanager
 async def serving(config: GatewayConfig) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     client = TestClient(TestServer(create_app(config), host="127.0.0.1", port=0))
-    await client.start_server()
     try:
+        await client.start_server()
         yield client
     finally:
         await client.close()

@@ -1,0 +1,88 @@
+"""serverless-python-requirements, layers and runtimes (issue 10 item 4)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from routes.integrations.python_deps import DependencyError, interpreter_for
+from tests.runtime.serve import copy_project, load, serving
+from tests.runtime.wheel import build_wheel
+
+TINY = 'GREETING = "hello from a requirements.txt package"\n'
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("PORTWAY_CACHE_DIR", raising=False)
+    root = copy_project("with_deps", tmp_path).resolve()
+    build_wheel(root / "wheels", "portway-tiny-dep", "1.0", TINY)
+    return root
+
+
+async def test_requirements_and_layer_served_end_to_end(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert importlib.util.find_spec("portway_tiny_dep") is None  # not in the gateway's venv
+    caplog.set_level(logging.INFO, logger="portway.deps")
+    config = load(project / "serverless.yml")
+    (route,) = config.apis[0].routes
+    assert route.integration.requirements == project / "requirements.txt"
+    assert route.integration.layers == (project / "layer",)
+    async with serving(config) as client:
+        response = await client.get("/dev/hello")
+        assert response.status == 200, await response.text()
+        body = json.loads(await response.text())
+    (installed,) = (project / ".portway" / "requirements").iterdir()  # beside the config, by hash
+    assert body["dep"] == "hello from a requirements.txt package"
+    assert body["dep_file"] == str(installed / "portway_tiny_dep" / "__init__.py")
+    assert body["layer"] == "shared layer"
+    # Lambda's order: task root, the package's requirements, the layer's site-packages and python/.
+    layer = project / "layer" / "python"
+    assert body["path"] == [
+        str(project),
+        str(installed),
+        str(layer / "lib/python3.11/site-packages"),
+        str(layer),
+    ]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("pip: Successfully installed portway-tiny-dep-1.0" in message for message in messages)
+    # The runtime the project names is not installed: said once, clearly, then the gateway's.
+    assert any("runtime python3.99 is not installed here" in message for message in messages)
+
+    # A second start reuses the install (same content), without running pip.
+    caplog.clear()
+    started = time.monotonic()
+    async with serving(load(project / "serverless.yml")) as client:
+        assert (await client.get("/dev/hello")).status == 200
+    assert time.monotonic() - started < 10
+    assert any("already installed" in record.getMessage() for record in caplog.records)
+    assert not any("pip:" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_failed_install_stops_start_up(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "requirements.txt").write_text("--no-index\nportway-no-such-package==9\n")
+    monkeypatch.setenv("PORTWAY_CACHE_DIR", str(project / "elsewhere"))
+    with pytest.raises(DependencyError, match="pip failed"):
+        async with serving(load(project / "serverless.yml")):
+            pass
+    assert not any((project / "elsewhere" / "requirements").iterdir())  # nothing half-built kept
+
+
+def test_runtime_picks_an_installed_interpreter(caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert interpreter_for(f"python{version}", "fn") == (sys.executable, version)
+    assert interpreter_for(None, "fn") == (sys.executable, version)
+    with caplog.at_level(logging.WARNING, logger="portway.deps"):
+        assert interpreter_for("python3.99", "fn") == (sys.executable, version)
+    assert caplog.messages == [
+        f"fn: runtime python3.99 is not installed here (no 'python3.99' on PATH): running it with the "
+        f"gateway's Python {version} instead"
+    ]
