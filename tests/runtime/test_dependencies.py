@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -75,8 +79,6 @@ async def test_a_failed_install_stops_start_up(project: Path, monkeypatch: pytes
 
 
 def test_runtime_picks_an_installed_interpreter(caplog: pytest.LogCaptureFixture) -> None:
-    import sys
-
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert interpreter_for(f"python{version}", "fn") == (sys.executable, version)
     assert interpreter_for(None, "fn") == (sys.executable, version)
@@ -86,3 +88,54 @@ def test_runtime_picks_an_installed_interpreter(caplog: pytest.LogCaptureFixture
         f"fn: runtime python3.99 is not installed here (no 'python3.99' on PATH): running it with the "
         f"gateway's Python {version} instead"
     ]
+
+
+FOREIGN_PROJECT = """
+service: foreign
+provider: {name: aws, runtime: python3.98, stage: dev}
+functions:
+  which:
+    handler: which.which
+    events: [{http: {path: which, method: get}}]
+"""
+
+WHICH = """
+import asyncio
+import importlib.util, json, os, sys
+
+def which(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "executable": sys.executable,
+        "execution_env": os.environ["AWS_EXECUTION_ENV"],
+        "orjson": importlib.util.find_spec("orjson").origin,
+        "gateway_packages": importlib.util.find_spec("aiohttp") is not None,
+    })}
+"""
+
+
+async def test_an_installed_runtime_runs_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runtime: python3.98`` found on PATH (here a shim for the system's Python, which has pip but
+    none of the gateway's packages) runs the workers, with orjson installed for it."""
+    system = shutil.which("python3", path="/usr/bin") or ""
+    if not system or system == sys.executable:
+        pytest.fail("this test needs a system python3 in /usr/bin besides the venv's")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    shim = shims / "python3.98"
+    shim.write_text(f'#!/bin/sh\nexec {system} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{sys.exec_prefix}/bin:/usr/bin:/bin")
+    monkeypatch.setenv("PORTWAY_CACHE_DIR", str(tmp_path / "cache"))
+    project = tmp_path / "foreign"
+    project.mkdir()
+    (project / "serverless.yml").write_text(FOREIGN_PROJECT)
+    (project / "which.py").write_text(WHICH)
+    async with serving(load(project / "serverless.yml")) as client:
+        response = await client.get("/dev/which")
+        assert response.status == 200, await response.text()
+        body = json.loads(await response.text())
+    same = await asyncio.to_thread(os.path.samefile, body["executable"], system)
+    assert same, (body["executable"], system)
+    assert body["execution_env"] == "AWS_Lambda_python3.98"
+    assert body["orjson"].startswith(str(tmp_path / "cache" / "requirements"))
+    assert body["gateway_packages"] is False
