@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from connections.bus import NodeBus
-from connections.integration import build_route_integrations
+from connections.integration import RouteIntegration, build_route_integrations
 from connections.management import ConnectionManager
 from connections.management_http import caller_allowed, handle_management, parse_management_path
 from connections.reaper import NodeReaper
@@ -38,8 +38,9 @@ from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
+from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
-from server.config.model import ApiKind, GatewayConfig
+from server.config.model import ApiConfig, ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
@@ -72,6 +73,7 @@ REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 
 
 def create_app(
@@ -80,10 +82,12 @@ def create_app(
     redis_url: str | None = None,
     state_path: str | os.PathLike[str] | None = None,
     pass_env: tuple[str, ...] = (),
+    access_log: AccessLog | None = None,
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
     durable keys kept in ``state_path`` if given, which the Redis store ignores; ``pass_env``:
-    gateway environment variables handler workers also get, see ``lambda_env``)."""
+    gateway environment variables handler workers also get, see ``lambda_env``; ``access_log``:
+    where the access lines go, none by default: the CLI's console has them unless ``--quiet``)."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
@@ -91,6 +95,8 @@ def create_app(
     app[DISPATCHER] = ApiDispatcher(config)  # validates mounts before anything starts
     app[MAX_BODY] = max_body
     app[PASS_ENV] = pass_env
+    if access_log is not None:
+        app[ACCESS_LOG] = access_log
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
@@ -153,9 +159,15 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle
-        app[GATEWAY] = Gateway(default_stages(app[DISPATCHER], config, integrations, extra=[throttle]))
+        access = app.get(ACCESS_LOG)
+        app[GATEWAY] = Gateway(
+            default_stages(app[DISPATCHER], config, integrations, extra=[throttle]),
+            access=access.line if access is not None else None,
+        )
         ws_integrations = {
-            api.id: build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers)
+            api.id: _logged(
+                api, build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers), access
+            )
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
@@ -193,6 +205,22 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             await bus.close()
     finally:
         await invokers.close_all()
+
+
+def _logged(
+    api: ApiConfig, integrations: dict[str, RouteIntegration], access: AccessLog | None
+) -> dict[str, RouteIntegration]:
+    """A WebSocket API's route integrations, each writing an access line per event if asked."""
+    if access is None:
+        return integrations
+    routes = {route.path: route.integration for route in api.routes}
+    path = "/" + "|".join(stage.name for stage in api.stages)
+    return {
+        key: LoggedRouteIntegration(
+            integration, access, key, path, routes[key].function_name or routes[key].type.value
+        )
+        for key, integration in integrations.items()
+    }
 
 
 def _metrics(request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """The ``portway`` command: ``serve`` a definition, ``validate`` one, manage a running gateway.
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
-                         [--tls-cert F --tls-key F] [--stage S]
+                         [--tls-cert F --tls-key F] [--stage S] [--quiet] [--pass-env NAME]
     portway validate CONFIG [--stage S]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
@@ -29,6 +29,7 @@ from aiohttp import web
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_deps import DependencyError
 from routes.integrations.python_inprocess import shutdown_handler_executor
+from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
@@ -36,6 +37,7 @@ from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
+from server.console import setup_console
 from server.store.base import StoreError
 
 __all__ = ["main"]
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
+    )
     serve.add_argument(
         "--pass-env",
         action="append",
@@ -108,7 +113,11 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
     app = create_app(
-        config, redis_url=args.redis_url, state_path=args.state_file, pass_env=args.pass_env_names
+        config,
+        redis_url=args.redis_url,
+        state_path=args.state_file,
+        pass_env=args.pass_env_names,
+        access_log=None if args.quiet else AccessLog(),
     )
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
@@ -156,9 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.config}: warning: {warning}", file=sys.stderr)
         print(f"{args.config}: OK ({len(config.apis)} API(s), {routes} route(s))")
         return 0
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
         return 2

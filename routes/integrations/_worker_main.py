@@ -43,6 +43,7 @@ from routes.integrations.lambda_context import (
     LambdaContext,
     MarshalError,
     dumps,
+    error_log_lines,
     error_payload,
     load_handler,
     runtime_file,
@@ -140,6 +141,41 @@ def _isolate_user_namespace(task_root: str, code_paths: list[str]) -> None:
         del sys.modules[name]  # this module keeps its own references; a user ``routes`` can now load
 
 
+class _RequestId:
+    """The invocation being served, for log records (Lambda's ``LambdaLoggerFilter``)."""
+
+    current = ""
+
+    @classmethod
+    def filter(cls, record: Any) -> bool:
+        record.aws_request_id = cls.current
+        return True
+
+
+def _setup_logging() -> None:
+    """The root logger as Lambda's Python runtime sets it up, before the handler is imported: one
+    handler, Lambda's text format (UTC), level left at Python's default (WARNING) until the
+    function sets it, so ``logging.info`` prints only after ``setLevel(logging.INFO)``, as there."""
+    import logging
+    import time
+
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    handler.addFilter(_RequestId.filter)
+    logging.getLogger().addHandler(handler)
+
+
+def _log_error(payload: dict[str, Any]) -> None:
+    """Lambda logs every unhandled error with its traceback (the function's log, not the reply)."""
+    sys.stderr.write("\n".join(error_log_lines(payload)) + "\n")
+    sys.stderr.flush()
+
+
 class _Runtime:
     """The warm state of this sandbox: the handler, its settings and (lazily) an event loop."""
 
@@ -165,6 +201,7 @@ class _Runtime:
             deadline_ms=request["deadline_ms"],
             log_stream_name=self.log_stream,
         )
+        _RequestId.current = request["request_id"]
         try:
             result = self.handler(request["event"], context)
             if inspect.iscoroutine(result):
@@ -178,10 +215,12 @@ class _Runtime:
             raise  # the sandbox is out of memory: main() ends it
         except Exception as exc:  # not BaseException: SystemExit ends the worker, as on Lambda
             reply = {"id": request["id"], "error": error_payload(exc)}
+            _log_error(reply["error"])
         try:
             return dumps(reply)
         except MarshalError as exc:
             error = {"errorType": exc.error_type, "errorMessage": exc.error_message, "stackTrace": []}
+            _log_error(error)
             return orjson.dumps({"id": request["id"], "error": error})
 
 
@@ -194,10 +233,12 @@ def main(argv: list[str]) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
     limit_memory(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")))
     _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"], argv[3:])
+    _setup_logging()
     with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
         try:
             runtime = _Runtime(load_handler(os.environ["_HANDLER"]), argv[1] if len(argv) > 1 else "")
         except HandlerLoadError as exc:
+            _log_error(exc.payload)
             _send(out, orjson.dumps({"init_error": exc.payload}))
             return 0
         _send(out, orjson.dumps({"ready": os.getpid()}))
