@@ -158,7 +158,12 @@ async def _install(
         return str(target)
     source = requirements.name if requirements is not None else "the worker's own packages"
     log.info("%s: installing %s for Python %s into %s (once per content)", name, source, version, target)
-    building = await asyncio.to_thread(_fresh_dir, target.with_name(f"{target.name}.building-{os.getpid()}"))
+    try:
+        building = await asyncio.to_thread(
+            _fresh_dir, target.with_name(f"{target.name}.building-{os.getpid()}")
+        )
+    except OSError as exc:  # e.g. the config's folder is read-only (a container mount)
+        raise DependencyError(f"{name}: cannot write the cache ({exc}); set PORTWAY_CACHE_DIR") from None
     command = [executable, "-m", "pip", "install", "--disable-pip-version-check", "--target", str(building)]
     command += ["-r", str(requirements)] if requirements is not None else []
     try:

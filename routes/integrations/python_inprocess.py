@@ -14,7 +14,8 @@ default isolation:
   holding one slot of the bounded handler pool. :attr:`InProcessInvoker.stuck_threads` counts them;
   a handler that never returns also delays interpreter exit.
 * **Crashes**: ``os._exit``, a segfault or memory exhaustion take the gateway down with them.
-* ``print()`` goes to the gateway's stdout.
+* ``print()`` goes to the gateway's stdout; the root logger is the gateway's; an unhandled
+  exception's traceback is logged to ``portway.function.<name>`` as workers log it.
 
 Handler exceptions, including ``SystemExit``/``KeyboardInterrupt`` raised by handler code, become
 ``FunctionError``; the result is round-tripped through JSON with Lambda's encoding rules (the
@@ -27,6 +28,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -43,6 +45,7 @@ from routes.integrations.lambda_context import (
     LambdaContext,
     MarshalError,
     dumps,
+    error_log_lines,
     error_payload,
     load_handler,
     new_log_stream_name,
@@ -107,6 +110,7 @@ class InProcessInvoker:
         self._memory_mb = memory_mb
         self._executor = executor
         self._log_stream = new_log_stream_name()
+        self._log = logging.getLogger(f"portway.function.{function_name}")
         self._function: Callable[..., Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async = False
@@ -197,12 +201,20 @@ class InProcessInvoker:
                 self.timeouts += 1
                 raise TimeoutError from None
             raise
-        except FunctionError:
+        except FunctionError as exc:
             # A handler that turned our cancellation into an exception still timed out.
             if expired:
                 task.uncancel()
                 self.timeouts += 1
                 raise TimeoutError from None
+            # Lambda logs the error and its traceback in the function's log, as workers do.
+            payload = {
+                "errorType": exc.error_type,
+                "errorMessage": exc.error_message,
+                "stackTrace": exc.stack_trace,
+            }
+            for line in error_log_lines(payload):
+                self._log.error("%s", line)
             raise
         finally:
             handle.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -13,8 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 import websockets
 
+from routes.integrations.base import FunctionError
+from routes.integrations.python_inprocess import InProcessInvoker
 from tests.runtime.serve import PROJECTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +113,20 @@ async def test_quiet_has_no_access_lines() -> None:
             assert response.status == 200
         await console.wait_for(r"^logs-dev-talk \| printed line two$")  # handler output stays
     assert not any(" GET /dev/talk " in line for line in console.lines)
+
+
+async def test_inprocess_errors_are_logged_with_their_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="portway.function.inproc")
+    invoker = InProcessInvoker(
+        handler="rt_inproc_fail.fail",
+        code_dir=Path(__file__).parent / "handlers",
+        function_name="inproc",
+        region="eu-west-1",
+        account_id="1",
+    )
+    with pytest.raises(FunctionError):
+        await invoker.invoke_event({}, request_id="r1", timeout_s=5.0)
+    await invoker.close()
+    lines = [record.getMessage() for record in caplog.records if record.name == "portway.function.inproc"]
+    assert lines[:2] == ["[ERROR] KeyError: 'missing'", "Traceback (most recent call last):"]
+    assert any(line.endswith("in fail") for line in lines)

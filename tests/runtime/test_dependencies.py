@@ -139,3 +139,12 @@ async def test_an_installed_runtime_runs_the_workers(tmp_path: Path, monkeypatch
     assert body["execution_env"] == "AWS_Lambda_python3.98"
     assert body["orjson"].startswith(str(tmp_path / "cache" / "requirements"))
     assert body["gateway_packages"] is False
+
+
+async def test_an_unwritable_cache_is_one_clear_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = project / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PORTWAY_CACHE_DIR", str(blocker))
+    with pytest.raises(DependencyError, match="cannot write the cache .*set PORTWAY_CACHE_DIR"):
+        async with serving(load(project / "serverless.yml")):
+            pass
