@@ -7,7 +7,8 @@ reproduces that for ``isolation: process`` functions:
 
 * **Interpreter**: the function's ``runtime`` (``python3.12``) when that interpreter is installed
   (``shutil.which``), else the gateway's, with a warning. The gateway's interpreter also serves a
-  runtime naming its own version.
+  runtime naming its own version, and (with a warning) one older than the worker supports
+  (``python3.9``: the worker needs 3.11+).
 * **Requirements**: installed once per (file content, interpreter version) with
   ``<interpreter> -m pip install --target`` (what the plugin itself runs) into
   ``<cache>/requirements/<hash>``, where ``<cache>`` is ``$PORTWAY_CACHE_DIR`` or ``.portway``
@@ -52,6 +53,7 @@ log = logging.getLogger("portway.deps")
 
 _GATEWAY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 _PIP_TIMEOUT_S = 900.0
+_OLDEST_WORKER = (3, 11)  # the worker uses python -P and asyncio.Runner
 
 
 class DependencyError(Exception):
@@ -81,6 +83,20 @@ def interpreter_for(runtime: str | None, function_name: str) -> tuple[str, str]:
         return sys.executable, _GATEWAY_VERSION
     version = runtime.removeprefix("python")
     if version == _GATEWAY_VERSION:
+        return sys.executable, _GATEWAY_VERSION
+    try:
+        too_old = tuple(int(part) for part in version.split(".")) < _OLDEST_WORKER
+    except ValueError:
+        too_old = False
+    if too_old:
+        log.warning(
+            "%s: runtime %s is older than Portway's worker supports (Python %d.%d+): running it with the "
+            "gateway's Python %s instead",
+            function_name,
+            runtime,
+            *_OLDEST_WORKER,
+            _GATEWAY_VERSION,
+        )
         return sys.executable, _GATEWAY_VERSION
     found = shutil.which(runtime)
     if found is None:

@@ -90,6 +90,22 @@ def test_runtime_picks_an_installed_interpreter(caplog: pytest.LogCaptureFixture
     ]
 
 
+def test_a_runtime_older_than_the_worker_uses_the_gateways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    shim = tmp_path / "python3.9"  # installed, as on many machines, but the worker needs 3.11+
+    shim.write_text("#!/bin/sh\nexit 1\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    with caplog.at_level(logging.WARNING, logger="portway.deps"):
+        assert interpreter_for("python3.9", "fn") == (sys.executable, version)
+    assert caplog.messages == [
+        f"fn: runtime python3.9 is older than Portway's worker supports (Python 3.11+): running it with "
+        f"the gateway's Python {version} instead"
+    ]
+
+
 FOREIGN_PROJECT = """
 service: foreign
 provider: {name: aws, runtime: python3.98, stage: dev}
