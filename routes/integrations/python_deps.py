@@ -127,13 +127,9 @@ def code_key(config: IntegrationConfig) -> CodeKey:
     return (config.runtime, config.layers, config.requirements)
 
 
-def worker_code(config: IntegrationConfig, *, warn: bool = False) -> WorkerCode:
-    """The interpreter and layers of a function that has no requirements to install."""
-    name = config.function_name or config.handler or "function"
-    executable, version = (
-        interpreter_for(config.runtime, name) if warn else (sys.executable, _GATEWAY_VERSION)
-    )
-    return WorkerCode(executable, version, tuple(_layer_paths(config.layers, version)))
+def worker_code(config: IntegrationConfig) -> WorkerCode:
+    """A function's code when nothing was prepared: the gateway's interpreter, and its layers."""
+    return WorkerCode(sys.executable, _GATEWAY_VERSION, tuple(_layer_paths(config.layers, _GATEWAY_VERSION)))
 
 
 async def prepare_dependencies(

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from server.config.errors import Issues, loc, loc_path
+from server.config.serverless_events import Parts
 from server.config.variables import Resolver
 
 __all__ = ["REQUIREMENTS_PLUGIN", "FunctionCode", "check_requirements_plugin", "function_code"]
 
 REQUIREMENTS_PLUGIN = "serverless-python-requirements"
-Parts = tuple[str | int, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
