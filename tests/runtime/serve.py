@@ -6,6 +6,7 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -24,8 +25,8 @@ def copy_project(name: str, into: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: GatewayConfig) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
-    client = TestClient(TestServer(create_app(config), host="127.0.0.1", port=0))
+async def serving(config: GatewayConfig, **options: Any) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    client = TestClient(TestServer(create_app(config, **options), host="127.0.0.1", port=0))
     try:
         await client.start_server()
         yield client

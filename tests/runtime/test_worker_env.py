@@ -9,6 +9,17 @@ import pytest
 
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_workers import WorkerPoolInvoker
+from server.cli import main
+from server.config.model import (
+    ApiConfig,
+    ApiKind,
+    GatewayConfig,
+    IntegrationConfig,
+    IntegrationType,
+    RouteConfig,
+    StageConfig,
+)
+from tests.runtime.serve import serving
 
 HANDLERS = Path(__file__).parent / "handlers"
 GATEWAY_SECRETS = {
@@ -79,3 +90,29 @@ def test_pass_env_names() -> None:
         pass_env_names(["PORTWAY_ADMIN_TOKEN"], None)
     with pytest.raises(ValueError, match="PORTWAY_REDIS_URL"):
         pass_env_names([], "PORTWAY_REDIS_URL")
+
+
+async def test_pass_env_reaches_workers_through_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPERATOR_CHOICE", "passed")
+    monkeypatch.setenv("NOT_CHOSEN", "kept back")
+    monkeypatch.setenv("PORTWAY_ADMIN_TOKEN", "admin-token-secret")
+    integration = IntegrationConfig(
+        type=IntegrationType.PYTHON, handler="rt_env.proxy", code_dir=HANDLERS, function_name="env-fn"
+    )
+    api = ApiConfig(
+        name="env",
+        id="envid",
+        kind=ApiKind.REST,
+        stages=(StageConfig("dev"),),
+        routes=(RouteConfig(method="GET", path="/env", integration=integration),),
+    )
+    async with serving(GatewayConfig(apis=(api,)), pass_env=("OPERATOR_CHOICE",)) as client:
+        env = await (await client.get("/dev/env")).json()
+    assert env["OPERATOR_CHOICE"] == "passed"
+    assert "NOT_CHOSEN" not in env and "PORTWAY_ADMIN_TOKEN" not in env
+
+
+def test_serve_refuses_to_pass_gateway_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    config = Path(__file__).parent / "projects" / "logs" / "serverless.yml"
+    assert main(["serve", str(config), "--pass-env", "PORTWAY_ADMIN_TOKEN"]) == 2
+    assert "gateway settings are never passed to handlers: PORTWAY_ADMIN_TOKEN" in capsys.readouterr().err
