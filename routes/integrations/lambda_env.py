@@ -78,6 +78,7 @@ def lambda_environment(
         **({} if has_credentials else _PLACEHOLDER_CREDENTIALS),
         "PATH": gateway_env.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",  # not reserved on Lambda: a function may set its own time zone
         "PYTHONUNBUFFERED": "1",  # output reaches the log as written, in order with stderr
         **passed,
         **(environment or {}),
@@ -94,6 +95,5 @@ def lambda_environment(
         # The worker's own code (Lambda: /var/runtime), then the function's requirements and layers
         # (the worker moves its task root and these ahead of the runtime before loading the handler).
         "PYTHONPATH": os.pathsep.join([runtime_dir, *python_path]),
-        "TZ": ":UTC",
         "_HANDLER": handler,
     }

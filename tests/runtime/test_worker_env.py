@@ -60,7 +60,7 @@ async def test_gateway_secrets_never_reach_handlers(monkeypatch: pytest.MonkeyPa
     leaked = [name for name in env if name.startswith("PORTWAY_") or name in GATEWAY_SECRETS]
     assert leaked == []
     assert not set(GATEWAY_SECRETS.values()) & set(env.values())
-    # Lambda's reserved variables (a function cannot override TZ on Lambda either).
+    # Lambda's reserved variables.
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "env-fn"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
@@ -68,7 +68,8 @@ async def test_gateway_secrets_never_reach_handlers(monkeypatch: pytest.MonkeyPa
     assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/env-fn"
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"].startswith(("20", "21"))
     assert env["LAMBDA_TASK_ROOT"] == str(HANDLERS) and env["_HANDLER"] == "rt_env.environ"
-    assert env["TZ"] == ":UTC" and env["AWS_EXECUTION_ENV"].startswith("AWS_Lambda_python3.")
+    assert env["AWS_EXECUTION_ENV"].startswith("AWS_Lambda_python3.")
+    assert env["TZ"] == "Europe/Paris"  # TZ (default :UTC) is not reserved on Lambda: the function's wins
     assert {"LAMBDA_RUNTIME_DIR", "LANG", "PATH"} <= set(env)
     # The function's environment, and what the operator passes on purpose.
     assert env["TABLE"] == "todos" and env["OPERATOR_CHOICE"] == "passed"
@@ -81,6 +82,7 @@ async def test_placeholder_credentials_without_the_operators(monkeypatch: pytest
         monkeypatch.delenv(name)
     env = await environ_of()
     assert env["AWS_ACCESS_KEY_ID"] == "PORTWAYLOCAL" and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["TZ"] == ":UTC" and env["LANG"] == "en_US.UTF-8"
 
 
 def test_pass_env_names() -> None:
