@@ -32,7 +32,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
 from connections.bus import NodeBus
-from connections.integration import build_route_integrations
+from connections.integration import RouteIntegration, build_route_integrations
 from connections.management import ConnectionManager
 from connections.management_http import caller_allowed, handle_management, parse_management_path
 from connections.reaper import NodeReaper
@@ -41,11 +41,13 @@ from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
 from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
+from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
+from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
-from server.config.model import ApiKind, GatewayConfig
+from server.config.model import ApiConfig, ApiKind, GatewayConfig
 from server.errors import (
     GatewayError,
     HeadersTooLarge,
@@ -100,6 +102,8 @@ MAX_BODY = web.AppKey("max_body", int)
 AUTHORIZERS = web.AppKey("authorizers", Mapping[int, Authorizer])
 LIMITS = web.AppKey("limits", ServerLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
+PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 
 
 def create_app(
@@ -108,11 +112,15 @@ def create_app(
     redis_url: str | None = None,
     state_path: str | os.PathLike[str] | None = None,
     limits: ServerLimits = DEFAULT_LIMITS,
+    pass_env: tuple[str, ...] = (),
+    access_log: AccessLog | None = None,
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
     durable keys kept in ``state_path`` if given, which the Redis store ignores). ``limits``:
     the body deadline and in-flight cap used here; the listener's own deadlines are applied by
-    :class:`server.http_server.GatewayRunner`."""
+    :class:`server.http_server.GatewayRunner`. ``pass_env``: gateway environment variables handler
+    workers also get, see ``lambda_env``; ``access_log``: where the access lines go, none by
+    default: the CLI's console has them unless ``--quiet``."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
@@ -121,6 +129,9 @@ def create_app(
     app[MAX_BODY] = max_body
     app[LIMITS] = limits
     app[BODY_BUDGET] = BodyBudget(limits.max_body_bytes_in_flight)
+    app[PASS_ENV] = pass_env
+    if access_log is not None:
+        app[ACCESS_LOG] = access_log
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
@@ -189,9 +200,11 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    invokers = HandlerInvokers(region=config.region, account_id=config.account_id)
+    invokers = HandlerInvokers(region=config.region, account_id=config.account_id, pass_env=app[PASS_ENV])
     app[INVOKERS] = invokers
     try:
+        # Before serving: interpreters picked and requirements installed, never on a request.
+        await invokers.prepare(config, cache_dir(config.source))
         integrations = build_integrations(
             config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
         )
@@ -200,11 +213,15 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         authorizers = build_authorizers(AuthDeps(config, store=app[STORE], invokers=invokers))
         app[AUTHORIZERS] = authorizers
         authorize = AuthorizeStage(authorizers, config) if authorizers else None
+        access = app.get(ACCESS_LOG)
         app[GATEWAY] = Gateway(
-            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle)
+            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
+            access=access.line if access is not None else None,
         )
         ws_integrations = {
-            api.id: build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers)
+            api.id: _logged(
+                api, build_route_integrations(api, client=app[HTTP_CLIENT], invokers=invokers), access
+            )
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
@@ -243,6 +260,22 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await close_authorizers(authorizers)
     finally:
         await invokers.close_all()
+
+
+def _logged(
+    api: ApiConfig, integrations: dict[str, RouteIntegration], access: AccessLog | None
+) -> dict[str, RouteIntegration]:
+    """A WebSocket API's route integrations, each writing an access line per event if asked."""
+    if access is None:
+        return integrations
+    routes = {route.path: route.integration for route in api.routes}
+    path = "/" + "|".join(stage.name for stage in api.stages)
+    return {
+        key: LoggedRouteIntegration(
+            integration, access, key, path, routes[key].function_name or routes[key].type.value
+        )
+        for key, integration in integrations.items()
+    }
 
 
 def _metrics(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
+                         [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
     portway validate CONFIG [--stage S] [--strict]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
@@ -28,8 +29,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from routes.integrations.lambda_env import pass_env_names
+from routes.integrations.python_deps import DependencyError
 from routes.integrations.python_inprocess import handler_threads_alive, shutdown_handler_executor
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
+from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
@@ -37,6 +41,7 @@ from server.app import create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
+from server.console import setup_console
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
@@ -114,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="on SIGTERM, seconds in-flight requests get before the process exits (default 10)",
     )
+    serve.add_argument(
+        "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
+    )
+    serve.add_argument(
+        "--pass-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also give handler workers this variable of the gateway's environment (repeatable; "
+        "PORTWAY_PASS_ENV=A,B too). AWS credential/endpoint variables always pass; PORTWAY_* never do",
+    )
     validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
@@ -168,7 +184,14 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         max_body_bytes_in_flight=args.max_body_bytes_in_flight,
     )
     fd_limit = raise_fd_limit()
-    app = create_app(config, redis_url=args.redis_url, state_path=args.state_file, limits=limits)
+    app = create_app(
+        config,
+        redis_url=args.redis_url,
+        state_path=args.state_file,
+        limits=limits,
+        pass_env=args.pass_env_names,
+        access_log=None if args.quiet else AccessLog(),
+    )
     runner = GatewayRunner(
         app,
         limits=limits,
@@ -285,14 +308,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_admin(args)
     if args.command == "validate":
         return _validate(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
         return 2
     if args.tls and args.tls_cert:
         print("--tls self-signed and --tls-cert are alternatives: give one", file=sys.stderr)
+        return 2
+    try:
+        args.pass_env_names = pass_env_names(args.pass_env, os.environ.get("PORTWAY_PASS_ENV"))
+    except ValueError as exc:
+        print(f"--pass-env: {exc}", file=sys.stderr)
         return 2
     if args.tls:
         try:
@@ -316,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(_serve(args, config))
-    except (StoreError, ListenError) as exc:  # a corrupt --state-file, a port in use: no traceback
+    except (StoreError, ListenError, DependencyError) as exc:  # corrupt --state-file, port in use, failed pip
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0

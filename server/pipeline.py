@@ -225,21 +225,35 @@ def default_stages(
     return [stage for name in PHASES if (stage := named.get(name)) is not None]
 
 
-class Gateway:
-    """Runs the stage list for one request and renders every failure in one place."""
+AccessLine = Callable[[str, str, int, float, str], None]  # method, path, status, latency ms, target
 
-    def __init__(self, stages: Sequence[Stage], *, clock: Callable[[], float] = time.time) -> None:
+
+class Gateway:
+    """Runs the stage list for one request and renders every failure in one place.
+
+    ``access``: called once per answered request (the console's access line), or ``None``.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        clock: Callable[[], float] = time.time,
+        access: AccessLine | None = None,
+    ) -> None:
         self._stages = tuple(stages)
         self._clock = clock
+        self._access = access
 
     async def handle(self, request: HttpRequest, read_body: BodyReader | None = None) -> HttpResponse:
         """Answer ``request``; ``read_body``: the body is not in ``request`` yet, read it with
         this once routing and admission passed (``None``: ``request.body`` is complete)."""
+        started = self._clock()
         ctx = RequestContext(
             request=request,
             request_id=new_request_uuid(),
             extended_request_id=new_message_id(),
-            now_ms=int(self._clock() * 1000),
+            now_ms=int(started * 1000),
             read_body=read_body,
         )
         response: HttpResponse | None = None
@@ -264,4 +278,12 @@ class Gateway:
             extended_request_id=ctx.extended_request_id,
             http_api=ctx.http_api,
         )
+        if self._access is not None:
+            target = "-"
+            if ctx.match is not None:
+                integration = ctx.match.route.integration
+                target = integration.function_name or integration.type.value
+            self._access(
+                request.method, request.raw_path, response.status, (self._clock() - started) * 1000, target
+            )
         return response

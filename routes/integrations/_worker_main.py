@@ -1,7 +1,8 @@
 """Worker child: runs one Python Lambda handler, one invocation at a time, for the gateway.
 
 Started by :mod:`routes.integrations.python_workers` as
-``python -P -m routes.integrations._worker_main <account_id> <gateway pid>`` with Lambda's
+``python -P -m routes.integrations._worker_main <account_id> <gateway pid> [path...]`` (the
+function's requirements and layer folders, which follow the task root on ``sys.path``) with Lambda's
 environment variables (``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``, ...) and
 ``cwd=LAMBDA_TASK_ROOT``.
 
@@ -15,6 +16,13 @@ Protocol on the original stdin/stdout pipes, every frame a 4-byte big-endian len
 
 EOF on the protocol input means the gateway is done: the child exits 0. Like Lambda's runtime,
 only ``Exception`` is caught: ``sys.exit()`` in a handler ends the worker (``Runtime.ExitError``).
+
+**Memory** (``memorySize``): the worker limits its own ``RLIMIT_DATA`` (heap, private mappings and
+thread stacks; not the shared libraries' code, which ``RLIMIT_AS`` would count and which Lambda
+does not bill against memory either) to ``memorySize`` plus :data:`MEMORY_HEADROOM_MB` for the
+interpreter and this runtime. An allocation beyond it raises ``MemoryError``; one that reaches the
+runtime ends the sandbox as Lambda's does: a ``Runtime.OutOfMemory`` error frame marked ``fatal``
+(the gateway discards the worker), then SIGKILL.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from routes.integrations.lambda_context import (
     LambdaContext,
     MarshalError,
     dumps,
+    error_log_lines,
     error_payload,
     load_handler,
     runtime_file,
@@ -44,6 +53,33 @@ from routes.integrations.lambda_context import (
 _HEADER = struct.Struct(">I")
 runtime_file(__file__)
 runtime_file(wsgi_adapter.__file__)
+
+# Above memorySize: the interpreter, orjson and this runtime (~10 MB of data) and a few thread
+# stacks (8 MB of address space each), so a function fits in about what it needs on Lambda.
+MEMORY_HEADROOM_MB = 64
+_MB = 1024 * 1024
+
+
+def limit_memory(memory_mb: int) -> int:
+    """Cap this process's data segment at ``memory_mb`` + headroom; returns the limit in bytes."""
+    import resource
+
+    limit = (memory_mb + MEMORY_HEADROOM_MB) * _MB
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
+
+
+def _out_of_memory(out: IO[bytes], request: dict[str, Any]) -> None:
+    """Lambda kills a sandbox that runs out of memory: say so, then die the same way."""
+    message = f"RequestId: {request.get('request_id')} Error: Runtime exited with error: signal: killed"
+    error = {"errorType": "Runtime.OutOfMemory", "errorMessage": message, "stackTrace": []}
+    try:
+        _send(out, orjson.dumps({"id": request.get("id"), "error": error, "fatal": True}))
+    finally:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _send(out: IO[bytes], data: bytes) -> None:
@@ -96,11 +132,50 @@ def _die_with_gateway(gateway_pid: int) -> None:
         os._exit(1)
 
 
-def _isolate_user_namespace(task_root: str) -> None:
-    """Give user code Lambda's view: task root first, and no ``routes`` package of ours in the way."""
-    sys.path[:] = [task_root, *(p for p in sys.path if p != task_root)]
+def _isolate_user_namespace(task_root: str, code_paths: list[str]) -> None:
+    """Give user code Lambda's view: the task root, then requirements and layers, then the
+    interpreter's packages; this runtime's folder last; no ``routes`` package of ours in the way."""
+    runtime_dir = os.environ.get("LAMBDA_RUNTIME_DIR", "")
+    first = [task_root, *code_paths]
+    rest = [p for p in sys.path if p not in first and p != runtime_dir]
+    sys.path[:] = [*first, *rest, *([runtime_dir] if runtime_dir else [])]
     for name in [n for n in sys.modules if n == "routes" or n.startswith("routes.")]:
         del sys.modules[name]  # this module keeps its own references; a user ``routes`` can now load
+
+
+class _RequestId:
+    """The invocation being served, for log records (Lambda's ``LambdaLoggerFilter``)."""
+
+    current = ""
+
+    @classmethod
+    def filter(cls, record: Any) -> bool:
+        record.aws_request_id = cls.current
+        return True
+
+
+def _setup_logging() -> None:
+    """The root logger as Lambda's Python runtime sets it up, before the handler is imported: one
+    handler, Lambda's text format (UTC), level left at Python's default (WARNING) until the
+    function sets it, so ``logging.info`` prints only after ``setLevel(logging.INFO)``, as there."""
+    import logging
+    import time
+
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    handler.addFilter(_RequestId.filter)
+    logging.getLogger().addHandler(handler)
+
+
+def _log_error(payload: dict[str, Any]) -> None:
+    """Lambda logs every unhandled error with its traceback (the function's log, not the reply)."""
+    sys.stderr.write("\n".join(error_log_lines(payload)) + "\n")
+    sys.stderr.flush()
 
 
 class _Runtime:
@@ -128,6 +203,7 @@ class _Runtime:
             deadline_ms=request["deadline_ms"],
             log_stream_name=self.log_stream,
         )
+        _RequestId.current = request["request_id"]
         try:
             result = self.handler(request["event"], context)
             if inspect.iscoroutine(result):
@@ -137,12 +213,16 @@ class _Runtime:
                     self.runner = asyncio.Runner()
                 result = self.runner.run(result)
             reply = {"id": request["id"], "ok": result}
+        except MemoryError:
+            raise  # the sandbox is out of memory: main() ends it
         except Exception as exc:  # not BaseException: SystemExit ends the worker, as on Lambda
             reply = {"id": request["id"], "error": error_payload(exc)}
+            _log_error(reply["error"])
         try:
             return dumps(reply)
         except MarshalError as exc:
             error = {"errorType": exc.error_type, "errorMessage": exc.error_message, "stackTrace": []}
+            _log_error(error)
             return orjson.dumps({"id": request["id"], "error": error})
 
 
@@ -160,17 +240,23 @@ def main(argv: list[str]) -> int:
     _die_with_gateway(int(argv[2]) if len(argv) > 2 else os.getppid())
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # fd 1 is a pipe now: flush prints per line
-    _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"])
+    limit_memory(int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")))
+    _isolate_user_namespace(os.environ["LAMBDA_TASK_ROOT"], argv[3:])
+    _setup_logging()
     with open(proto_in, "rb") as inp, open(proto_out, "wb") as out:
         try:
             runtime = _Runtime(_load_entry(), argv[1] if len(argv) > 1 else "")
         except HandlerLoadError as exc:
+            _log_error(exc.payload)
             _send(out, orjson.dumps({"init_error": exc.payload}))
             return 0
         _send(out, orjson.dumps({"ready": os.getpid()}))
         try:
             while (request := _receive(inp)) is not None:
-                data = runtime.invoke(request)
+                try:
+                    data = runtime.invoke(request)
+                except MemoryError:
+                    _out_of_memory(out, request)
                 sys.stdout.flush()  # the handler's output is logged before its reply is seen
                 _send(out, data)
         finally:

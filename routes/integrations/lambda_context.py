@@ -37,6 +37,7 @@ __all__ = [
     "LambdaContext",
     "MarshalError",
     "dumps",
+    "error_log_lines",
     "error_payload",
     "is_runtime_failure",
     "load_handler",
@@ -157,6 +158,22 @@ def is_runtime_failure(error_type: str) -> bool:
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
     return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": stack_trace(exc)}
+
+
+def error_log_lines(payload: dict[str, Any]) -> list[str]:
+    """What Lambda's runtime logs for a failed invocation or init: ``[ERROR] Type: message``, then
+    ``Traceback (most recent call last):`` and the stack trace, one line per line."""
+    error_type, message = payload.get("errorType"), payload.get("errorMessage")
+    head = "[ERROR]" + (f" {error_type}" if error_type else "")
+    if message:
+        head += (":" if error_type else "") + f" {message}"
+    lines = [head]
+    trace = payload.get("stackTrace")
+    if trace is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in trace:
+            lines.extend(str(element).splitlines() or [""])
+    return lines
 
 
 def load_handler(handler: str) -> Callable[..., Any]:

@@ -13,9 +13,10 @@ from collections.abc import Hashable
 from pathlib import Path
 
 from routes.integrations.base import LambdaInvoker
+from routes.integrations.python_deps import CodeKey, WorkerCode, code_key, prepare_dependencies, worker_code
 from routes.integrations.python_inprocess import InProcessInvoker
 from routes.integrations.python_workers import WorkerPoolInvoker
-from server.config.model import IntegrationConfig, Isolation
+from server.config.model import GatewayConfig, IntegrationConfig, IntegrationType, Isolation
 
 __all__ = ["HandlerInvokers", "function_name_of", "python_invoker"]
 
@@ -25,7 +26,14 @@ def function_name_of(config: IntegrationConfig) -> str:
     return config.function_name or re.sub(r"[^A-Za-z0-9_-]", "-", config.handler or "function")
 
 
-def python_invoker(config: IntegrationConfig, *, region: str, account_id: str) -> LambdaInvoker:
+def python_invoker(
+    config: IntegrationConfig,
+    *,
+    region: str,
+    account_id: str,
+    pass_env: tuple[str, ...] = (),
+    code: WorkerCode | None = None,
+) -> LambdaInvoker:
     """A new invoker for a PYTHON integration (prefer :class:`HandlerInvokers` to share them)."""
     if not config.handler or config.code_dir is None:
         raise ValueError("a Python integration needs both handler and code_dir")
@@ -47,21 +55,38 @@ def python_invoker(config: IntegrationConfig, *, region: str, account_id: str) -
         environment=config.environment,
         memory_mb=config.memory_mb,
         workers=config.workers,
+        pass_env=pass_env,
+        code=code or worker_code(config),
     )
 
 
 class HandlerInvokers:
     """One invoker per distinct function, so every route on a function shares one worker pool.
 
-    A function is (code_dir, handler, environment, isolation, workers), plus the name and memory
-    its ``context`` reports: routes differing only in those must not see each other's values.
+    A function is (code_dir, handler, environment, isolation, workers, runtime, layers,
+    requirements), plus the name and memory its ``context`` reports: routes differing only in
+    those must not see each other's values.
     Timeouts are per call and do not split functions.
     """
 
-    def __init__(self, *, region: str, account_id: str) -> None:
+    def __init__(self, *, region: str, account_id: str, pass_env: tuple[str, ...] = ()) -> None:
         self._region = region
         self._account_id = account_id
+        self._pass_env = pass_env
         self._invokers: dict[Hashable, LambdaInvoker] = {}
+        self._code: dict[CodeKey, WorkerCode] = {}
+
+    async def prepare(self, config: GatewayConfig, cache: Path) -> None:
+        """Before serving: pick every worker function's interpreter and install its requirements
+        (raises ``DependencyError``). Without it, workers use the gateway's interpreter."""
+        functions = [
+            route.integration
+            for api in config.apis
+            for route in api.routes
+            if route.integration.type is IntegrationType.PYTHON
+            and route.integration.isolation is Isolation.PROCESS
+        ]
+        self._code = await prepare_dependencies(functions, cache)
 
     def __len__(self) -> int:
         return len(self._invokers)
@@ -75,10 +100,17 @@ class HandlerInvokers:
             config.workers,
             function_name_of(config),
             config.memory_mb,
+            code_key(config),
         )
         invoker = self._invokers.get(key)
         if invoker is None:
-            invoker = python_invoker(config, region=self._region, account_id=self._account_id)
+            invoker = python_invoker(
+                config,
+                region=self._region,
+                account_id=self._account_id,
+                pass_env=self._pass_env,
+                code=self._code.get(code_key(config)),
+            )
             self._invokers[key] = invoker
         return invoker
 

@@ -19,7 +19,8 @@ default isolation:
   times out while queued never runs). At shutdown the CLI exits after its drain timeout even if
   handler threads still run (:func:`handler_threads_alive`).
 * **Crashes**: ``os._exit``, a segfault or memory exhaustion take the gateway down with them.
-* ``print()`` goes to the gateway's stdout.
+* ``print()`` goes to the gateway's stdout; the root logger is the gateway's; an unhandled
+  exception's traceback is logged to ``portway.function.<name>`` as workers log it.
 
 Handler exceptions, including ``SystemExit``/``KeyboardInterrupt`` raised by handler code, become
 ``FunctionError``; the result is round-tripped through JSON with Lambda's encoding rules (the
@@ -32,6 +33,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -48,6 +50,7 @@ from routes.integrations.lambda_context import (
     LambdaContext,
     MarshalError,
     dumps,
+    error_log_lines,
     error_payload,
     load_handler,
     new_log_stream_name,
@@ -131,6 +134,7 @@ class InProcessInvoker:
         self._threads = threads or default_thread_count()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None  # created on first sync call
         self._log_stream = new_log_stream_name()
+        self._log = logging.getLogger(f"portway.function.{function_name}")
         self._function: Callable[..., Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async = False
@@ -221,12 +225,20 @@ class InProcessInvoker:
                 self.timeouts += 1
                 raise TimeoutError from None
             raise
-        except FunctionError:
+        except FunctionError as exc:
             # A handler that turned our cancellation into an exception still timed out.
             if expired:
                 task.uncancel()
                 self.timeouts += 1
                 raise TimeoutError from None
+            # Lambda logs the error and its traceback in the function's log, as workers do.
+            payload = {
+                "errorType": exc.error_type,
+                "errorMessage": exc.error_message,
+                "stackTrace": exc.stack_trace,
+            }
+            for line in error_log_lines(payload):
+                self._log.error("%s", line)
             raise
         finally:
             handle.cancel()

@@ -15,14 +15,15 @@ import logging
 import os
 import signal
 import struct
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_stream_name
+from routes.integrations.lambda_env import lambda_environment
+from routes.integrations.python_deps import WorkerCode
 
 __all__ = ["TLS_TRUST_VARIABLE", "WorkerGone", "WorkerProcess", "function_env", "tls_trust_environment"]
 
@@ -50,16 +51,17 @@ class WorkerProcess:
 
     @classmethod
     async def launch(
-        cls, env: Mapping[str, str], code_dir: str, account_id: str, log: logging.Logger
+        cls, env: Mapping[str, str], code_dir: str, account_id: str, log: logging.Logger, code: WorkerCode
     ) -> WorkerProcess:
         """Start a child (``env`` from :func:`function_env`); it answers ``ready`` or ``init_error``."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            code.executable,
             "-P",  # no cwd on sys.path: a user package named ``routes`` must not shadow ours
             "-m",
             "routes.integrations._worker_main",
             account_id,
             str(os.getpid()),
+            *code.paths,  # after the task root on the child's sys.path: requirements, layers
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -99,10 +101,8 @@ class WorkerProcess:
         except TimeoutError:
             return "Runtime.ExitError: Runtime closed its output but did not exit"
         if code < 0:
-            try:
-                how = f"signal: {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal: {-code}"
+            # Lambda's wording is Go's: "signal: killed", "signal: segmentation fault".
+            how = f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
         else:
             how = f"exit status {code}"
         return f"Runtime.ExitError: Runtime exited with error: {how}"
@@ -172,31 +172,27 @@ def tls_trust_environment() -> dict[str, str]:
 
 
 def function_env(
-    handler: str, code_dir: str, name: str, region: str, memory_mb: int, environment: Mapping[str, str] | None
+    handler: str,
+    code_dir: str,
+    name: str,
+    region: str,
+    memory_mb: int,
+    environment: Mapping[str, str] | None,
+    pass_env: Iterable[str] = (),
+    code: WorkerCode | None = None,
 ) -> dict[str, str]:
-    """Gateway env, then the function's own, then Lambda's reserved variables (which always win).
-
-    Lambda always gives a function credentials; code that signs requests with boto3 (for example to
-    ``@connections``) fails without any. Placeholder credentials are provided unless the gateway's
-    or the function's environment has real ones (Portway does not check management-API signatures
-    unless configured to).
-    """
-    python_path = [_REPO_ROOT, code_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    placeholder = {"AWS_ACCESS_KEY_ID": "PORTWAYLOCAL", "AWS_SECRET_ACCESS_KEY": "portway-local"}
-    if "AWS_ACCESS_KEY_ID" in os.environ or "AWS_ACCESS_KEY_ID" in (environment or {}):
-        placeholder = {}
-    return {
-        **placeholder,
-        **os.environ,
-        **tls_trust_environment(),
-        **(environment or {}),
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "LAMBDA_TASK_ROOT": code_dir,
-        "_HANDLER": handler,
-        "PYTHONPATH": os.pathsep.join(python_path),
-    }
+    """Lambda's environment for this function's workers (:mod:`routes.integrations.lambda_env`)."""
+    return lambda_environment(
+        os.environ,
+        handler=handler,
+        task_root=code_dir,
+        runtime_dir=_REPO_ROOT,
+        python_path=code.paths if code is not None else (),
+        python_version=code.version if code is not None else None,
+        name=name,
+        region=region,
+        memory_mb=memory_mb,
+        # The function's own environment still wins over the local-TLS trust variables.
+        environment={**tls_trust_environment(), **(environment or {})},
+        pass_env=pass_env,
+    )

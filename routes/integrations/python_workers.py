@@ -2,7 +2,7 @@
 
 Each function gets ``workers`` long-lived children (:mod:`routes.integrations._worker_main`), each a
 warm Lambda sandbox: module globals persist between invocations, one invocation at a time, its own
-environment (gateway env + ``IntegrationConfig.environment`` + Lambda's reserved variables).
+environment (Lambda's, never the gateway's: :mod:`routes.integrations.lambda_env`).
 
 * Calls beyond the pool wait in a bounded FIFO queue; when ``max_queue`` callers already wait,
   the call fails at once with ``InvokeFailure`` (Lambda's throttle) instead of piling up.
@@ -10,8 +10,9 @@ environment (gateway env + ``IntegrationConfig.environment`` + Lambda's reserved
   ``InvokeFailure`` and the next call tries again, like a fresh sandbox.
 * The deadline covers queueing, a cold start and the handler. When it passes, the worker is
   SIGKILLed (a handler cannot be interrupted any other way) and the caller gets ``TimeoutError``.
-  Any other failure while a worker is in use (it exited, crashed, was OOM-killed, broke the
-  protocol, or the caller was cancelled) also discards it; its slot spawns a fresh one on next use.
+  Any other failure while a worker is in use (it exited, crashed, ran out of its ``memorySize``,
+  broke the protocol, or the caller was cancelled) also discards it; its slot spawns a fresh one
+  on next use.
 * The child's stdout and stderr are logged line by line to ``portway.function.<name>``.
 """
 
@@ -21,6 +22,7 @@ import asyncio
 import collections
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +32,7 @@ import orjson
 
 from routes.integrations.base import FunctionError, InvokeFailure
 from routes.integrations.lambda_context import is_runtime_failure
+from routes.integrations.python_deps import WorkerCode
 from routes.integrations.python_worker_process import WorkerGone, WorkerProcess, function_env
 
 __all__ = ["WorkerPoolInvoker"]
@@ -102,6 +105,8 @@ class WorkerPoolInvoker:
         workers: int = 1,
         max_queue: int = 64,
         grace_s: float = 2.0,
+        pass_env: tuple[str, ...] = (),
+        code: WorkerCode | None = None,
     ) -> None:
         if workers < 1 or max_queue < 0:
             raise ValueError("workers must be >= 1 and max_queue >= 0")
@@ -111,7 +116,10 @@ class WorkerPoolInvoker:
         self._max_queue = max_queue
         self._grace_s = grace_s
         self._log = logging.getLogger(f"portway.function.{function_name}")
-        self._env = function_env(handler, self._code_dir, function_name, region, memory_mb, environment)
+        self._code = code or WorkerCode(sys.executable, f"{sys.version_info[0]}.{sys.version_info[1]}")
+        self._env = function_env(
+            handler, self._code_dir, function_name, region, memory_mb, environment, pass_env, self._code
+        )
         self._slots = _Slots(workers)
         self._live: set[WorkerProcess] = set()
         self._reaping: set[asyncio.Task[None]] = set()
@@ -119,6 +127,7 @@ class WorkerPoolInvoker:
         self._closed = False
         self.spawned = 0
         self.timeouts = 0
+        self.out_of_memory = 0
 
     @property
     def waiting(self) -> int:
@@ -184,6 +193,10 @@ class WorkerPoolInvoker:
                 reply = await worker.receive()
                 if reply.get("id") != call_id:
                     raise WorkerGone(f"worker answered call {reply.get('id')!r}, expected {call_id}")
+                if reply.get("fatal"):  # out of memory: the worker is killing itself
+                    self.out_of_memory += 1
+                    self._discard(worker)
+                    worker = None
         except BaseException as exc:
             # Whatever happened mid-call (timeout, crash, cancellation), this worker's state is
             # unknown: discard it. Killing is synchronous so it happens even if we are cancelled.
@@ -204,7 +217,9 @@ class WorkerPoolInvoker:
         if self._closed:
             raise InvokeFailure(f"function {self._name} is closed")
         try:
-            worker = await WorkerProcess.launch(self._env, self._code_dir, self._account_id, self._log)
+            worker = await WorkerProcess.launch(
+                self._env, self._code_dir, self._account_id, self._log, self._code
+            )
         except OSError as exc:  # code_dir missing, no more processes/fds...
             raise InvokeFailure(f"function {self._name}: cannot start a worker: {exc}") from None
         self._live.add(worker)

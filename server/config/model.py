@@ -95,7 +95,13 @@ class IntegrationConfig:
             ``${stageVariables.name}``.
         http_method: backend method for HTTP/HTTP_PROXY (``ANY`` = the client's method).
         mock: the fixed MOCK response.
-        memory_mb: reported by ``context.memory_limit_in_mb``.
+        memory_mb: reported by ``context.memory_limit_in_mb``; also the worker's memory limit.
+        runtime: the function's Lambda runtime (``python3.12``): the interpreter its workers use
+            when installed (PYTHON, process isolation).
+        layers: local layer folders; each one's ``python/`` is on ``sys.path`` as Lambda's
+            ``/opt/python`` (PYTHON).
+        requirements: the ``requirements.txt`` whose packages the function imports
+            (serverless-python-requirements), installed before serving (PYTHON, process isolation).
     """
 
     type: IntegrationType
@@ -111,6 +117,9 @@ class IntegrationConfig:
     http_method: str = "ANY"
     mock: MockResponse | None = None
     memory_mb: int = 1024
+    runtime: str | None = None
+    layers: tuple[Path, ...] = ()
+    requirements: Path | None = None
 
 
 class AuthorizerType(StrEnum):

@@ -52,6 +52,7 @@ __all__ = [
     "check_uri",
     "check_websocket_route_key",
     "function_name_from",
+    "lambda_handler",
     "scalar_text",
     "split_handler",
     "valid_plan_id",
@@ -188,6 +189,28 @@ def _shown(path: Path, base_dir: Path) -> str:
         return str(path.relative_to(base_dir.resolve()))
     except ValueError:
         return str(path)
+
+
+def lambda_handler(handler: str, task_root: Path, location: str, issues: Issues) -> str | None:
+    """``todos/list.list`` -> ``todos.list.list``: imported from ``task_root`` as Lambda's runtime
+    imports it (the path's slashes become the dots of one module name), not from ``todos/``.
+
+    The module's source is checked without running it (it parses, it defines the function); a
+    module file that cannot be found is a warning, not an error (it may be installed elsewhere).
+    """
+    match = _HANDLER.match(handler)
+    if not match:
+        issues.error(
+            location, f"handler {handler!r} is not module.function (pets.get_pet, src/handlers/users.get)"
+        )
+        return None
+    module = match["dir"].replace("/", ".") + match["module"]
+    source = module_file(task_root, module)
+    if source is not None:
+        check_handler_source(source, match["func"], _shown(source, task_root), location, issues)
+    elif not (task_root / module.replace(".", "/")).is_dir():
+        issues.warn(location, f"handler module {module!r} not found in {task_root}")
+    return f"{module}.{match['func']}"
 
 
 def function_name_from(text: str) -> str:

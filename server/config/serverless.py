@@ -18,10 +18,11 @@ What AWS would deploy, and what serverless-offline serves from the same file:
   each plan's name (``apiKeys: [{free: [myKey]}]``).
 * ``custom.apiGatewayThrottling`` and the ``throttling`` of ``http``/``httpApi`` events (the
   serverless-api-gateway-throttling plugin) -> the stage default and method throttles.
-* Functions run as Python handlers: ``handler: path/module.function`` relative to serverless.yml,
-  named ``{service}-{stage}-{function}`` (or ``name:``); environment = ``provider.environment``
-  overlaid with the function's; integration timeout = the function timeout (default 6 s) capped
-  at 29 s (REST, WebSocket) or 30 s (HTTP API).
+* Functions run as Python handlers: ``handler: path/module.function`` is the module
+  ``path.module`` imported from the service root as on Lambda (code, requirements and layers:
+  :mod:`server.config.serverless_code`), named ``{service}-{stage}-{function}`` (or ``name:``);
+  environment = ``provider.environment`` overlaid with the function's; integration timeout =
+  the function timeout (default 6 s) capped at 29 s (REST, WebSocket) or 30 s (HTTP API).
 
 Unknown keys and plugins are ignored; other event types and settings Portway cannot honour
 (CloudFormation values) become warnings; authorizers and resource policies that cannot be enforced are
@@ -63,10 +64,11 @@ from server.config.rules import (
     check_routes,
     check_selection_expression,
     check_stage_name,
+    lambda_handler,
     scalar_text,
-    split_handler,
     valid_plan_id,
 )
+from server.config.serverless_code import check_requirements_plugin, function_code
 from server.config.serverless_events import (
     AWS_DEFAULT_THROTTLE,
     THROTTLING_PLUGIN,
@@ -141,6 +143,7 @@ def load_serverless(
         _number(r, ("provider", "timeout"), issues) or DEFAULT_FUNCTION_TIMEOUT_S,
         int(_number(r, ("provider", "memorySize"), issues) or DEFAULT_MEMORY_MB),
     )
+    check_requirements_plugin(r, source.parent, issues)
     for parts, name in entries:
         function = _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
         if function is not None:
@@ -532,19 +535,19 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
             hint = f" ({close!r} is not a function setting: did you mean 'handler'?)" if close else ""
             issues.error(loc(location, "handler"), f"missing handler (path/module.function){hint}")
         return None
-    wsgi = wsgi_environment(r, handler, build.base_dir, loc(location, "handler"), issues)  # serverless-wsgi
+    code = function_code(r, parts, build.base_dir, issues)
+    wsgi = wsgi_environment(r, handler, code.task_root, loc(location, "handler"), issues)  # serverless-wsgi
     if wsgi is None:
-        split = split_handler(handler, build.base_dir, loc(location, "handler"), issues)
+        module_handler = lambda_handler(handler, code.task_root, loc(location, "handler"), issues)
     else:
-        split = (build.base_dir, WSGI_HANDLERS[0])
-    runtime = r.get(*parts, "runtime") or r.get("provider", "runtime")
-    if runtime is not None and not str(runtime).startswith("python"):
-        issues.warn(location, f"runtime {runtime!r}: Portway runs Python handlers only")
-    if split is None:
+        module_handler = WSGI_HANDLERS[0]  # served by Portway's adapter around custom.wsgi.app
+    if code.runtime is not None and not code.runtime.startswith("python"):
+        issues.warn(location, f"runtime {code.runtime!r}: Portway runs Python handlers only")
+    if module_handler is None:
         return None
     return Function(
-        code_dir=split[0],
-        handler=split[1],
+        code_dir=code.task_root,
+        handler=module_handler,
         name=str(r.get(*parts, "name") or default_name),
         environment={
             **defaults.environment,
@@ -553,4 +556,7 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         },
         timeout_s=_number(r, (*parts, "timeout"), issues) or defaults.timeout_s,
         memory_mb=int(_number(r, (*parts, "memorySize"), issues) or defaults.memory_mb),
+        runtime=code.runtime,
+        layers=code.layers,
+        requirements=code.requirements,
     )

@@ -70,6 +70,9 @@ class Function:
     environment: dict[str, str]
     timeout_s: float
     memory_mb: int
+    runtime: str | None = None
+    layers: tuple[Path, ...] = ()
+    requirements: Path | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -174,6 +177,9 @@ def _python(function: Function, timeout_cap_s: int, payload: str) -> Integration
         environment=frozen_map(function.environment),
         payload_format=payload,
         memory_mb=function.memory_mb,
+        runtime=function.runtime,
+        layers=function.layers,
+        requirements=function.requirements,
     )
 
 

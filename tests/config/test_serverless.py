@@ -100,9 +100,20 @@ def test_bundled_example_both_formats_serve_the_same_handlers() -> None:
         ((plan,), (key,)) = (config.usage_plans, config.api_keys)
         assert (plan.throttle, plan.quota) == (ThrottleSettings(1.0, 5), QuotaSettings(500, "DAY", 0))
         assert (key.value, key.plans) == ("demoKeyForTheExampleOnly01", (plan.id,))
-    assert python_routes(native) == shared
-    handlers = {shape[1:3] for shape in shared.values()}
-    assert handlers == {(EXAMPLE / "handlers", "hello.handler"), (EXAMPLE / "handlers", "hello.greet")}
+    # Same modules, named as each format's rule says: the native codeDir is the task root, while
+    # serverless imports `handlers/hello.greet` as Lambda does (module handlers.hello, service root).
+    native_routes = python_routes(native)
+    assert {k: v[:1] + v[3:] for k, v in native_routes.items()} == {
+        k: v[:1] + v[3:] for k, v in shared.items()
+    }
+    assert {shape[1:3] for shape in native_routes.values()} == {
+        (EXAMPLE / "handlers", "hello.handler"),
+        (EXAMPLE / "handlers", "hello.greet"),
+    }
+    assert {shape[1:3] for shape in shared.values()} == {
+        (EXAMPLE, "handlers.hello.handler"),
+        (EXAMPLE, "handlers.hello.greet"),
+    }
     native_kinds = {route.integration.type for api in native.apis for route in api.routes}
     assert {IntegrationType.MOCK, IntegrationType.HTTP_PROXY, IntegrationType.HTTP} <= native_kinds
     assert [api.id for api in native.apis] == [api.id for api in serverless.apis]
@@ -147,10 +158,7 @@ def test_http_events(tmp_path: Path) -> None:
     }
     integration = api.routes[0].integration
     assert integration.type is IntegrationType.PYTHON
-    assert (
-        integration.code_dir == (tmp_path / "src" / "handlers").resolve()
-        and integration.handler == "users.list"
-    )
+    assert integration.code_dir == tmp_path.resolve() and integration.handler == "src.handlers.users.list"
     assert integration.function_name == "users-dev-list" and integration.payload_format == "1.0"
     assert integration.timeout_ms == 6000 and integration.memory_mb == 1024
 

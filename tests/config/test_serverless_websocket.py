@@ -76,7 +76,7 @@ def test_handlers_like_http_events(tmp_path: Path) -> None:
     assert connect.timeout_ms == 6000  # serverless's default function timeout
     assert routes["$disconnect"] == connect  # one function, two routes
     send = routes["sendMessage"]
-    assert (send.code_dir, send.handler) == ((tmp_path / "src" / "handlers").resolve(), "users.send")
+    assert (send.code_dir, send.handler) == (tmp_path.resolve(), "src.handlers.users.send")
     assert send.timeout_ms == 3000 and send.function_name == "chat-dev-send"
     assert routes["$default"].timeout_ms == 29_000  # 60 s capped at WebSocket's 29 s
 
@@ -208,7 +208,13 @@ def test_bundled_chat_example_both_formats_serve_the_same_handlers() -> None:
             for route in api.routes
         }
 
-    assert shape(native) == shape(serverless)
+    # serverless imports `handlers/chat.join` as Lambda does: module handlers.chat, service root.
+    as_lambda = {
+        key: (v[0], chat / "handlers", v[2].removeprefix("handlers."), *v[3:])
+        for key, v in shape(serverless).items()
+    }
+    assert shape(native) == as_lambda
+    assert shape(serverless)["join"][1:3] == (chat, "handlers.chat.join")
     assert shape(native)["join"] == (
         False,
         chat / "handlers",

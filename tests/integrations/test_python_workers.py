@@ -113,7 +113,7 @@ async def test_timeout_kills_and_replaces_the_worker(pool: Factory) -> None:
     [
         ("crash", "Runtime exited with error: exit status 1"),
         ("exits", "Runtime exited with error: exit status 3"),
-        ("segfault", "Runtime exited with error: signal: SIGSEGV"),
+        ("segfault", "Runtime exited with error: signal: segmentation fault"),
     ],
 )
 async def test_crash_is_invoke_failure_then_recovers(pool: Factory, handler: str, reason: str) -> None:

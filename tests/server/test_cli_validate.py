@@ -87,7 +87,7 @@ def test_problems_are_marked_warnings_and_fail_under_strict(
         "functions.get.events[0]: unknown event type 'htttp' (did you mean 'http'?) (ignored)",
         "functions.broken.handler: handler module todos/broken.py cannot be imported: line 1: expected ':' "
         "(SyntaxError)",
-        f"functions.gone.handler: handler module 'gone' not found in {(tmp_path / 'todos').resolve()}",
+        f"functions.gone.handler: handler module 'todos.gone' not found in {tmp_path.resolve()}",
         "functions.gone.events[0].httpApi.authoriser: unknown key 'authoriser' (did you mean 'authorizer'?) "
         "(ignored)",
         "functions.queue.events[0]: 'sqs' events are not served by Portway (ignored)",

@@ -1,0 +1,79 @@
+"""The console's access lines: one per request and per WebSocket event (``portway serve``; off
+with ``--quiet``).
+
+    2026-12-04T16:00:00.123Z GET /dev/todos 200 3.4 ms todos-dev-list
+    2026-12-04T16:00:00.456Z WS $connect /dev 200 1.2 ms chat-dev-connect
+
+Cheap on purpose (requests are benchmarked): a line is one f-string appended to a buffer, and
+the buffer is written once per event-loop iteration, however many requests finished in it
+(a ``logging`` call per line measured ~10 µs, this ~0.4 µs). The timestamp text is rebuilt once
+per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from connections.integration import ProxyResult, RouteIntegration
+
+__all__ = ["AccessLog", "LoggedRouteIntegration"]
+
+
+class AccessLog:
+    def __init__(self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._lines: list[str] = []
+        self._second = -1
+        self._prefix = ""
+
+    def line(self, method: str, path: str, status: int, latency_ms: float, function: str) -> None:
+        now = self._clock()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        millis = int((now - second) * 1000)
+        self._lines.append(
+            f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}"
+        )
+        if len(self._lines) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a synchronous caller): write now
+                self.flush()
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines:
+            stream = self._stream or sys.stderr  # looked up late: tests and the CLI redirect it
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+
+
+class LoggedRouteIntegration:
+    """A WebSocket route's integration, with one access line per event it handles."""
+
+    def __init__(
+        self, inner: RouteIntegration, access: AccessLog, route_key: str, path: str, function: str
+    ) -> None:
+        self._inner = inner
+        self._access = access
+        self._route_key = route_key
+        self._path = path
+        self._function = function
+
+    async def invoke(self, event: dict[str, Any], *, request_id: str) -> ProxyResult:
+        started = time.perf_counter()
+        status = 502
+        try:
+            result = await self._inner.invoke(event, request_id=request_id)
+            status = result.status
+            return result
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            self._access.line("WS", f"{self._route_key} {self._path}", status, elapsed, self._function)
