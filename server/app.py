@@ -29,7 +29,7 @@ from multidict import CIMultiDict
 from connections.bus import NodeBus
 from connections.integration import build_route_integrations
 from connections.management import ConnectionManager
-from connections.management_http import caller_allowed, handle_management, parse_management_path
+from connections.management_http import ManagementAccess, handle_management, parse_management_path
 from connections.reaper import NodeReaper
 from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
@@ -40,6 +40,7 @@ from routes.integrations.python_handler import HandlerInvokers
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
+from server.auth.iam import IamKeyring
 from server.config.model import ApiKind, GatewayConfig
 from server.errors import RequestTooLarge
 from server.ids import new_apigw_id, new_request_uuid
@@ -74,6 +75,8 @@ REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
 AUTHORIZERS = web.AppKey("authorizers", Mapping[int, Authorizer])
+IAM_KEYRING = web.AppKey("iam_keyring", IamKeyring)
+MANAGEMENT_ACCESS = web.AppKey("management_access", ManagementAccess)
 
 
 def create_app(
@@ -147,9 +150,15 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle
-        authorizers = build_authorizers(AuthDeps(config, store=app[STORE], invokers=invokers))
+        keyring = IamKeyring.from_config(config)  # SigV4 keys: aws_iam routes and @connections
+        app[IAM_KEYRING] = keyring
+        app[MANAGEMENT_ACCESS] = ManagementAccess.from_config(config, keyring)
+        authorizers = build_authorizers(
+            AuthDeps(config, store=app[STORE], invokers=invokers, extra={"iam_keyring": keyring})
+        )
         app[AUTHORIZERS] = authorizers
-        authorize = AuthorizeStage(authorizers, config) if authorizers else None
+        policies = any(api.resource_policy is not None for api in config.apis)
+        authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         app[GATEWAY] = Gateway(
             default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle)
         )
@@ -196,8 +205,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _metrics(request: web.Request) -> web.Response:
-    """``GET /@metrics`` (Prometheus), for the callers the @connections API accepts."""
-    if not caller_allowed(request.remote):
+    """``GET /@metrics`` (Prometheus), for the networks the @connections API accepts (no
+    signature: scrapers do not sign; keep ``management.allowNetworks`` to the scraper's)."""
+    if not request.app[MANAGEMENT_ACCESS].network_allows(request.remote):
         return web.json_response({"message": "Forbidden"}, status=403)
     app = request.app
     admission = app[THROTTLE].admission
@@ -239,7 +249,9 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         if management is not None:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)
             if ws_dispatch is not None:
-                return await handle_management(request, management, ws_dispatch, app[CONNECTIONS])
+                return await handle_management(
+                    request, management, ws_dispatch, app[CONNECTIONS], app[MANAGEMENT_ACCESS]
+                )
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:

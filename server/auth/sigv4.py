@@ -1,0 +1,378 @@
+"""AWS Signature Version 4 verification for ``execute-api`` (reference §5.5); pure (no I/O imports).
+
+The verifier recomputes the signature the client should have sent over the request as received
+and compares it in constant time. Both forms SDKs produce are accepted:
+
+* **header**: ``Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260301/us-east-1/execute-api/
+  aws4_request, SignedHeaders=host;x-amz-date, Signature=...`` plus ``X-Amz-Date`` (or ``Date``)
+  and optionally ``X-Amz-Security-Token`` and ``X-Amz-Content-Sha256``;
+* **presigned query**: ``X-Amz-Algorithm``, ``X-Amz-Credential``, ``X-Amz-Date``,
+  ``X-Amz-Expires``, ``X-Amz-SignedHeaders``, ``X-Amz-Signature`` (and
+  ``X-Amz-Security-Token``) in the query string; what WebSocket clients use for ``$connect``.
+
+What is checked, in AWS's order: the parts are present and well formed (403
+``IncompleteSignatureException``); the credential scope names this gateway's region, the service
+``execute-api`` and the date of ``X-Amz-Date``; the date is within 5 minutes of ``now`` (presigned:
+not before ``date - 5 min`` and not after ``date + X-Amz-Expires``); ``host`` is signed; the access
+key is known and the session token is the key's (403 ``UnrecognizedClientException``); the payload
+hash (the body's SHA-256, or the signed ``X-Amz-Content-Sha256`` value, ``UNSIGNED-PAYLOAD``
+included); the signature (403 ``InvalidSignatureException``). Messages are AWS's.
+
+Canonicalization follows the SigV4 rules for non-S3 services (as botocore and the JS SDK v3 sign):
+the canonical URI is the path as sent with dot segments and empty segments removed, then
+percent-encoded again (so ``%3D`` becomes ``%253D``: "double encoding"); the canonical query is
+every parameter (minus ``X-Amz-Signature``) decoded, re-encoded with only ``A-Za-z0-9-_.~``
+left bare and sorted; a signed header's values are trimmed, inner runs of spaces collapsed and
+repeats joined with ``,``.
+
+A replay of a captured request within its validity window is not detected (AWS does not either):
+TLS is what keeps requests from being captured (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import quote, unquote
+
+from server.errors import IncompleteSigV4, InvalidSignature, MissingSignature, UnrecognizedClient
+from server.messages import HttpRequest
+
+__all__ = [
+    "ALGORITHM",
+    "MAX_EXPIRES_S",
+    "MAX_SKEW_S",
+    "SERVICE",
+    "UNSIGNED_PAYLOAD",
+    "SecretLookup",
+    "SigningSecret",
+    "Verified",
+    "has_signature",
+    "verify",
+]
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "execute-api"
+MAX_SKEW_S = 300  # AWS: 5 minutes either way
+MAX_EXPIRES_S = 604_800  # presigned: at most a week
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_BASIC_FORMAT = "%Y%m%dT%H%M%SZ"
+_QUERY_PARTS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """What the gateway knows about one access key id."""
+
+    secret_access_key: str
+    session_token: str | None = None  # required, and compared, when set
+
+
+SecretLookup = Callable[[str], SigningSecret | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A request whose signature is valid: who signed it."""
+
+    access_key_id: str
+    presigned: bool
+    signed_at: str  # X-Amz-Date
+
+
+@dataclass(slots=True)
+class _Signed:
+    """The signature's parts, from the Authorization header or the query string."""
+
+    credential: str
+    signed_headers: str
+    signature: str
+    amz_date: str
+    session_token: str | None
+    content_sha256: str | None
+    expires: int | None  # presigned only
+    presigned: bool
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """(key, value) as sent (still encoded), in order; ``a`` is ``("a", "")``."""
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def has_signature(request: HttpRequest) -> bool:
+    """Whether the request carries a SigV4 signature in either form (cheap: no verification)."""
+    auth = request.header("authorization")
+    if auth is not None and auth.startswith(ALGORITHM):
+        return True
+    return "X-Amz-" in request.query_string or "x-amz-" in request.query_string.lower()
+
+
+def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: float) -> Verified:
+    """The signer of ``request``, or raise :class:`MissingSignature` (no signature at all),
+    :class:`IncompleteSigV4`, :class:`UnrecognizedClient` or :class:`InvalidSignature`."""
+    pairs = _query_pairs(request.query_string)
+    signed = _parse(request, pairs)
+    scope = signed.credential.split("/")
+    if len(scope) != 5:
+        raise IncompleteSigV4(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{scope[-1]}'. "
+        )
+    access_key, scope_date, scope_region, scope_service, terminator = scope
+    signed_at = _parse_date(signed.amz_date)
+    if terminator != "aws4_request":
+        raise InvalidSignature(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
+        )
+    if scope_region != region:
+        raise InvalidSignature(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+    if scope_service != SERVICE:
+        raise InvalidSignature(f"Credential should be scoped to correct service: '{SERVICE}'. ")
+    if scope_date != signed.amz_date[:8]:
+        raise InvalidSignature(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{scope_date}' != '{signed.amz_date[:8]}', from '{signed.amz_date}'."
+        )
+    _check_time(signed, signed_at, now)
+    header_names = signed.signed_headers.split(";")
+    if "host" not in header_names:
+        raise IncompleteSigV4("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    secret = secrets(access_key)
+    if secret is None:
+        raise UnrecognizedClient()
+    if not _same(signed.session_token or "", secret.session_token or ""):
+        # A token where the key has none, none where it has one, or another one: AWS's wording
+        # does not tell these apart.
+        raise UnrecognizedClient()
+    payload = _payload_hash(request.body, signed.content_sha256)
+    canonical = _canonical_request(request, pairs, header_names, signed, payload)
+    scope_text = f"{scope_date}/{scope_region}/{SERVICE}/aws4_request"
+    string_to_sign = (
+        f"{ALGORITHM}\n{signed.amz_date}\n{scope_text}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    )
+    key = _signing_key(secret.secret_access_key, scope_date, scope_region)
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not _same(expected, signed.signature):
+        raise InvalidSignature(
+            f"{InvalidSignature.default_message}\n\nThe Canonical String for this request should have "
+            f"been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
+        )
+    return Verified(access_key, signed.presigned, signed.amz_date)
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
+def _parse(request: HttpRequest, pairs: Sequence[tuple[str, str]]) -> _Signed:
+    auth = request.header("authorization")
+    if auth is not None and auth.startswith(ALGORITHM + " "):
+        return _parse_header(request, auth)
+    query = {unquote(key): unquote(value) for key, value in pairs}
+    if any(part in query for part in _QUERY_PARTS):
+        return _parse_query(request, query)
+    if auth:
+        # Anything else in Authorization (a bearer token, another algorithm): AWS tries to read it
+        # as SigV4 ``key=value`` pairs and fails (reference §0.4).
+        digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
+        raise IncompleteSigV4(
+            "Invalid key=value pair (missing equal-sign) in Authorization header "
+            f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
+        )
+    raise MissingSignature()
+
+
+def _parse_header(request: HttpRequest, auth: str) -> _Signed:
+    fields: dict[str, str] = {}
+    for item in auth[len(ALGORITHM) + 1 :].split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep:
+            digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
+            raise IncompleteSigV4(
+                "Invalid key=value pair (missing equal-sign) in Authorization header "
+                f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
+            )
+        fields[name] = value
+    amz_date = request.header("x-amz-date") or _from_http_date(request.header("date"))
+    missing = [
+        f"Authorization header requires '{name}' parameter. "
+        for name in ("Credential", "Signature", "SignedHeaders")
+        if not fields.get(name)
+    ]
+    if not amz_date:
+        missing.append(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+        )
+    if missing or not amz_date:
+        raise IncompleteSigV4("".join(missing) + f"Authorization={auth}")
+    return _Signed(
+        credential=fields["Credential"],
+        signed_headers=fields["SignedHeaders"],
+        signature=fields["Signature"],
+        amz_date=amz_date,
+        session_token=request.header("x-amz-security-token"),
+        content_sha256=request.header("x-amz-content-sha256"),
+        expires=None,
+        presigned=False,
+    )
+
+
+def _parse_query(request: HttpRequest, query: dict[str, str]) -> _Signed:
+    for name in _QUERY_PARTS:
+        if not query.get(name):
+            raise IncompleteSigV4(
+                f"AWS query-string parameters must include '{name}'. Re-examine the query-string parameters."
+            )
+    if query["X-Amz-Algorithm"] != ALGORITHM:
+        raise IncompleteSigV4(
+            f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'. Supported: '{ALGORITHM}'."
+        )
+    expires: int | None = None
+    if "X-Amz-Expires" in query:
+        raw = query["X-Amz-Expires"]
+        if not raw.isdigit():
+            raise IncompleteSigV4(f"X-Amz-Expires should be a number, not '{raw}'.")
+        expires = int(raw)
+        if expires > MAX_EXPIRES_S:
+            raise IncompleteSigV4(
+                f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES_S}"
+            )
+    return _Signed(
+        credential=query["X-Amz-Credential"],
+        signed_headers=query["X-Amz-SignedHeaders"],
+        signature=query["X-Amz-Signature"],
+        amz_date=query["X-Amz-Date"],
+        session_token=query.get("X-Amz-Security-Token") or request.header("x-amz-security-token"),
+        content_sha256=query.get("X-Amz-Content-Sha256") or request.header("x-amz-content-sha256"),
+        expires=expires,
+        presigned=True,
+    )
+
+
+def _from_http_date(value: str | None) -> str | None:
+    """A ``Date`` header (RFC 7231) in ISO 8601 basic format, or None."""
+    if not value:
+        return None
+    try:
+        parsed = time.strptime(value.strip(), "%a, %d %b %Y %H:%M:%S GMT")
+    except ValueError:
+        return value  # reported by _parse_date with AWS's message
+    return time.strftime(_BASIC_FORMAT, parsed)
+
+
+def _parse_date(amz_date: str) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(amz_date, _BASIC_FORMAT)))
+    except ValueError:
+        raise IncompleteSigV4(
+            f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
+        ) from None
+
+
+def _basic(at: float) -> str:
+    return time.strftime(_BASIC_FORMAT, time.gmtime(at))
+
+
+def _check_time(signed: _Signed, signed_at: float, now: float) -> None:
+    if signed_at - now > MAX_SKEW_S:
+        raise InvalidSignature(
+            f"Signature not yet current: {signed.amz_date} is still later than {_basic(now + MAX_SKEW_S)} "
+            f"({_basic(now)} + 5 min.)"
+        )
+    if signed.expires is not None:  # presigned: valid from its date for X-Amz-Expires seconds
+        if now - signed_at > signed.expires:
+            raise InvalidSignature(
+                f"Signature expired: {signed.amz_date} is now earlier than {_basic(now - signed.expires)} "
+                f"({_basic(now)} - {signed.expires} sec.)"
+            )
+    elif now - signed_at > MAX_SKEW_S:
+        raise InvalidSignature(
+            f"Signature expired: {signed.amz_date} is now earlier than {_basic(now - MAX_SKEW_S)} "
+            f"({_basic(now)} - 5 min.)"
+        )
+
+
+def _payload_hash(body: bytes, declared: str | None) -> str:
+    """The canonical request's last line: the declared ``X-Amz-Content-Sha256`` (which must be the
+    body's digest unless it is ``UNSIGNED-PAYLOAD``), else the body's SHA-256."""
+    actual = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+    if declared is None:
+        return actual
+    if declared != UNSIGNED_PAYLOAD and declared.lower() != actual:
+        raise InvalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+    return declared
+
+
+def _canonical_uri(raw_path: str) -> str:
+    """RFC 3986 dot-segment removal plus empty segments dropped (as the SDKs do), then the
+    already-encoded path encoded once more (SigV4 for every service but S3)."""
+    if not raw_path:
+        return "/"
+    out: list[str] = []
+    for segment in raw_path.split("/"):
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment and segment != ".":
+            out.append(segment)
+    path = "/" + "/".join(out)
+    if raw_path.endswith("/") and out:
+        path += "/"
+    return quote(path, safe="/~")
+
+
+def _canonical_query(pairs: Sequence[tuple[str, str]], presigned: bool) -> str:
+    encoded = sorted(
+        (quote(unquote(key), safe="-_.~"), quote(unquote(value), safe="-_.~"))
+        for key, value in pairs
+        if not (presigned and unquote(key) == "X-Amz-Signature")
+    )
+    return "&".join(f"{key}={value}" for key, value in encoded)
+
+
+def _canonical_headers(headers: Sequence[tuple[str, str]], names: Sequence[str]) -> str:
+    values: dict[str, list[str]] = {name: [] for name in names}
+    for key, value in headers:
+        found = values.get(key.lower())
+        if found is not None:
+            found.append(" ".join(value.split()))
+    return "".join(f"{name}:{','.join(values[name])}\n" for name in names)
+
+
+def _canonical_request(
+    request: HttpRequest,
+    pairs: Sequence[tuple[str, str]],
+    header_names: Sequence[str],
+    signed: _Signed,
+    payload: str,
+) -> str:
+    return "\n".join(
+        (
+            request.method,
+            _canonical_uri(request.raw_path),
+            _canonical_query(pairs, signed.presigned),
+            _canonical_headers(request.headers, header_names),
+            signed.signed_headers,
+            payload,
+        )
+    )
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str) -> bytes:
+    """``kSigning``: four HMACs, the same for a key all day, so cached."""
+    key = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+    for part in (region, SERVICE, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
