@@ -35,6 +35,10 @@ PURE_MODULES = [
     "server.auth.base",
     "server.auth.policy",
     "server.auth.factory",
+    "server.auth.sigv4",
+    "server.auth.resource_policy",
+    "server.auth.iam",
+    "server.config.iam",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

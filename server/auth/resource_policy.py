@@ -21,6 +21,7 @@ then it is the right-most ``X-Forwarded-For`` address that is not itself a trust
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,6 +237,22 @@ def parse_resource_policy(document: Any) -> ResourcePolicy:
     if isinstance(document, list):
         document = {"Statement": document}
     policy = parse_policy(document)
+    # ``execute-api:/stage/VERB/path`` is AWS's shorthand for this API's own ARNs (expanded on
+    # import): any region/account/API id is equivalent here, since the policy is the API's.
+    policy = Policy(
+        tuple(
+            dataclasses.replace(
+                statement,
+                resources=tuple(
+                    "arn:aws:execute-api:*:*:*/" + r.removeprefix("execute-api:/")
+                    if r.startswith("execute-api:/")
+                    else r
+                    for r in statement.resources
+                ),
+            )
+            for statement in policy.statements
+        )
+    )
     rules = []
     for statement in policy.statements:
         if statement.principal is None:
