@@ -19,13 +19,16 @@ from server.auth.policy import parse_policy
 from server.config.load import load_config
 from server.config.model import (
     ApiConfig,
+    ApiKeyConfig,
     ApiKind,
     AuthorizerConfig,
     AuthorizerType,
     GatewayConfig,
     IamCredentialConfig,
+    PlanStage,
     RouteConfig,
     StageConfig,
+    UsagePlanConfig,
 )
 from tests.auth.signing import KEY_ID, SECRET, sign
 from tests.server.test_gateway_rest import python
@@ -280,3 +283,21 @@ async def test_serverless_yml_aws_iam_with_secret_from_the_environment(
     url, headers = sign("GET", f"http://127.0.0.1:{server.port}/dev/a")
     assert (await send("GET", url, headers))[0] == 200
     assert (await send("GET", f"http://127.0.0.1:{server.port}/dev/a", []))[0] == 403
+
+
+async def test_iam_identity_and_api_key_identity_together(start: Start) -> None:
+    keyed = replace(iam_route("GET /pets"), api_key_required=True)
+    rest = replace(apis()[0], routes=(keyed,))
+    value = "a-key-value-of-thirty-chars-xx"
+    config = GatewayConfig(
+        apis=(rest,),
+        iam_credentials=(ALICE,),
+        usage_plans=(UsagePlanConfig("plan", "plan", stages=(PlanStage("petsid", "dev"),)),),
+        api_keys=(ApiKeyConfig("k", value=value, plans=("plan",)),),
+    )
+    server = await start(config)
+    url, headers = sign("GET", f"http://127.0.0.1:{server.port}/dev/pets", headers={"x-api-key": value})
+    status, _, body = await send("GET", url, headers)
+    assert status == 200
+    identity = body["event"]["requestContext"]["identity"]
+    assert identity["accessKey"] == KEY_ID and identity["apiKey"] == value
