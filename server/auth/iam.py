@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -25,10 +25,13 @@ from server.auth.base import AuthRequest, AuthResult
 from server.auth.policy import Decision, Policy, evaluate
 from server.auth.resource_policy import (
     Caller,
+    Network,
     RequestFacts,
     ResourcePolicy,
     access_denied_message,
     decide,
+    parse_networks,
+    secure_transport,
 )
 from server.auth.sigv4 import SigningSecret, verify
 from server.config.model import ApiConfig, ApiKind, AuthorizerConfig, GatewayConfig
@@ -127,6 +130,7 @@ def authorize_iam(
     now: float,
     resource_policy: ResourcePolicy | None = None,
     source_ip: str | None = None,
+    trusted: Sequence[Network] = (),
 ) -> IamCaller:
     """The verified caller allowed to perform ``action`` on ``resource``; else the SigV4 errors of
     :func:`server.auth.sigv4.verify` or :class:`AccessDenied` (AWS's wording)."""
@@ -136,7 +140,12 @@ def authorize_iam(
     if resource_policy is not None:
         facts = RequestFacts(
             source_ip=request.source_ip if source_ip is None else source_ip,
-            secure=request.scheme == "https",
+            secure=secure_transport(
+                request.scheme,
+                request.source_ip,
+                [value for name, value in request.headers if name.lower() == "x-forwarded-proto"],
+                trusted,
+            ),
             caller=caller.principal,
             user_agent=request.header("user-agent"),
             referer=request.header("referer"),
@@ -159,11 +168,13 @@ class IamAuthorizer:
         region: str,
         kind: ApiKind,
         resource_policy: ResourcePolicy | None = None,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         self._keyring = keyring
         self._region = region
         self._kind = kind
         self._resource_policy = resource_policy
+        self._trusted = parse_networks(trusted_proxies)
 
     async def authorize(self, request: AuthRequest) -> AuthResult:
         caller = authorize_iam(
@@ -175,6 +186,7 @@ class IamAuthorizer:
             now=time.time(),
             resource_policy=self._resource_policy,
             source_ip=request.source_ip or None,
+            trusted=self._trusted,
         )
         identity = caller.identity
         # HTTP API payload 2.0 events carry IAM callers under requestContext.authorizer.iam
@@ -206,5 +218,9 @@ def build_iam_authorizer(declared: AuthorizerConfig, api: ApiConfig, deps: Any) 
     if keyring is None:
         keyring = IamKeyring.from_config(deps.config)
     return IamAuthorizer(
-        keyring, region=deps.config.region, kind=api.kind, resource_policy=api.resource_policy
+        keyring,
+        region=deps.config.region,
+        kind=api.kind,
+        resource_policy=api.resource_policy,
+        trusted_proxies=deps.config.trusted_proxies,
     )

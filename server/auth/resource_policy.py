@@ -17,6 +17,7 @@ anonymous caller) fails a positive operator and satisfies a negated one, as in I
 The caller's address is the TCP peer, unless the peer is one of the configured trusted proxies:
 then it is the right-most ``X-Forwarded-For`` address that is not itself a trusted proxy
 (:func:`client_address`), so a client cannot choose its address by sending the header itself.
+Likewise ``aws:SecureTransport`` believes ``X-Forwarded-Proto`` from trusted proxies only.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "decide",
     "parse_networks",
     "parse_resource_policy",
+    "secure_transport",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,6 +106,18 @@ def client_address(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Ne
         if not _inside(_address(hop), trusted):
             return hop
     return hops[0] if hops else peer  # every hop is a trusted proxy: the left-most is the origin
+
+
+def secure_transport(
+    scheme: str, peer: str, forwarded_proto: Sequence[str], trusted: Sequence[Network]
+) -> bool:
+    """``aws:SecureTransport``: the gateway terminated TLS itself, or a trusted proxy says it did
+    (the last ``X-Forwarded-Proto`` value it sent is ``https``)."""
+    if scheme == "https":
+        return True
+    if not forwarded_proto or not trusted or not _inside(_address(peer), trusted):
+        return False
+    return forwarded_proto[-1].split(",")[-1].strip().lower() == "https"
 
 
 # -- conditions ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from server.auth.resource_policy import (
     client_address,
     decide,
     parse_networks,
+    secure_transport,
 )
 from server.config.model import AuthorizerType, GatewayConfig
 from server.errors import AccessDenied
@@ -72,7 +73,7 @@ class AuthorizeStage:
         )
         source_ip = self._client(info.request)
         if policy is not None:
-            anonymous = _facts(info.request, source_ip)
+            anonymous = self._facts(info.request, source_ip)
             decision = decide(policy, anonymous, INVOKE, arn)
             if decision is Decision.DENY:
                 raise AccessDenied(access_denied_message(None, INVOKE, arn, explicit=True))
@@ -103,11 +104,11 @@ class AuthorizeStage:
         forwarded = [value for name, value in request.headers if name.lower() == "x-forwarded-for"]
         return client_address(request.source_ip, forwarded, self._trusted)
 
-
-def _facts(request: HttpRequest, source_ip: str) -> RequestFacts:
-    return RequestFacts(
-        source_ip=source_ip,
-        secure=request.scheme == "https",
-        user_agent=request.header("user-agent"),
-        referer=request.header("referer"),
-    )
+    def _facts(self, request: HttpRequest, source_ip: str) -> RequestFacts:
+        forwarded_proto = [value for name, value in request.headers if name.lower() == "x-forwarded-proto"]
+        return RequestFacts(
+            source_ip=source_ip,
+            secure=secure_transport(request.scheme, request.source_ip, forwarded_proto, self._trusted),
+            user_agent=request.header("user-agent"),
+            referer=request.header("referer"),
+        )

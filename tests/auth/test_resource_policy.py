@@ -21,6 +21,7 @@ from server.auth.resource_policy import (
     decide,
     parse_networks,
     parse_resource_policy,
+    secure_transport,
 )
 from server.config.model import GatewayConfig, IamCredentialConfig
 from tests.auth.signing import KEY_ID, SECRET, sign
@@ -145,6 +146,21 @@ def test_client_address(peer: str, forwarded: list[str], trusted: list[str], cli
     assert client_address(peer, forwarded, parse_networks(trusted)) == client
 
 
+@pytest.mark.parametrize(
+    ("scheme", "peer", "proto", "trusted", "secure"),
+    [
+        ("https", "203.0.113.5", [], [], True),  # --tls-cert: the gateway terminated TLS
+        ("http", "203.0.113.5", ["https"], [], False),  # anyone can send the header
+        ("http", "203.0.113.5", ["https"], ["10.0.0.0/8"], False),
+        ("http", "10.0.0.2", ["https"], ["10.0.0.0/8"], True),  # a trusted proxy terminated TLS
+        ("http", "10.0.0.2", ["http"], ["10.0.0.0/8"], False),
+        ("http", "10.0.0.2", ["https, http"], ["10.0.0.0/8"], False),  # the last hop's word counts
+    ],
+)
+def test_secure_transport(scheme: str, peer: str, proto: list[str], trusted: list[str], secure: bool) -> None:
+    assert secure_transport(scheme, peer, proto, parse_networks(trusted)) is secure
+
+
 def test_denial_messages_mask_the_account() -> None:
     assert access_denied_message(None, INVOKE, ARN, explicit=True) == (
         "User: anonymous is not authorized to perform: execute-api:Invoke on resource: "
@@ -210,6 +226,15 @@ async def test_forwarded_for_only_from_trusted_proxies(start: Start) -> None:
     hidden = [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")]
     assert (await send("GET", f"{gateway}/dev/open", hidden))[0] == 403
     assert (await send("GET", f"{gateway}/dev/open", [("X-Forwarded-For", "198.51.100.1")]))[0] == 200
+
+
+async def test_secure_transport_required(start: Start) -> None:
+    policy = [statement("Allow"), statement("Deny", condition={"Bool": {"aws:SecureTransport": "false"}})]
+    gateway = await start(policy, trusted=("127.0.0.1/32",))
+    assert (await send("GET", f"{gateway}/dev/open", []))[0] == 403  # plain http
+    assert (await send("GET", f"{gateway}/dev/open", [("X-Forwarded-Proto", "https")]))[0] == 200
+    gateway = await start(policy)  # no trusted proxies: the header proves nothing
+    assert (await send("GET", f"{gateway}/dev/open", [("X-Forwarded-Proto", "https")]))[0] == 403
 
 
 async def test_explicit_deny_before_signature_checks(start: Start) -> None:
