@@ -18,7 +18,9 @@ Errors carry ``x-amzn-ErrorType`` (botocore maps it to ``client.exceptions.GoneE
 
 Access (docs/security.md): the caller's address must be in ``management.allowNetworks``
 (loopback only by default: behind a reverse proxy every client would otherwise look local or
-private), else 403 ``ForbiddenException``. With ``management.auth: iam`` (the default once access
+private), else 403 ``ForbiddenException``; without signatures, a request relayed by a proxy
+(``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) is refused too, since a proxy on the same host
+makes every client's address loopback. With ``management.auth: iam`` (the default once access
 keys are configured, and required for any network wider than loopback) every request must also
 carry a valid SigV4 signature (service ``execute-api``, the gateway's region) by a key whose policy
 allows ``execute-api:ManageConnections`` on
@@ -39,6 +41,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -85,6 +88,7 @@ _ERRORS: dict[int, type[GatewayError]] = {
 
 
 _DEFAULT_NETWORKS = ",".join(LOOPBACK_NETWORKS)
+_FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
 
 
 @functools.lru_cache(maxsize=8)
@@ -119,8 +123,15 @@ class ManagementAccess:
             account_id=config.account_id,
         )
 
-    def network_allows(self, remote: str | None) -> bool:
-        return caller_allowed(remote, self.networks)
+    def network_allows(self, remote: str | None, headers: Mapping[str, str] | None = None) -> bool:
+        """The peer is inside the networks, and (without signatures) the request was not relayed
+        by a proxy: a reverse proxy on the same host makes every client's peer address loopback,
+        so a request carrying a forwarding header is not taken for a local caller."""
+        if not caller_allowed(remote, self.networks):
+            return False
+        if self.keyring is None and headers is not None:
+            return not any(name in headers for name in _FORWARDING_HEADERS)
+        return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -167,7 +178,7 @@ async def handle_management(
 ) -> web.Response:
     access = access or ManagementAccess()
     try:
-        if not access.network_allows(request.remote):
+        if not access.network_allows(request.remote, request.headers):
             raise ForbiddenException()
         if access.keyring is not None:
             await _check_signature(request, path, dispatch, access, access.keyring)

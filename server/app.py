@@ -207,7 +207,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
 def _metrics(request: web.Request) -> web.Response:
     """``GET /@metrics`` (Prometheus), for the networks the @connections API accepts (no
     signature: scrapers do not sign; keep ``management.allowNetworks`` to the scraper's)."""
-    if not request.app[MANAGEMENT_ACCESS].network_allows(request.remote):
+    if not request.app[MANAGEMENT_ACCESS].network_allows(request.remote, request.headers):
         return web.json_response({"message": "Forbidden"}, status=403)
     app = request.app
     admission = app[THROTTLE].admission

@@ -226,3 +226,21 @@ async def test_management_api_refuses_callers_outside_the_allowed_networks(
     async with aiohttp.ClientSession() as http, http.get(url) as r:
         assert r.status == 403
         assert r.headers["x-amzn-ErrorType"] == "ForbiddenException"
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+async def test_management_calls_relayed_by_a_proxy_are_refused(
+    ws_gateway: GatewayFactory, header: str
+) -> None:
+    # A reverse proxy on the same host makes every client's peer address loopback (issue 11): a
+    # relayed request is not a local caller unless it is signed (management.auth: iam).
+    server = await ws_gateway(chat_api())
+    base = f"http://127.0.0.1:{server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/dev/@connections") as r:
+            assert r.status == 200
+        for path in ("/dev/@connections", "/@metrics"):
+            async with http.get(f"{base}{path}", headers={header: "203.0.113.9"}) as r:
+                assert r.status == 403
+        async with http.post(f"{base}/dev/@broadcast", data=b"x", headers={header: "203.0.113.9"}) as r:
+            assert r.status == 403 and r.headers["x-amzn-ErrorType"] == "ForbiddenException"

@@ -156,3 +156,17 @@ async def test_js_sdk_v3_with_the_gateways_keys(ws_gateway: GatewayFactory) -> N
         assert code == 0, stderr.decode()
         assert await ws.recv() == "from js"
     assert json.loads(stdout)["post"] == 200 and json.loads(stdout)["delete"] == 204
+
+
+async def test_signed_calls_through_a_proxy_are_accepted(ws_gateway: GatewayFactory) -> None:
+    server = await iam_gateway(ws_gateway)
+    mgmt = client(server)
+
+    def add_forwarded(request: Any, **_: Any) -> None:
+        request.headers["X-Forwarded-For"] = "203.0.113.9"  # a relayed request: the signature decides
+
+    mgmt.meta.events.register("before-sign.apigatewaymanagementapi.*", add_forwarded)
+    async with websockets.connect(ws_url(server)) as ws:
+        connection_id = await whoami(ws)
+        await asyncio.to_thread(mgmt.post_to_connection, ConnectionId=connection_id, Data=b"via proxy")
+        assert await ws.recv() == "via proxy"
