@@ -53,7 +53,6 @@ __all__ = [
     "SecretLookup",
     "SigningSecret",
     "Verified",
-    "has_signature",
     "verify",
 ]
 
@@ -109,14 +108,6 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
             key, _, value = part.partition("=")
             pairs.append((key, value))
     return pairs
-
-
-def has_signature(request: HttpRequest) -> bool:
-    """Whether the request carries a SigV4 signature in either form (cheap: no verification)."""
-    auth = request.header("authorization")
-    if auth is not None and auth.startswith(ALGORITHM):
-        return True
-    return "X-Amz-" in request.query_string or "x-amz-" in request.query_string.lower()
 
 
 def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: float) -> Verified:
