@@ -35,6 +35,7 @@ import base64
 import calendar
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -110,11 +111,31 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+Headers = dict[str, list[str]]  # lower-case name -> values in arrival order
+
+
+def _index(headers: Sequence[tuple[str, str]]) -> Headers:
+    index: Headers = {}
+    for name, value in headers:
+        found = index.get(lname := name.lower())
+        if found is None:
+            index[lname] = [value]
+        else:
+            found.append(value)
+    return index
+
+
+def _last(index: Headers, name: str) -> str | None:
+    found = index.get(name)
+    return found[-1] if found else None
+
+
 def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: float) -> Verified:
     """The signer of ``request``, or raise :class:`MissingSignature` (no signature at all),
     :class:`IncompleteSigV4`, :class:`UnrecognizedClient` or :class:`InvalidSignature`."""
     pairs = _query_pairs(request.query_string)
-    signed = _parse(request, pairs)
+    headers = _index(request.headers)
+    signed = _parse(headers, pairs)
     scope = signed.credential.split("/")
     if len(scope) != 5:
         raise IncompleteSigV4(
@@ -147,13 +168,13 @@ def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: flo
         # does not tell these apart.
         raise UnrecognizedClient()
     payload = _payload_hash(request.body, signed.content_sha256)
-    canonical = _canonical_request(request, pairs, header_names, signed, payload)
+    canonical = _canonical_request(request, headers, pairs, header_names, signed, payload)
     scope_text = f"{scope_date}/{scope_region}/{SERVICE}/aws4_request"
     string_to_sign = (
         f"{ALGORITHM}\n{signed.amz_date}\n{scope_text}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     )
     key = _signing_key(secret.secret_access_key, scope_date, scope_region)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
     if not _same(expected, signed.signature):
         raise InvalidSignature(
             f"{InvalidSignature.default_message}\n\nThe Canonical String for this request should have "
@@ -166,13 +187,13 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
-def _parse(request: HttpRequest, pairs: Sequence[tuple[str, str]]) -> _Signed:
-    auth = request.header("authorization")
+def _parse(headers: Headers, pairs: Sequence[tuple[str, str]]) -> _Signed:
+    auth = _last(headers, "authorization")
     if auth is not None and auth.startswith(ALGORITHM + " "):
-        return _parse_header(request, auth)
-    query = {unquote(key): unquote(value) for key, value in pairs}
+        return _parse_header(headers, auth)
+    query = {_unquote(key): _unquote(value) for key, value in pairs}
     if any(part in query for part in _QUERY_PARTS):
-        return _parse_query(request, query)
+        return _parse_query(headers, query)
     if auth:
         # Anything else in Authorization (a bearer token, another algorithm): AWS tries to read it
         # as SigV4 ``key=value`` pairs and fails (reference §0.4).
@@ -184,7 +205,7 @@ def _parse(request: HttpRequest, pairs: Sequence[tuple[str, str]]) -> _Signed:
     raise MissingSignature()
 
 
-def _parse_header(request: HttpRequest, auth: str) -> _Signed:
+def _parse_header(headers: Headers, auth: str) -> _Signed:
     fields: dict[str, str] = {}
     for item in auth[len(ALGORITHM) + 1 :].split(","):
         name, sep, value = item.strip().partition("=")
@@ -195,7 +216,7 @@ def _parse_header(request: HttpRequest, auth: str) -> _Signed:
                 f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
             )
         fields[name] = value
-    amz_date = request.header("x-amz-date") or _from_http_date(request.header("date"))
+    amz_date = _last(headers, "x-amz-date") or _from_http_date(_last(headers, "date"))
     missing = [
         f"Authorization header requires '{name}' parameter. "
         for name in ("Credential", "Signature", "SignedHeaders")
@@ -212,14 +233,14 @@ def _parse_header(request: HttpRequest, auth: str) -> _Signed:
         signed_headers=fields["SignedHeaders"],
         signature=fields["Signature"],
         amz_date=amz_date,
-        session_token=request.header("x-amz-security-token"),
-        content_sha256=request.header("x-amz-content-sha256"),
+        session_token=_last(headers, "x-amz-security-token"),
+        content_sha256=_last(headers, "x-amz-content-sha256"),
         expires=None,
         presigned=False,
     )
 
 
-def _parse_query(request: HttpRequest, query: dict[str, str]) -> _Signed:
+def _parse_query(headers: Headers, query: dict[str, str]) -> _Signed:
     for name in _QUERY_PARTS:
         if not query.get(name):
             raise IncompleteSigV4(
@@ -244,8 +265,8 @@ def _parse_query(request: HttpRequest, query: dict[str, str]) -> _Signed:
         signed_headers=query["X-Amz-SignedHeaders"],
         signature=query["X-Amz-Signature"],
         amz_date=query["X-Amz-Date"],
-        session_token=query.get("X-Amz-Security-Token") or request.header("x-amz-security-token"),
-        content_sha256=query.get("X-Amz-Content-Sha256") or request.header("x-amz-content-sha256"),
+        session_token=query.get("X-Amz-Security-Token") or _last(headers, "x-amz-security-token"),
+        content_sha256=query.get("X-Amz-Content-Sha256") or _last(headers, "x-amz-content-sha256"),
         expires=expires,
         presigned=True,
     )
@@ -263,8 +284,18 @@ def _from_http_date(value: str | None) -> str | None:
 
 
 def _parse_date(amz_date: str) -> float:
+    """ISO 8601 basic format (``20260301T120000Z``) -> epoch seconds (by hand: strptime costs
+    more than the rest of a verification)."""
     try:
-        return float(calendar.timegm(time.strptime(amz_date, _BASIC_FORMAT)))
+        if len(amz_date) != 16 or amz_date[8] != "T" or amz_date[15] != "Z":
+            raise ValueError(amz_date)
+        if not (amz_date.isascii() and amz_date[:8].isdigit() and amz_date[9:15].isdigit()):
+            raise ValueError(amz_date)
+        year, month, day = int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8])
+        hour, minute, second = int(amz_date[9:11]), int(amz_date[11:13]), int(amz_date[13:15])
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+            raise ValueError(amz_date)
+        return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
     except ValueError:
         raise IncompleteSigV4(
             f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
@@ -305,6 +336,19 @@ def _payload_hash(body: bytes, declared: str | None) -> str:
     return declared
 
 
+_BARE_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
+_BARE = re.compile(r"[A-Za-z0-9\-_.~]*")
+
+
+def _unquote(text: str) -> str:
+    return unquote(text) if "%" in text else text
+
+
+def _quote(text: str) -> str:
+    """URI-encode everything but ``A-Za-z0-9-_.~`` (most keys and values need nothing)."""
+    return text if _BARE.fullmatch(text) else quote(text, safe="-_.~")
+
+
 def _canonical_uri(raw_path: str) -> str:
     """RFC 3986 dot-segment removal plus empty segments dropped (as the SDKs do), then the
     already-encoded path encoded once more (SigV4 for every service but S3)."""
@@ -320,29 +364,27 @@ def _canonical_uri(raw_path: str) -> str:
     path = "/" + "/".join(out)
     if raw_path.endswith("/") and out:
         path += "/"
-    return quote(path, safe="/~")
+    return path if _BARE_PATH.fullmatch(path) else quote(path, safe="/~")
 
 
 def _canonical_query(pairs: Sequence[tuple[str, str]], presigned: bool) -> str:
     encoded = sorted(
-        (quote(unquote(key), safe="-_.~"), quote(unquote(value), safe="-_.~"))
+        (_quote(_unquote(key)), _quote(_unquote(value)))
         for key, value in pairs
-        if not (presigned and unquote(key) == "X-Amz-Signature")
+        if not (presigned and _unquote(key) == "X-Amz-Signature")
     )
     return "&".join(f"{key}={value}" for key, value in encoded)
 
 
-def _canonical_headers(headers: Sequence[tuple[str, str]], names: Sequence[str]) -> str:
-    values: dict[str, list[str]] = {name: [] for name in names}
-    for key, value in headers:
-        found = values.get(key.lower())
-        if found is not None:
-            found.append(" ".join(value.split()))
-    return "".join(f"{name}:{','.join(values[name])}\n" for name in names)
+def _canonical_headers(headers: Headers, names: Sequence[str]) -> str:
+    return "".join(
+        f"{name}:{','.join(' '.join(value.split()) for value in headers.get(name, ()))}\n" for name in names
+    )
 
 
 def _canonical_request(
     request: HttpRequest,
+    headers: Headers,
     pairs: Sequence[tuple[str, str]],
     header_names: Sequence[str],
     signed: _Signed,
@@ -353,7 +395,7 @@ def _canonical_request(
             request.method,
             _canonical_uri(request.raw_path),
             _canonical_query(pairs, signed.presigned),
-            _canonical_headers(request.headers, header_names),
+            _canonical_headers(headers, header_names),
             signed.signed_headers,
             payload,
         )
@@ -363,7 +405,7 @@ def _canonical_request(
 @lru_cache(maxsize=1024)
 def _signing_key(secret: str, date: str, region: str) -> bytes:
     """``kSigning``: four HMACs, the same for a key all day, so cached."""
-    key = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+    key = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
     for part in (region, SERVICE, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode(), "sha256")
     return key

@@ -205,3 +205,16 @@ def test_host_must_be_signed() -> None:
     unsigned_host = [(k, auth if k == "Authorization" else v) for k, v in headers]
     error = refused(http_request("GET", url, unsigned_host))
     assert error.message == "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+
+
+@pytest.mark.parametrize(
+    "bad", ["2026-03-01T12:00:00Z", "20260301T120000", "20261301T120000Z", "２０２６0301T120000Z"]
+)
+def test_malformed_dates_are_refused_with_aws_message(bad: str) -> None:
+    url, headers = sign("GET", URL)
+    changed = [(k, bad if k == "X-Amz-Date" else v) for k, v in headers]
+    error = refused(http_request("GET", url, changed))
+    assert isinstance(error, IncompleteSigV4)
+    assert error.message == (
+        f"Date must be in ISO-8601 'basic format'. Got '{bad}'. See http://en.wikipedia.org/wiki/ISO_8601"
+    )
