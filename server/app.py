@@ -92,6 +92,9 @@ def create_app(
     app[MAX_BODY] = max_body
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
+    # SigV4 keys (aws_iam routes, @connections): secrets read once; a missing one stops here.
+    app[IAM_KEYRING] = IamKeyring.from_config(config)
+    app[MANAGEMENT_ACCESS] = ManagementAccess.from_config(config, app[IAM_KEYRING])
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url, state_path=state_path)
@@ -150,9 +153,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle
-        keyring = IamKeyring.from_config(config)  # SigV4 keys: aws_iam routes and @connections
-        app[IAM_KEYRING] = keyring
-        app[MANAGEMENT_ACCESS] = ManagementAccess.from_config(config, keyring)
+        keyring = app[IAM_KEYRING]
         authorizers = build_authorizers(
             AuthDeps(config, store=app[STORE], invokers=invokers, extra={"iam_keyring": keyring})
         )

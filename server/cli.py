@@ -31,6 +31,7 @@ from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
 from server.app import create_app
+from server.auth.iam import MissingSecret, missing_secrets
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config is None:
             return 1
         routes = sum(len(api.routes) for api in config.apis)
-        for warning in config.warnings:
+        for warning in [*config.warnings, *missing_secrets(config, os.environ)]:
             print(f"{args.config}: warning: {warning}", file=sys.stderr)
         print(f"{args.config}: OK ({len(config.apis)} API(s), {routes} route(s))")
         return 0
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(_serve(args, config))
-    except StoreError as exc:  # e.g. a corrupt --state-file: say so, without a traceback
+    except (StoreError, MissingSecret) as exc:  # a corrupt --state-file, an unset secret: no traceback
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0

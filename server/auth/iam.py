@@ -44,12 +44,29 @@ __all__ = [
     "IamAuthorizer",
     "IamCaller",
     "IamKeyring",
+    "MissingSecret",
     "authorize_iam",
     "build_iam_authorizer",
+    "missing_secrets",
 ]
 
 INVOKE = "execute-api:Invoke"
 MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+
+
+class MissingSecret(ValueError):
+    """An access key whose ``secretAccessKeyEnv`` variable is unset or empty."""
+
+
+def missing_secrets(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
+    """One message per access key whose secret variable is not set (``portway validate`` warns,
+    ``serve`` refuses to start)."""
+    return [
+        f"iam.credentials {cred.access_key_id}: environment variable {cred.secret_env} "
+        "(secretAccessKeyEnv) is not set"
+        for cred in config.iam_credentials
+        if cred.secret_env is not None and not environ.get(cred.secret_env)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +92,12 @@ class IamKeyring:
         is missing raises ValueError: the gateway refuses to start rather than refuse every
         signature without saying why."""
         env = os.environ if environ is None else environ
+        missing = missing_secrets(config, env)
+        if missing:
+            raise MissingSecret("; ".join(missing))
         callers: dict[str, IamCaller] = {}
         for cred in config.iam_credentials:
-            secret = cred.secret_access_key
-            if cred.secret_env is not None:
-                secret = env.get(cred.secret_env)
-                if not secret:
-                    raise ValueError(
-                        f"iam.credentials {cred.access_key_id}: environment variable {cred.secret_env} "
-                        "(secretAccessKeyEnv) is not set"
-                    )
+            secret = env[cred.secret_env] if cred.secret_env is not None else cred.secret_access_key
             assert secret is not None  # the loaders require one of the two
             account = config.account_id
             if cred.arn and len(cred.arn.split(":")) > 4 and cred.arn.split(":")[4]:

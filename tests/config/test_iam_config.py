@@ -159,3 +159,20 @@ def test_serverless_custom_portway_and_resource_policy(tmp_path: Path) -> None:
     arn = f"arn:aws:execute-api:us-east-1:123456789012:{config.apis[0].id}/dev/GET/a"
     assert decide(policy, RequestFacts("127.0.0.1", False), "execute-api:Invoke", arn) is Decision.ALLOW
     assert decide(policy, RequestFacts("127.0.0.2", False), "execute-api:Invoke", arn) is Decision.NONE
+
+
+def test_an_unset_secret_variable_warns_on_validate_and_stops_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.cli import main
+
+    monkeypatch.delenv("ONE_SECRET", raising=False)
+    path = tmp_path / "portway.yaml"
+    path.write_text(routes_doc(ROUTES) + KEY)
+    (tmp_path / "pets.py").write_text("def a(event, context):\n    return {}\n")
+    assert main(["validate", str(path)]) == 0
+    message = "iam.credentials AKIDONE: environment variable ONE_SECRET (secretAccessKeyEnv) is not set"
+    assert f"warning: {message}" in capsys.readouterr().err
+    assert main(["serve", str(path), "--port", "0"]) == 1  # fails closed before listening
+    captured = capsys.readouterr()
+    assert f"portway: {message}" in captured.err and "Traceback" not in captured.err + captured.out
