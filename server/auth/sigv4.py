@@ -10,13 +10,16 @@ and compares it in constant time. Both forms SDKs produce are accepted:
   ``X-Amz-Expires``, ``X-Amz-SignedHeaders``, ``X-Amz-Signature`` (and
   ``X-Amz-Security-Token``) in the query string; what WebSocket clients use for ``$connect``.
 
-What is checked, in AWS's order: the parts are present and well formed (403
-``IncompleteSignatureException``); the credential scope names this gateway's region, the service
-``execute-api`` and the date of ``X-Amz-Date``; the date is within 5 minutes of ``now`` (presigned:
-not before ``date - 5 min`` and not after ``date + X-Amz-Expires``); ``host`` is signed; the access
-key is known and the session token is the key's (403 ``UnrecognizedClientException``); the payload
-hash (the body's SHA-256, or the signed ``X-Amz-Content-Sha256`` value, ``UNSIGNED-PAYLOAD``
-included); the signature (403 ``InvalidSignatureException``). Messages are AWS's.
+What is checked, in the order AWS checks (its messages, as recorded against AWS by DynamoDB
+emulators and SDK issue reports): the parts are present and well formed (403
+``IncompleteSignatureException``; a header and a presigned query together is
+``InvalidSignatureException``); the date's format, and the time: within 5 minutes of ``now``
+(presigned: not before ``date - 5 min`` nor after ``date + X-Amz-Expires``); ``host`` is signed; the
+algorithm; the credential's five parts; its scope (this gateway's region, the service
+``execute-api``, the terminator, the date of ``X-Amz-Date``: every mismatch in one message); the
+access key is known (403 ``UnrecognizedClientException``); the payload hash (the body's SHA-256,
+or the signed ``X-Amz-Content-Sha256`` value, ``UNSIGNED-PAYLOAD`` included) and the signature (403
+``InvalidSignatureException``); the session token is the key's (``UnrecognizedClientException``).
 
 Canonicalization follows the SigV4 rules for non-S3 services (as botocore and the JS SDK v3 sign):
 the canonical URI is the path as sent with dot segments and empty segments removed, then
@@ -64,7 +67,7 @@ MAX_EXPIRES_S = 604_800  # presigned: at most a week
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _BASIC_FORMAT = "%Y%m%dT%H%M%SZ"
-_QUERY_PARTS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders")
+_QUERY_PARTS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class Verified:
 class _Signed:
     """The signature's parts, from the Authorization header or the query string."""
 
+    algorithm: str
     credential: str
     signed_headers: str
     signature: str
@@ -132,40 +136,34 @@ def _last(index: Headers, name: str) -> str | None:
 
 def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: float) -> Verified:
     """The signer of ``request``, or raise :class:`MissingSignature` (no signature at all),
-    :class:`IncompleteSigV4`, :class:`UnrecognizedClient` or :class:`InvalidSignature`."""
+    :class:`IncompleteSigV4`, :class:`UnrecognizedClient` or :class:`InvalidSignature`.
+
+    Checked in the order AWS checks (its recorded messages): the parts are there; the date's
+    format and the time window; ``host`` is signed; the algorithm; the credential's five parts;
+    its scope (every mismatch in one message); the access key; the signature; the session token.
+    """
     pairs = _query_pairs(request.query_string)
     headers = _index(request.headers)
     signed = _parse(headers, pairs)
-    scope = signed.credential.split("/")
-    if len(scope) != 5:
-        raise IncompleteSigV4(
-            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{scope[-1]}'. "
-        )
-    access_key, scope_date, scope_region, scope_service, terminator = scope
     signed_at = _parse_date(signed.amz_date)
-    if terminator != "aws4_request":
-        raise InvalidSignature(
-            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
-        )
-    if scope_region != region:
-        raise InvalidSignature(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
-    if scope_service != SERVICE:
-        raise InvalidSignature(f"Credential should be scoped to correct service: '{SERVICE}'. ")
-    if scope_date != signed.amz_date[:8]:
-        raise InvalidSignature(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-            f"'{scope_date}' != '{signed.amz_date[:8]}', from '{signed.amz_date}'."
-        )
     _check_time(signed, signed_at, now)
     header_names = signed.signed_headers.split(";")
     if "host" not in header_names:
-        raise IncompleteSigV4("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        raise InvalidSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    if signed.algorithm != ALGORITHM:
+        raise IncompleteSigV4(
+            f"Unsupported AWS 'algorithm': '{signed.algorithm}' (only {ALGORITHM} for now). "
+        )
+    scope = signed.credential.rstrip("/").split("/")
+    if len(scope) != 5:
+        raise IncompleteSigV4(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+            f"got '{signed.credential}'"
+        )
+    access_key, scope_date, scope_region, scope_service, terminator = scope
+    _check_scope(scope_date, scope_region, scope_service, terminator, signed.amz_date, region)
     secret = secrets(access_key)
     if secret is None:
-        raise UnrecognizedClient()
-    if not _same(signed.session_token or "", secret.session_token or ""):
-        # A token where the key has none, none where it has one, or another one: AWS's wording
-        # does not tell these apart.
         raise UnrecognizedClient()
     payload = _payload_hash(request.body, signed.content_sha256)
     canonical = _canonical_request(request, headers, pairs, header_names, signed, payload)
@@ -180,7 +178,32 @@ def verify(request: HttpRequest, *, secrets: SecretLookup, region: str, now: flo
             f"{InvalidSignature.default_message}\n\nThe Canonical String for this request should have "
             f"been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
         )
+    if not _same(signed.session_token or "", secret.session_token or ""):
+        # A token where the key has none, none where it has one, or another one: AWS's wording
+        # does not tell these apart.
+        raise UnrecognizedClient()
     return Verified(access_key, signed.presigned, signed.amz_date)
+
+
+def _check_scope(
+    date: str, scope_region: str, service: str, terminator: str, amz_date: str, region: str
+) -> None:
+    problems = []
+    if scope_region != region:
+        problems.append(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+    if service != SERVICE:
+        problems.append(f"Credential should be scoped to correct service: '{SERVICE}'. ")
+    if terminator != "aws4_request":
+        problems.append(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
+        )
+    if date != amz_date[:8]:
+        problems.append(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{date}' != '{amz_date[:8]}', from '{amz_date}'."
+        )
+    if problems:
+        raise InvalidSignature("".join(problems))
 
 
 def _same(a: str, b: str) -> bool:
@@ -189,32 +212,39 @@ def _same(a: str, b: str) -> bool:
 
 def _parse(headers: Headers, pairs: Sequence[tuple[str, str]]) -> _Signed:
     auth = _last(headers, "authorization")
-    if auth is not None and auth.startswith(ALGORITHM + " "):
+    query = {_unquote(key): _unquote(value) for key, value in pairs} if pairs else {}
+    if auth is not None and "X-Amz-Algorithm" in query:
+        raise InvalidSignature(
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
+        )
+    if auth is not None and auth.startswith("AWS4-"):
         return _parse_header(headers, auth)
-    query = {_unquote(key): _unquote(value) for key, value in pairs}
     if any(part in query for part in _QUERY_PARTS):
         return _parse_query(headers, query)
     if auth:
-        # Anything else in Authorization (a bearer token, another algorithm): AWS tries to read it
-        # as SigV4 ``key=value`` pairs and fails (reference §0.4).
-        digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
-        raise IncompleteSigV4(
-            "Invalid key=value pair (missing equal-sign) in Authorization header "
-            f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
-        )
+        # Anything else in Authorization (a bearer token, Basic): AWS tries to read it as SigV4
+        # ``key=value`` pairs and fails (reference §0.4).
+        raise IncompleteSigV4(_no_equal_sign(auth))
     raise MissingSignature()
 
 
+def _no_equal_sign(auth: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
+    return (
+        "Invalid key=value pair (missing equal-sign) in Authorization header "
+        f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
+    )
+
+
 def _parse_header(headers: Headers, auth: str) -> _Signed:
+    algorithm, _, rest = auth.partition(" ")
     fields: dict[str, str] = {}
-    for item in auth[len(ALGORITHM) + 1 :].split(","):
+    for item in rest.split(","):
+        if not item.strip():
+            continue
         name, sep, value = item.strip().partition("=")
         if not sep:
-            digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
-            raise IncompleteSigV4(
-                "Invalid key=value pair (missing equal-sign) in Authorization header "
-                f"(hashed with SHA-256 and encoded with Base64): '{digest}'."
-            )
+            raise IncompleteSigV4(_no_equal_sign(auth))
         fields[name] = value
     amz_date = _last(headers, "x-amz-date") or _from_http_date(_last(headers, "date"))
     missing = [
@@ -229,6 +259,7 @@ def _parse_header(headers: Headers, auth: str) -> _Signed:
     if missing or not amz_date:
         raise IncompleteSigV4("".join(missing) + f"Authorization={auth}")
     return _Signed(
+        algorithm=algorithm,
         credential=fields["Credential"],
         signed_headers=fields["SignedHeaders"],
         signature=fields["Signature"],
@@ -241,15 +272,11 @@ def _parse_header(headers: Headers, auth: str) -> _Signed:
 
 
 def _parse_query(headers: Headers, query: dict[str, str]) -> _Signed:
-    for name in _QUERY_PARTS:
-        if not query.get(name):
-            raise IncompleteSigV4(
-                f"AWS query-string parameters must include '{name}'. Re-examine the query-string parameters."
-            )
-    if query["X-Amz-Algorithm"] != ALGORITHM:
-        raise IncompleteSigV4(
-            f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'. Supported: '{ALGORITHM}'."
-        )
+    missing = [
+        f"AWS query-string parameters must include '{name}'. " for name in _QUERY_PARTS if not query.get(name)
+    ]
+    if missing:
+        raise IncompleteSigV4("".join(missing) + "Re-examine the query-string parameters.")
     expires: int | None = None
     if "X-Amz-Expires" in query:
         raw = query["X-Amz-Expires"]
@@ -261,6 +288,7 @@ def _parse_query(headers: Headers, query: dict[str, str]) -> _Signed:
                 f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES_S}"
             )
     return _Signed(
+        algorithm=query["X-Amz-Algorithm"],
         credential=query["X-Amz-Credential"],
         signed_headers=query["X-Amz-SignedHeaders"],
         signature=query["X-Amz-Signature"],

@@ -57,22 +57,16 @@ def test_session_tokens_header_and_presigned() -> None:
     for presign in (False, True):
         url, headers = sign("GET", URL, key_id="ASIATEMP", secret="temp-secret", token=TOKEN, presign=presign)
         assert check(http_request("GET", url, headers)).access_key_id == "ASIATEMP"
-        # Another token, or the token left out: the key's session is not proven.
-        for forged in (TOKEN[:-2] + "A=", None):
-            if presign:
-                bad_url = url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x") if forged else url
-                bad_url = (
-                    bad_url
-                    if forged
-                    else "&".join(p for p in url.split("&") if not p.startswith("X-Amz-Security-Token"))
-                )
-                request = http_request("GET", bad_url, headers)
-            else:
-                bad = [(k, v) for k, v in headers if k.lower() != "x-amz-security-token"]
-                if forged:
-                    bad.append(("X-Amz-Security-Token", forged))
-                request = http_request("GET", url, bad)
-            assert isinstance(refused(request), UnrecognizedClient)
+        # Validly signed, but with another token or none: the key's session is not proven.
+        for other in ("another-token", None):
+            url, headers = sign(
+                "GET", URL, key_id="ASIATEMP", secret="temp-secret", token=other, presign=presign
+            )
+            assert isinstance(refused(http_request("GET", url, headers)), UnrecognizedClient)
+    # The token changed after signing: it is signed (header and query alike), so the signature fails.
+    url, headers = sign("GET", URL, key_id="ASIATEMP", secret="temp-secret", token=TOKEN)
+    forged = [(k, "another-token" if k == "X-Amz-Security-Token" else v) for k, v in headers]
+    assert isinstance(refused(http_request("GET", url, forged)), InvalidSignature)
     # A long-term key used with a token it does not have.
     url, headers = sign("GET", URL, token=TOKEN)
     assert isinstance(refused(http_request("GET", url, headers)), UnrecognizedClient)
@@ -190,10 +184,48 @@ def test_no_signature_and_incomplete_ones() -> None:
         f"'Date' header. Authorization={partial}"
     )
     url, headers = sign("GET", URL, presign=True)
-    stripped = "&".join(p for p in url.split("&") if not p.startswith("X-Amz-Credential"))
+    stripped = "&".join(p for p in url.split("&") if not p.startswith(("X-Amz-Credential", "X-Amz-Date")))
     error = refused(http_request("GET", stripped, headers))
     assert error.message == (
-        "AWS query-string parameters must include 'X-Amz-Credential'. Re-examine the query-string parameters."
+        "AWS query-string parameters must include 'X-Amz-Credential'. AWS query-string parameters must "
+        "include 'X-Amz-Date'. Re-examine the query-string parameters."
+    )
+
+
+def _with_authorization(headers: list[tuple[str, str]], old: str, new: str) -> list[tuple[str, str]]:
+    return [(k, v.replace(old, new) if k == "Authorization" else v) for k, v in headers]
+
+
+def test_aws_checks_in_order_with_its_messages() -> None:
+    url, headers = sign("GET", URL)
+    both = refused(http_request("GET", url + "&X-Amz-Algorithm=AWS4-HMAC-SHA256", headers))
+    assert isinstance(both, InvalidSignature)
+    assert (
+        both.message
+        == "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
+    )
+    other = refused(
+        http_request("GET", url, _with_authorization(headers, "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512"))
+    )
+    assert isinstance(other, IncompleteSigV4)
+    assert (
+        other.message == "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512' (only AWS4-HMAC-SHA256 for now). "
+    )
+    four = refused(http_request("GET", url, _with_authorization(headers, "/aws4_request", "")))
+    assert isinstance(four, IncompleteSigV4) and four.message is not None
+    assert four.message.startswith(
+        "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/"
+    )
+    scope = refused(
+        http_request(
+            "GET", url, _with_authorization(headers, "us-east-1/execute-api/aws4_request", "eu-west-1/s3/x")
+        )
+    )
+    assert isinstance(scope, InvalidSignature)
+    assert scope.message == (
+        "Credential should be scoped to a valid region, not 'eu-west-1'. Credential should be scoped to "
+        "correct service: 'execute-api'. Credential should be scoped with a valid terminator: "
+        "'aws4_request', not 'x'. "
     )
 
 
