@@ -16,10 +16,20 @@ Beyond AWS (users asked every peer for these)::
 
 Errors carry ``x-amzn-ErrorType`` (botocore maps it to ``client.exceptions.GoneException`` etc.).
 
-Access: AWS protects this API with SigV4 (IAM). Until Portway verifies signatures, it answers only
-callers on loopback and private networks (your backends, a load balancer in front of the nodes);
-anyone else gets 403 ``ForbiddenException``. ``PORTWAY_MANAGEMENT_NETWORKS`` (comma-separated CIDRs)
-replaces that list.
+Access (docs/security.md): the caller's address must be in ``management.allowNetworks``
+(loopback only by default: behind a reverse proxy every client would otherwise look local or
+private), else 403 ``ForbiddenException``; without signatures, a request relayed by a proxy
+(``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) is refused too, since a proxy on the same host
+makes every client's address loopback. With ``management.auth: iam`` (the default once access
+keys are configured, and required for any network wider than loopback) every request must also
+carry a valid SigV4 signature (service ``execute-api``, the gateway's region) by a key whose policy
+allows ``execute-api:ManageConnections`` on
+``arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}/@connections/{id}`` (the
+extensions: ``.../{METHOD}/@channels/{channel}``, ``.../POST/@broadcast``,
+``.../{METHOD}/@connections/{id}/channels/{channel}``), as boto3 and the AWS SDKs sign it. A missing
+or bad signature gets AWS's 403 bodies (``MissingAuthenticationTokenException``,
+``InvalidSignatureException``, ``IncompleteSignatureException``, ``UnrecognizedClientException``); a
+key whose policy does not allow it, 403 ``ForbiddenException``.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ import functools
 import ipaddress
 import json
 import logging
-import os
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -39,7 +50,10 @@ from multidict import CIMultiDict
 
 from connections.management import ConnectionManager
 from routes.dispatch import Dispatch
+from server.auth.iam import MANAGE_CONNECTIONS, IamKeyring, authorize_iam
+from server.config.model import LOOPBACK_NETWORKS, GatewayConfig
 from server.errors import (
+    AccessDenied,
     ForbiddenException,
     GatewayError,
     GoneException,
@@ -48,11 +62,17 @@ from server.errors import (
     ServerError,
 )
 from server.ids import new_request_uuid
-from server.messages import HttpResponse
+from server.messages import HttpRequest, HttpResponse
 from server.render import render_error
 from server.store.base import StoreUnavailable
 
-__all__ = ["ManagementPath", "caller_allowed", "handle_management", "parse_management_path"]
+__all__ = [
+    "ManagementAccess",
+    "ManagementPath",
+    "caller_allowed",
+    "handle_management",
+    "parse_management_path",
+]
 
 log = logging.getLogger("portway.connections")
 
@@ -67,19 +87,51 @@ _ERRORS: dict[int, type[GatewayError]] = {
 }
 
 
-_DEFAULT_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+_DEFAULT_NETWORKS = ",".join(LOOPBACK_NETWORKS)
+_FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=8)
 def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip()) for part in spec.split(",") if part.strip())
 
 
 def caller_allowed(remote: str | None, spec: str | None = None) -> bool:
-    """Whether a caller's address may use the management API (see the module docstring)."""
+    """Whether a peer address is inside ``spec`` (comma-separated CIDRs; default loopback)."""
     if not remote:
         return False
-    return _allowed(remote, spec or os.environ.get("PORTWAY_MANAGEMENT_NETWORKS") or _DEFAULT_NETWORKS)
+    return _allowed(remote, spec or _DEFAULT_NETWORKS)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementAccess:
+    """Who may call the management endpoints: the networks, and the SigV4 keys when ``auth: iam``
+    (``keyring`` None: the network alone decides, which the loaders allow for loopback only)."""
+
+    networks: str = _DEFAULT_NETWORKS
+    keyring: IamKeyring | None = None
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, keyring: IamKeyring) -> ManagementAccess:
+        settings = config.management
+        return cls(
+            networks=",".join(settings.allow_networks),
+            keyring=keyring if settings.auth == "iam" else None,
+            region=config.region,
+            account_id=config.account_id,
+        )
+
+    def network_allows(self, remote: str | None, headers: Mapping[str, str] | None = None) -> bool:
+        """The peer is inside the networks, and (without signatures) the request was not relayed
+        by a proxy: a reverse proxy on the same host makes every client's peer address loopback,
+        so a request carrying a forwarding header is not taken for a local caller."""
+        if not caller_allowed(remote, self.networks):
+            return False
+        if self.keyring is None and headers is not None:
+            return not any(name in headers for name in _FORWARDING_HEADERS)
+        return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,11 +170,18 @@ def _json(status: int, payload: object | None = None) -> HttpResponse:
 
 
 async def handle_management(
-    request: web.Request, path: ManagementPath, dispatch: Dispatch, manager: ConnectionManager
+    request: web.Request,
+    path: ManagementPath,
+    dispatch: Dispatch,
+    manager: ConnectionManager,
+    access: ManagementAccess | None = None,
 ) -> web.Response:
+    access = access or ManagementAccess()
     try:
-        if not caller_allowed(request.remote):
+        if not access.network_allows(request.remote, request.headers):
             raise ForbiddenException()
+        if access.keyring is not None:
+            await _check_signature(request, path, dispatch, access, access.keyring)
         response = await _operate(request, path, dispatch, manager)
     except GatewayError as error:
         response = render_error(error)
@@ -133,6 +192,50 @@ async def handle_management(
         response = render_error(ServerError())
     response.headers.append(("x-amzn-RequestId", new_request_uuid()))
     return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))
+
+
+async def _check_signature(
+    request: web.Request,
+    path: ManagementPath,
+    dispatch: Dispatch,
+    access: ManagementAccess,
+    keyring: IamKeyring,
+) -> None:
+    """SigV4 plus ``execute-api:ManageConnections`` on this operation's ARN (module docstring)."""
+    if (
+        request.content_length is not None
+        and request.content_length > dispatch.api.websocket.max_message_bytes
+    ):
+        raise PayloadTooLargeException()  # not read (or hashed) at all
+    body = await request.read()  # the payload hash is signed; aiohttp keeps it for _operate
+    raw_path, _, query = request.raw_path.partition("?")
+    signed = HttpRequest(
+        method=request.method,
+        raw_path=raw_path,
+        query_string=query,
+        headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
+        body=body,
+        source_ip=request.remote or "",
+        host=request.host,
+        scheme=request.scheme,
+    )
+    tail = "/".join((f"@{path.kind}", *path.parts))
+    resource = (
+        f"arn:aws:execute-api:{access.region}:{access.account_id}:{dispatch.api.id}/"
+        f"{dispatch.stage.name}/{request.method}/{tail}"
+    )
+    try:
+        authorize_iam(
+            keyring,
+            signed,
+            region=access.region,
+            action=MANAGE_CONNECTIONS,
+            resource=resource,
+            now=time.time(),
+        )
+    except AccessDenied as denied:
+        # The management API's own 403 (ApiGatewayManagementApi ForbiddenException, §1.7).
+        raise ForbiddenException(denied.message) from None
 
 
 def _check(status: int) -> None:

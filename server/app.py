@@ -34,7 +34,7 @@ from multidict import CIMultiDict
 from connections.bus import NodeBus
 from connections.integration import RouteIntegration, build_route_integrations
 from connections.management import ConnectionManager
-from connections.management_http import caller_allowed, handle_management, parse_management_path
+from connections.management_http import ManagementAccess, handle_management, parse_management_path
 from connections.reaper import NodeReaper
 from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
@@ -47,6 +47,7 @@ from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
+from server.auth.iam import IamKeyring
 from server.config.model import ApiConfig, ApiKind, GatewayConfig
 from server.errors import (
     GatewayError,
@@ -104,6 +105,8 @@ LIMITS = web.AppKey("limits", ServerLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
+IAM_KEYRING = web.AppKey("iam_keyring", IamKeyring)
+MANAGEMENT_ACCESS = web.AppKey("management_access", ManagementAccess)
 
 
 def create_app(
@@ -134,6 +137,9 @@ def create_app(
         app[ACCESS_LOG] = access_log
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
+    # SigV4 keys (aws_iam routes, @connections): secrets read once; a missing one stops here.
+    app[IAM_KEYRING] = IamKeyring.from_config(config)
+    app[MANAGEMENT_ACCESS] = ManagementAccess.from_config(config, app[IAM_KEYRING])
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url, state_path=state_path)
@@ -210,9 +216,13 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle
-        authorizers = build_authorizers(AuthDeps(config, store=app[STORE], invokers=invokers))
+        keyring = app[IAM_KEYRING]
+        authorizers = build_authorizers(
+            AuthDeps(config, store=app[STORE], invokers=invokers, extra={"iam_keyring": keyring})
+        )
         app[AUTHORIZERS] = authorizers
-        authorize = AuthorizeStage(authorizers, config) if authorizers else None
+        policies = any(api.resource_policy is not None for api in config.apis)
+        authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
         app[GATEWAY] = Gateway(
             default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
@@ -279,8 +289,9 @@ def _logged(
 
 
 def _metrics(request: web.Request) -> web.Response:
-    """``GET /@metrics`` (Prometheus), for the callers the @connections API accepts."""
-    if not caller_allowed(request.remote):
+    """``GET /@metrics`` (Prometheus), for the networks the @connections API accepts (no
+    signature: scrapers do not sign; keep ``management.allowNetworks`` to the scraper's)."""
+    if not request.app[MANAGEMENT_ACCESS].network_allows(request.remote, request.headers):
         return web.json_response({"message": "Forbidden"}, status=403)
     app = request.app
     admission = app[THROTTLE].admission
@@ -322,7 +333,9 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         if management is not None:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)
             if ws_dispatch is not None:
-                return await handle_management(request, management, ws_dispatch, app[CONNECTIONS])
+                return await handle_management(
+                    request, management, ws_dispatch, app[CONNECTIONS], app[MANAGEMENT_ACCESS]
+                )
     if request.version < HttpVersion10:
         return _refuse(MalformedRequest())  # HTTP/0.9 has no headers: no Host, no framing
     raw = request.raw_path

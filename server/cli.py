@@ -38,6 +38,7 @@ from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
 from server.app import create_app
+from server.auth.iam import MissingSecret, missing_secrets
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
@@ -286,7 +287,7 @@ def _validate(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     routes = sum(len(api.routes) for api in config.apis)
-    warnings = list(config.warnings)
+    warnings = [*config.warnings, *missing_secrets(config, os.environ)]
     if routes == 0 and not warnings:  # serverless.yml says why itself ("nothing to serve")
         warnings.append("(document): no routes: nothing to serve")
     for warning in warnings:
@@ -342,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(_serve(args, config))
-    except (StoreError, ListenError, DependencyError) as exc:  # corrupt --state-file, port in use, failed pip
+    except (StoreError, ListenError, DependencyError, MissingSecret) as exc:  # one line, no traceback
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -10,6 +10,10 @@ Tree (response type, default status)::
     │   ├── MissingAuthenticationToken    MISSING_AUTHENTICATION_TOKEN 403
     │   ├── NotFound                      RESOURCE_NOT_FOUND 404 (HTTP APIs: no route)
     │   ├── AccessDenied                  ACCESS_DENIED 403
+    │   ├── MissingSignature              MISSING_AUTHENTICATION_TOKEN 403 (AWS_IAM route, unsigned)
+    │   ├── InvalidSignature              INVALID_SIGNATURE 403 (SigV4: mismatch, expired, scope)
+    │   ├── IncompleteSigV4               INVALID_SIGNATURE 403 (SigV4: a part missing)
+    │   ├── UnrecognizedClient            INVALID_SIGNATURE 403 (SigV4: unknown key or session token)
     │   ├── InvalidApiKey                 INVALID_API_KEY 403
     │   ├── Unauthorized                  UNAUTHORIZED 401
     │   ├── Throttled                     THROTTLED 429
@@ -54,10 +58,13 @@ __all__ = [
     "HeadersTooLarge",
     "IntegrationFailure",
     "IntegrationTimeout",
+    "IncompleteSigV4",
     "InvalidApiKey",
+    "InvalidSignature",
     "LimitExceededException",
     "MalformedRequest",
     "MissingAuthenticationToken",
+    "MissingSignature",
     "NotFound",
     "PayloadTooLargeException",
     "QuotaExceeded",
@@ -67,6 +74,7 @@ __all__ = [
     "ServiceUnavailable",
     "Throttled",
     "Unauthorized",
+    "UnrecognizedClient",
     "UnsupportedMediaType",
 ]
 
@@ -139,6 +147,48 @@ class AccessDenied(ClientError):
     error_type = "AccessDeniedException"
     default_message = "User is not authorized to access this resource"
     message_key = "Message"
+
+
+# SigV4 (AWS_IAM routes, the @connections API; reference §5.5). AWS's wording, 403, and the same
+# bodies on HTTP APIs (only x-amzn-ErrorType is left out there, as for every HTTP API error).
+
+
+class MissingSignature(MissingAuthenticationToken):
+    """An AWS_IAM route called without any signature (no SigV4 Authorization header or query)."""
+
+    http_api_status = 403
+    http_api_message = "Forbidden"
+
+
+class InvalidSignature(ClientError):
+    """The signature does not match, its date is outside the allowed skew, or its credential
+    scope names another region or service."""
+
+    response_type = "INVALID_SIGNATURE"
+    status = 403
+    error_type = "InvalidSignatureException"
+    default_message = (
+        "The request signature we calculated does not match the signature you provided. Check your "
+        "AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )
+
+
+class IncompleteSigV4(ClientError):
+    """A SigV4 request that lacks a part (Credential, SignedHeaders, Signature, the date, a
+    presigned query parameter) or is malformed."""
+
+    response_type = "INVALID_SIGNATURE"
+    status = 403
+    error_type = "IncompleteSignatureException"
+
+
+class UnrecognizedClient(ClientError):
+    """An access key the gateway does not know, or a session token that is not the key's."""
+
+    response_type = "INVALID_SIGNATURE"
+    status = 403
+    error_type = "UnrecognizedClientException"
+    default_message = "The security token included in the request is invalid."
 
 
 class InvalidApiKey(ClientError):

@@ -5,8 +5,8 @@ nothing measurable; a ``prometheus_client.Counter`` takes a lock on every call).
 reads them only when scraped, through ``prometheus_client``'s custom-collector API, so the
 exposition format, escaping and content negotiation are the library's.
 
-Who may scrape: the same callers as the ``@connections`` API (loopback and private networks,
-or ``PORTWAY_MANAGEMENT_NETWORKS``); anyone else gets 403.
+Who may scrape: callers in ``management.allowNetworks`` (loopback only by default; no signature,
+and without ``management.auth: iam`` no request relayed by a proxy); anyone else gets 403.
 """
 
 from __future__ import annotations

@@ -45,7 +45,16 @@ from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
 
-__all__ = ["PHASES", "BodyReader", "Gateway", "ReadBodyStage", "RequestContext", "Stage", "default_stages"]
+__all__ = [
+    "PHASES",
+    "BodyReader",
+    "Gateway",
+    "ReadBodyStage",
+    "RequestContext",
+    "Stage",
+    "default_stages",
+    "read_body",
+]
 
 # The request phases in API Gateway's order. ``route``, ``read_body`` and ``integrate`` are always
 # present: the body is read only once routing, authorization and throttling accepted the request
@@ -175,15 +184,21 @@ class RouteStage:
         return MissingAuthenticationToken()
 
 
+async def read_body(ctx: RequestContext) -> None:
+    """Read the body through the adapter's reader into ``ctx.request`` (once; later calls do
+    nothing). The ``read_body`` phase calls it; so does a phase that needs the body earlier
+    (a SigV4 signature covers the payload's hash)."""
+    if ctx.read_body is not None:
+        assert ctx.dispatch is not None and ctx.info is not None  # RouteStage ran
+        reader, ctx.read_body = ctx.read_body, None
+        ctx.request.body = await reader(ctx.dispatch.api.max_body_bytes)  # RequestInfo shares it
+
+
 class ReadBodyStage:
     """Read the body (the adapter's reader), now that the request is routed and admitted."""
 
     async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
-        if ctx.read_body is not None:
-            assert ctx.dispatch is not None and ctx.info is not None  # RouteStage ran
-            body = await ctx.read_body(ctx.dispatch.api.max_body_bytes)
-            ctx.request.body = body  # RequestInfo holds the same HttpRequest
-            ctx.read_body = None
+        await read_body(ctx)
         return None
 
 

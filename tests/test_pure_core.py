@@ -39,6 +39,10 @@ PURE_MODULES = [
     "server.auth.factory",
     "server.limits",
     "routes.dot_segments",
+    "server.auth.sigv4",
+    "server.auth.resource_policy",
+    "server.auth.iam",
+    "server.config.iam",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -59,6 +59,9 @@ class AuthResult:
 
 
 class Authorizer(Protocol):
+    """Optionally ``needs_body = True`` (a class attribute): the authorize phase reads the request
+    body before calling it (SigV4 signs the payload's hash); others decide without the body."""
+
     async def authorize(self, request: AuthRequest) -> AuthResult: ...
 
     async def close(self) -> None: ...

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.auth.base import Authorizer
+from server.auth.iam import build_iam_authorizer
 from server.config.model import ApiConfig, AuthorizerConfig, AuthorizerType, GatewayConfig
 
 __all__ = ["BUILDERS", "AuthDeps", "UnsupportedAuthorizer", "build_authorizers", "close_authorizers"]
@@ -35,7 +36,9 @@ class AuthDeps:
 Builder = Callable[[AuthorizerConfig, ApiConfig, AuthDeps], Authorizer]
 
 # AuthorizerType -> builder. Each implementation module adds its own entry here.
-BUILDERS: dict[AuthorizerType, Builder] = {}
+BUILDERS: dict[AuthorizerType, Builder] = {
+    AuthorizerType.AWS_IAM: build_iam_authorizer,
+}
 
 
 class UnsupportedAuthorizer(RuntimeError):

@@ -15,6 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
+from server.auth.policy import Policy
+from server.auth.resource_policy import ResourcePolicy
+
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "ApiConfig",
@@ -23,6 +26,9 @@ __all__ = [
     "AuthorizerType",
     "ClusterSettings",
     "GatewayConfig",
+    "IamCredentialConfig",
+    "LOOPBACK_NETWORKS",
+    "ManagementSettings",
     "IntegrationConfig",
     "IntegrationType",
     "Isolation",
@@ -330,6 +336,9 @@ class ApiConfig:
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     # "open" / "closed" when the throttling store is unreachable; None: the gateway's setting.
     throttle_failure: str | None = None
+    # An IAM resource policy evaluated in the authorize phase (server/auth/resource_policy.py);
+    # REST and HTTP APIs. None: no resource policy.
+    resource_policy: ResourcePolicy | None = None
     # Where the usage-plan key of an ``apiKeyRequired`` route comes from: the ``x-api-key``
     # header (HEADER) or the Lambda authorizer's ``usageIdentifierKey`` (AUTHORIZER).
     api_key_source: str = "HEADER"
@@ -358,6 +367,44 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IamCredentialConfig:
+    """An access key the gateway accepts SigV4 signatures from (``aws_iam`` routes, the
+    ``@connections`` API), with the identity-based policy that decides what it may invoke.
+
+    The secret is given inline (``secret_access_key``) or, preferably, as the name of an
+    environment variable read when the gateway starts (``secret_env``). ``user``/``arn`` appear in
+    the event's ``requestContext.identity``.
+    """
+
+    access_key_id: str
+    policy: Policy
+    secret_access_key: str | None = None
+    secret_env: str | None = None
+    session_token: str | None = None
+    user: str = ""
+    arn: str = ""
+
+
+# Loopback only: the management endpoints (@connections, @channels, @broadcast, /@metrics) are
+# for the gateway's own handlers and local tooling unless the operator says otherwise.
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementSettings:
+    """Who may call the management endpoints (docs/security.md).
+
+    ``allow_networks``: peer addresses (CIDRs) accepted at all; ``auth``: ``iam`` requires a valid
+    SigV4 signature with ``execute-api:ManageConnections`` on ``@connections``/``@channels``/
+    ``@broadcast`` (``/@metrics`` is network-only), ``none`` trusts the network alone, which the
+    loaders allow for loopback only.
+    """
+
+    auth: str = "none"
+    allow_networks: tuple[str, ...] = LOOPBACK_NETWORKS
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole definition: every API with its stages and routes.
 
@@ -382,3 +429,8 @@ class GatewayConfig:
     api_keys: tuple[ApiKeyConfig, ...] = ()
     # X-RateLimit-Limit/Remaining/Reset on keyed and throttled responses (AWS sends none).
     rate_limit_headers: bool = False
+    # SigV4 access keys (AWS_IAM routes, @connections), the management endpoints' access rule,
+    # and the proxies whose X-Forwarded-For is believed (resource policies' aws:SourceIp).
+    iam_credentials: tuple[IamCredentialConfig, ...] = ()
+    management: ManagementSettings = field(default_factory=ManagementSettings)
+    trusted_proxies: tuple[str, ...] = ()

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.config.errors import Issues, loc
+from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     ApiConfig,
     ApiKeyConfig,
@@ -141,6 +142,14 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
         served = {(item.api.id, s.name) for item in built for s in item.api.stages}
         extra["usage_plans"] = tuple(_served_only(item.plan, served) for item in plans)
         extra["api_keys"] = tuple(item.key for item in keys)
+        # Access control (docs/security.md): SigV4 keys, the management endpoints, proxies.
+        extra["iam_credentials"] = parse_iam(document.get("iam"), "iam", issues)
+        extra["management"] = parse_management(
+            document.get("management"), "management", issues, has_keys=bool(extra["iam_credentials"])
+        )
+        extra["trusted_proxies"] = parse_trusted_proxies(
+            document.get("trustedProxies"), "trustedProxies", issues
+        )
     return GatewayConfig(
         apis=tuple(item.api for item in built),
         source=source,
@@ -388,8 +397,21 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         route_selection_expression=str(raw.get("routeSelectionExpression", "$request.body.action")),
         websocket=websocket,
         throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
+        resource_policy=_resource_policy(raw, kind, location, issues),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _resource_policy(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> Any:
+    if "resourcePolicy" not in raw:
+        return None
+    where = loc(location, "resourcePolicy")
+    if kind is ApiKind.WEBSOCKET:
+        # $connect is authorized by the WebSocket adapter, which does not evaluate resource
+        # policies: refuse rather than serve the API as if the policy held.
+        issues.error(where, "resource policies apply to REST and HTTP APIs")
+        return None
+    return parse_resource_policy_at(raw["resourcePolicy"], where, issues)
 
 
 def _payload(value: object, kind: ApiKind, location: str, issues: Issues) -> str | None:

@@ -31,14 +31,17 @@ errors (a route is never served open when its definition asks for authentication
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.auth.resource_policy import ResourcePolicy
 from server.config.cloudformation import function_logical_id
 from server.config.errors import Issues, did_you_mean, loc, loc_path
+from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     DEFAULT_STAGE,
     ApiConfig,
@@ -90,6 +93,7 @@ DEFAULT_MEMORY_MB = 1024
 _OFFLINE_OPTIONS = {"host", "httpPort", "lambdaPort", "noPrependStageInUrl", "prefix", "websocketPort"}
 _API_GATEWAY: Parts = ("provider", "apiGateway")
 _EXECUTE_API = re.compile(r"^(?:https|wss)://([a-z0-9]+)\.execute-api\.")
+_PORTWAY: Parts = ("custom", "portway")
 _KEY_FIELDS = ("name", "value", "description", "customerId", "enabled")
 
 
@@ -121,10 +125,6 @@ def load_serverless(
         issues.error("provider.httpApi.payload", f"payload {payload!r}: use '1.0' or '2.0'")
     if r.get("provider", "httpApi", "cors"):
         issues.warn("provider.httpApi.cors", "HTTP API CORS is not supported yet (ignored)")
-    for where in ((*_API_GATEWAY, "resourcePolicy"), ("provider", "resourcePolicy")):
-        if r.get(*where) not in (None, [], {}):
-            # Fail closed, as for authorizers: a policy that is not enforced must not serve open.
-            issues.error(loc_path(where), "resource policies cannot be enforced by this version of Portway")
     offline = r.get("custom", "serverless-offline")
     ignored = sorted(set(offline) & _OFFLINE_OPTIONS) if isinstance(offline, dict) else []
     if ignored:
@@ -156,8 +156,19 @@ def load_serverless(
         rest_stage = StageConfig(
             r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
         )
-        apis.append(
-            _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
+        built_rest = _api(
+            name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary))
+        )
+        policy = _resource_policy(r, issues)
+        if policy is not None:
+            built_rest = dataclasses.replace(
+                built_rest, api=dataclasses.replace(built_rest.api, resource_policy=policy)
+            )
+        apis.append(built_rest)
+    elif _resource_policy(r, issues) is not None:
+        issues.error(
+            loc_path((*_API_GATEWAY, "resourcePolicy")),
+            "a resource policy applies to the REST API of `http` events, and there is none",
         )
     if build.http:
         name = names["HttpApi"]
@@ -178,6 +189,14 @@ def load_serverless(
     plans, keys, declared = _usage_plans(r, service, rest, issues)
     check_api_keys(plans, keys, [b.api for b in apis], declared, issues, key_required="private: true")
     region = r.get("provider", "region")
+    # Access control (docs/security.md), same shapes as the native format's top-level keys.
+    credentials = parse_iam(r.get_deep(*_PORTWAY, "iam"), "custom.portway.iam", issues)
+    management = parse_management(
+        r.get_deep(*_PORTWAY, "management"), "custom.portway.management", issues, has_keys=bool(credentials)
+    )
+    proxies = parse_trusted_proxies(
+        r.get_deep(*_PORTWAY, "trustedProxies"), "custom.portway.trustedProxies", issues
+    )
     return GatewayConfig(
         apis=tuple(built.api for built in apis),
         source=source,
@@ -185,6 +204,9 @@ def load_serverless(
         warnings=tuple(issues.warnings),
         usage_plans=tuple(built.plan for built in plans),
         api_keys=tuple(built.key for built in keys),
+        iam_credentials=credentials,
+        management=management,
+        trusted_proxies=proxies,
     )
 
 
@@ -199,6 +221,16 @@ def _api_names(r: Resolver, service: str) -> dict[str, str]:
         if isinstance(websocket, str) and websocket
         else f"{r.stage}-{service}-websockets",
     }
+
+
+def _resource_policy(r: Resolver, issues: Issues) -> ResourcePolicy | None:
+    """``provider.apiGateway.resourcePolicy`` (or the older ``provider.resourcePolicy``): a list of
+    statements for the REST API."""
+    for where in ((*_API_GATEWAY, "resourcePolicy"), ("provider", "resourcePolicy")):
+        raw = r.get_deep(*where)
+        if raw not in (None, [], {}):
+            return parse_resource_policy_at(raw, loc_path(where), issues)
+    return None
 
 
 def _frozen(throttles: Mapping[str, ThrottleSettings]) -> Mapping[str, ThrottleSettings]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from server.config.errors import loc, loc_path
-from server.config.model import ApiKind, AuthorizerConfig
+from server.config.model import ApiKind, AuthorizerConfig, AuthorizerType
 
 if TYPE_CHECKING:
     from server.config.serverless_events import Build, Parts
@@ -97,10 +97,17 @@ def _cognito(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str)
     return _REFUSED
 
 
+# One declaration for every aws_iam route: the authorizer holds no per-route state.
+_AWS_IAM = AuthorizerConfig(name="aws_iam", type=AuthorizerType.AWS_IAM)
+
+
 def _iam(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) -> RouteAuth:
-    """``aws_iam``: SigV4 against the gateway's configured access keys."""
-    build.issues.error(location, UNENFORCED_AUTHORIZER)
-    return _REFUSED
+    """``aws_iam``: SigV4 against the gateway's configured access keys (``custom.portway.iam``)."""
+    if kind is ApiKind.WEBSOCKET:
+        # Serverless Framework has no aws_iam form for websocket events.
+        build.issues.error(location, UNENFORCED_AUTHORIZER)
+        return _REFUSED
+    return RouteAuth(_AWS_IAM)
 
 
 _BY_FORM = {"lambda": _lambda, "http_api_named": _http_api_named, "cognito": _cognito, "iam": _iam}

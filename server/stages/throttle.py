@@ -82,7 +82,11 @@ class ThrottleStage:
                 if len(self._hot) >= _HOT_MAX:
                     self._hot.clear()
                 self._hot[hot_key] = hot
-            info.identity_extra, levels = hot
+            key_identity, levels = hot
+            # Merged, not replaced: the authorize phase may have set the IAM caller's fields.
+            info.identity_extra = (
+                {**info.identity_extra, **key_identity} if info.identity_extra else key_identity
+            )
         else:
             levels = self._levels.route_levels(dispatch.api, dispatch.stage, route)
             if levels.idle:  # the account bucket is off and no stage level applies

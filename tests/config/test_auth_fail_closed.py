@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from server.config.model import AuthorizerType
 from server.config.serverless_auth import UNENFORCED_AUTHORIZER
-from tests.config.test_serverless import problems
+from tests.config.test_serverless import load, problems
 
 _POOL = "arn:aws:cognito-idp:us-east-1:1:userpool/p"
 _ROUTES = {
     "rest": "- http: {path: a, method: get, authorizer: {name: auth, type: token}}",
-    "rest-iam": "- http: {path: a, method: get, authorizer: aws_iam}",
     "rest-arn": "- http: {path: a, method: get, authorizer: {arn: '" + _POOL + "'}}",
     "http-api": "- httpApi: {path: /a, method: get, authorizer: {name: jwt}}",
     "websocket": "- websocket: {route: $connect, authorizer: {name: auth}}",
@@ -45,15 +45,47 @@ def test_a_route_with_an_authorizer_is_refused(tmp_path: Path, event: str) -> No
     assert (f"functions.f.events[0].{kind}.authorizer", UNENFORCED_AUTHORIZER) in found
 
 
-@pytest.mark.parametrize("where", ["apiGateway: {resourcePolicy: [{Effect: Deny}]}", "resourcePolicy: [{}]"])
-def test_a_resource_policy_is_refused(tmp_path: Path, where: str) -> None:
+@pytest.mark.parametrize(
+    "event",
+    [
+        "- http: {path: a, method: get, authorizer: aws_iam}",
+        "- http: {path: a, method: get, authorizer: {type: aws_iam}}",
+        "- httpApi: {path: /a, method: get, authorizer: {type: aws_iam}}",
+    ],
+)
+def test_aws_iam_routes_are_enforced(tmp_path: Path, event: str) -> None:
+    (route,) = [route for api in load(tmp_path, _document(event)).apis for route in api.routes]
+    assert route.authorizer is not None and route.authorizer.type is AuthorizerType.AWS_IAM
+
+
+def test_aws_iam_on_a_websocket_connect_is_refused(tmp_path: Path) -> None:
+    # Serverless Framework has no aws_iam form for websocket events: refuse, never serve open.
+    found = problems(tmp_path, _document("- websocket: {route: $connect, authorizer: aws_iam}"))
+    assert ("functions.f.events[0].websocket.authorizer", UNENFORCED_AUTHORIZER) in found
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (
+            "[{Effect: Allow, Principal: '*', Action: 'execute-api:Invoke', Resource: '*', "
+            "Condition: {StringEquals: {'aws:SourceVpce': vpce-1}}}]",
+            "condition key 'aws:SourceVpce' is not supported",
+        ),
+        ("[{Effect: Allow, Action: 'execute-api:Invoke', Resource: '*'}]", "needs a Principal"),
+        ("[{Effect: Deny}]", "exactly one of Action and NotAction"),
+    ],
+)
+def test_a_resource_policy_that_cannot_be_enforced_is_refused(
+    tmp_path: Path, policy: str, message: str
+) -> None:
     found = problems(
         tmp_path,
         f"""
         service: app
         provider:
           name: aws
-          {where}
+          apiGateway: {{resourcePolicy: {policy}}}
         functions:
           f:
             handler: handler.f
@@ -61,9 +93,8 @@ def test_a_resource_policy_is_refused(tmp_path: Path, where: str) -> None:
               - http: {{path: a, method: get}}
         """,
     )
-    assert [message for _, message in found] == [
-        "resource policies cannot be enforced by this version of Portway"
-    ]
+    assert [where for where, _ in found] == ["provider.apiGateway.resourcePolicy"]
+    assert message in found[0][1]
 
 
 @pytest.mark.parametrize("command", ["validate", "serve"])

@@ -383,7 +383,7 @@ def test_document_level_problems(tmp_path: Path) -> None:
             "extra",
             "unknown key 'extra' "
             "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, rateLimitHeaders, "
-            "usagePlans, apiKeys, apis)",
+            "usagePlans, apiKeys, iam, management, trustedProxies, apis)",
         ),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),

@@ -74,8 +74,9 @@ async def ws_gateway() -> AsyncIterator[GatewayFactory]:
     ws_handlers.DISCONNECTED = None
     servers: list[TestServer] = []
 
-    async def start(*apis: ApiConfig, redis_url: str | None = None) -> TestServer:
-        server = TestServer(create_app(GatewayConfig(apis=apis), redis_url=redis_url), port=0)
+    async def start(*apis: ApiConfig, redis_url: str | None = None, **settings: Any) -> TestServer:
+        # settings: other GatewayConfig fields (iam_credentials, management, ...)
+        server = TestServer(create_app(GatewayConfig(apis=apis, **settings), redis_url=redis_url), port=0)
         await server.start_server()
         servers.append(server)
         return server

@@ -14,7 +14,7 @@ import websockets
 from aiobotocore.session import get_session
 from websockets.exceptions import ConnectionClosed
 
-from server.config.model import WebSocketSettings
+from server.config.model import ManagementSettings, WebSocketSettings
 from tests.connections.conftest import GatewayFactory, chat_api, ws_url
 from tests.connections.handlers import ws_handlers
 
@@ -194,11 +194,15 @@ async def test_unsupported_operation_is_403_forbidden(ws_gateway: GatewayFactory
     ("remote", "spec", "allowed"),
     [
         ("127.0.0.1", None, True),
+        ("127.8.9.10", None, True),
         ("::1", None, True),
-        ("10.1.2.3", None, True),
-        ("172.20.0.5", None, True),
-        ("192.168.1.9", None, True),
-        ("::ffff:10.0.0.1", None, True),
+        ("::ffff:127.0.0.1", None, True),
+        # Loopback only by default (issue 11): behind a reverse proxy every client is private.
+        ("10.1.2.3", None, False),
+        ("172.20.0.5", None, False),
+        ("192.168.1.9", None, False),
+        ("::ffff:10.0.0.1", None, False),
+        ("fc00::1", None, False),
         ("8.8.8.8", None, False),
         ("2001:db8::1", None, False),
         (None, None, False),
@@ -214,11 +218,29 @@ def test_management_api_callers(remote: str | None, spec: str | None, allowed: b
 
 
 async def test_management_api_refuses_callers_outside_the_allowed_networks(
-    ws_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+    ws_gateway: GatewayFactory,
 ) -> None:
-    monkeypatch.setenv("PORTWAY_MANAGEMENT_NETWORKS", "203.0.113.0/24")
-    server = await ws_gateway(chat_api())
+    networks = ManagementSettings(auth="none", allow_networks=("203.0.113.0/24",))
+    server = await ws_gateway(chat_api(), management=networks)
     url = f"http://127.0.0.1:{server.port}/dev/@connections"
     async with aiohttp.ClientSession() as http, http.get(url) as r:
         assert r.status == 403
         assert r.headers["x-amzn-ErrorType"] == "ForbiddenException"
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+async def test_management_calls_relayed_by_a_proxy_are_refused(
+    ws_gateway: GatewayFactory, header: str
+) -> None:
+    # A reverse proxy on the same host makes every client's peer address loopback (issue 11): a
+    # relayed request is not a local caller unless it is signed (management.auth: iam).
+    server = await ws_gateway(chat_api())
+    base = f"http://127.0.0.1:{server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/dev/@connections") as r:
+            assert r.status == 200
+        for path in ("/dev/@connections", "/@metrics"):
+            async with http.get(f"{base}{path}", headers={header: "203.0.113.9"}) as r:
+                assert r.status == 403
+        async with http.post(f"{base}/dev/@broadcast", data=b"x", headers={header: "203.0.113.9"}) as r:
+            assert r.status == 403 and r.headers["x-amzn-ErrorType"] == "ForbiddenException"

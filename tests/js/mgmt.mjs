@@ -12,7 +12,11 @@ const [endpoint, connectionId] = process.argv.slice(2);
 const client = new ApiGatewayManagementApiClient({
   endpoint,
   region: "us-east-1",
-  credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+  // The keys to sign with (the gateway checks them when management.auth is iam).
+  credentials: {
+    accessKeyId: process.env.PORTWAY_TEST_KEY_ID ?? "AKIDEXAMPLE",
+    secretAccessKey: process.env.PORTWAY_TEST_SECRET ?? "secret",
+  },
 });
 const out = {};
 const post = await client.send(

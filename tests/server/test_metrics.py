@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +17,7 @@ from server.config.model import (
     GatewayConfig,
     IntegrationConfig,
     IntegrationType,
+    ManagementSettings,
     MockResponse,
     RouteConfig,
     StageConfig,
@@ -65,10 +66,8 @@ async def test_metrics_count_throttling_decisions(aiohttp_client: Client) -> Non
     assert found[("portway_websocket_flood_closes_total", ())] == 0
 
 
-async def test_metrics_only_for_management_networks(
-    aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PORTWAY_MANAGEMENT_NETWORKS", "10.99.0.0/16")
-    client = await aiohttp_client(create_app(config()))
+async def test_metrics_only_for_management_networks(aiohttp_client: Client) -> None:
+    networks = ManagementSettings(auth="none", allow_networks=("10.99.0.0/16",))
+    client = await aiohttp_client(create_app(replace(config(), management=networks)))
     async with client.get("/@metrics") as response:
         assert response.status == 403
