@@ -10,6 +10,9 @@ connection owned by another node the request is published once to that node (:mo
 | delete (DeleteConnection) | 204, closes the socket (1000) and fires ``$disconnect`` | 410 |
 | join / leave a channel | 200 | 410 |
 | publish to a channel or the whole stage | 200 ``{"delivered": n on this node}`` | - |
+
+An id the store does not know is 410, except while records are being resynced after a Redis
+restart or outage: then 500 (retryable), see :meth:`ConnectionManager._gone_status`.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class ConnectionManager:
             return await self._apply(conn, message)
         record = await self.registry.record(connection_id)
         if record is None:
-            return {"status": 410}
+            return {"status": await self._gone_status(connection_id)}
         owner = record["node"]
         if owner == self.registry.node_id or self.bus is None:
             # A record this node no longer backs with a socket: stale, forget it.
@@ -102,10 +105,27 @@ class ConnectionManager:
         try:
             return await self.bus.request(owner, {**message, "id": connection_id})
         except LookupError:
-            return {"status": 410}  # the owner died; the reaper runs $disconnect and cleans up
+            # The owner died (the reaper runs $disconnect and cleans up), unless the store lost
+            # its liveness key in a restart.
+            return {"status": await self._gone_status(connection_id)}
         except RpcUnavailable as exc:
             log.warning("connection %s: %s", connection_id, exc)
             return {"status": 500}
+
+    async def _gone_status(self, connection_id: str) -> int:
+        """410 for a connection the store does not know, or 500 (retryable, InternalServerError)
+        while the store may still be missing records of live connections (after a Redis restart
+        or outage): a backend deletes an id on 410, so a false one loses a live subscriber."""
+        if self.bus is None:
+            return 410
+        try:
+            settled = await self.bus.records_settled()
+        except StoreUnavailable:
+            settled = False
+        if not settled:
+            log.info("connection %s not found while records are being resynced: 500", connection_id)
+            return 500
+        return 410
 
     async def on_request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Bus handler: apply an operation addressed to this node."""
