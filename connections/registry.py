@@ -27,6 +27,7 @@ from enum import Enum
 
 from aiohttp import web
 
+from connections.core import Close, ConnectionCore
 from connections.events import ConnectionInfo
 from server.config.model import ApiConfig, UsagePlanConfig, WebSocketSettings
 from server.store.base import Store, StoreUnavailable
@@ -86,9 +87,9 @@ class LocalConnection:
     last_active: float  # loop time of the last client message
     last_ping: float  # loop time of the sweeper's last ping
     last_active_ms: int  # epoch ms, for GetConnection
+    # The connection's rules and the close decided for it (the first one: gateway or client).
+    core: ConnectionCore
     channels: set[str] | None = None
-    close_code: int | None = None  # set when the gateway closes it (idle, lifetime, DELETE)
-    close_reason: str = ""
     inflight: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # The usage plan of the API key ``$connect`` admitted it with (None: no key); its buckets and
@@ -110,6 +111,17 @@ class LocalConnection:
     @property
     def settings(self) -> WebSocketSettings:
         return self.api.websocket
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the close decided for this connection (None while open)."""
+        closed = self.core.closed
+        return None if closed is None else closed.code
+
+    @property
+    def close_reason(self) -> str:
+        closed = self.core.closed
+        return "" if closed is None else closed.reason
 
     def __repr__(self) -> str:
         state = "closed" if self.ws.closed else "open"
@@ -148,10 +160,9 @@ class LocalConnection:
         return SendStatus.OK
 
     async def close(self, code: int, reason: str) -> None:
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+        closed = self.core.decide(Close(code, reason))
         if not self.ws.closed:
-            await self.ws.close(code=code, message=reason.encode()[:123])
+            await self.ws.close(code=closed.code, message=closed.reason.encode()[:123])
 
 
 class ConnectionRegistry:

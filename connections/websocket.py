@@ -33,6 +33,16 @@ from collections.abc import Mapping
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from connections.core import (
+    ABNORMAL,
+    CONTROL_FLOOD,
+    Close,
+    ConnectionCore,
+    client_close,
+    close_for_error,
+    close_frame,
+    error_reason,
+)
 from connections.events import ConnectionInfo, connect_event, disconnect_event, error_frame, message_event
 from connections.frames import FrameGuard
 from connections.integration import RouteIntegration, RouteIntegrationError
@@ -115,6 +125,7 @@ class WebSocketGateway:
         self._idle = asyncio.Event()  # set when no socket is open and no $disconnect is running
         self._idle.set()
         self.disconnects_run = 0
+        self.control_flood_closes = 0
 
     async def _finish(self, conn: LocalConnection, runtime: _ApiRuntime, code: int, reason: str) -> None:
         await self.registry.unregister(conn)
@@ -185,7 +196,7 @@ class WebSocketGateway:
                 (v for k, v in result.headers.items() if k.lower() == "sec-websocket-protocol"), None
             )
 
-        ws = web.WebSocketResponse(
+        ws = _GatewaySocket(
             protocols=(protocol,) if protocol else (),
             # Pings come from the sweeper (one task for all sockets), not from aiohttp's per-socket
             # heartbeat, whose timer is touched on every received chunk and costs ~1 KB a socket.
@@ -197,7 +208,8 @@ class WebSocketGateway:
             timeout=5.0,
         )
         await ws.prepare(request)
-        self._guard_frames(request, settings)
+        core = ConnectionCore(settings.control_frame_throttle)
+        self._guard_frames(request, settings, core)
         transport = request.transport
         if transport is not None and hasattr(transport, "set_write_buffer_limits"):
             # Writers pause only above our own limit plus a few messages (see send_text).
@@ -213,46 +225,59 @@ class WebSocketGateway:
             last_active=loop.time(),
             last_ping=loop.time(),
             last_active_ms=now_ms,
+            core=core,
             plan=plan,
             throttled=self.throttle.applies(api, stage, plan),
         )
         await self.registry.register(conn)
         self._idle.clear()
-        outcome: tuple[int, str] | None = None
         try:
-            outcome = await self._read(conn, runtime)
+            await self._read(conn, runtime)
         finally:
             # aiohttp cancels this handler when the client's TCP connection goes away, so the
             # close bookkeeping and $disconnect run in their own task that nothing cancels.
-            if conn.close_code is not None:
-                code, reason = conn.close_code, conn.close_reason
-            elif outcome is not None:
-                code, reason = outcome
-            elif ws.close_code not in (None, 1000) or conn.ws.closed:
-                code, reason = (ws.close_code or 1006), ""
-            else:
-                code, reason = 1006, "Connection closed abnormally"
+            # $disconnect reports the close the client got; none (TCP dropped): 1006.
+            code, reason = core.outcome(ABNORMAL)
             cleanup = asyncio.create_task(self._finish(conn, runtime, code, reason))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanup_done)
             await asyncio.shield(cleanup)
         return ws
 
-    @staticmethod
-    def _guard_frames(request: web.Request, settings: WebSocketSettings) -> None:
-        """Add AWS's per-frame limit in front of aiohttp's parser (see connections/frames.py)."""
-        if settings.max_frame_bytes >= settings.max_message_bytes:
-            return
+    def _guard_frames(self, request: web.Request, settings: WebSocketSettings, core: ConnectionCore) -> None:
+        """Put the frame rules (frame size, masking, control-frame budget; connections/frames.py)
+        in front of aiohttp's parser."""
         protocol = request.protocol
         inner = getattr(protocol, "_payload_parser", None)
         if inner is None:  # pragma: no cover - an aiohttp without this attribute: message limit only
-            log.warning("frame size limit unavailable with this aiohttp; the message limit still applies")
+            log.warning("frame rules unavailable with this aiohttp; the message limit still applies")
             return
+        transport = request.transport
         protocol._payload_parser = FrameGuard(
-            inner, max_frame_bytes=settings.max_frame_bytes, message_limit=settings.max_message_bytes + 1
+            inner,
+            core,
+            max_frame_bytes=settings.max_frame_bytes,
+            max_message_bytes=settings.max_message_bytes,
+            clock=asyncio.get_running_loop().time,
+            on_close=functools.partial(self._fail, core, transport),
         )
 
-    async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> tuple[int, str]:
+    def _fail(self, core: ConnectionCore, transport: asyncio.BaseTransport | None, close: Close) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send the close frame, then close TCP at once,
+        without waiting for the client's reply (it broke a rule; a flooder would keep sending).
+        Called from the transport's data_received; the handler then reads EOF."""
+        closed = core.decide(close)
+        if close is CONTROL_FLOOD:
+            self.control_flood_closes += 1
+        log.info("closing a connection: %d %s", closed.code, closed.reason)
+        # uvloop's transports are not asyncio.WriteTransport subclasses: look the method up.
+        write = getattr(transport, "write", None)
+        if transport is not None and write is not None and not transport.is_closing():
+            write(close_frame(closed))
+            transport.close()  # flushes the close frame first
+
+    async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> None:
+        """Read until the socket closes; the close (whoever decided it) is in ``conn.core``."""
         ws = conn.ws
         settings = runtime.api.websocket
         loop = asyncio.get_running_loop()
@@ -263,23 +288,22 @@ class WebSocketGateway:
             elif msg.type is WSMsgType.BINARY:
                 if not settings.binary_frames:
                     await conn.close(1003, "Binary frames are not supported")
-                    return 1003, "Binary frames are not supported"
+                    return
                 body = msg.data
             elif msg.type is WSMsgType.CLOSE:
                 # autoclose is off so that the client's code and reason reach us before we answer.
-                code = int(msg.data or 0)
-                outcome = (
-                    (1005, "Client-side close frame status not set")
-                    if code in (0, 1005)
-                    else (code, msg.extra or "")
-                )
-                await ws.close(code=code if 1000 <= code < 5000 and code not in (1005, 1006) else 1000)
-                return outcome
+                answer, close = client_close(int(msg.data or 0), msg.extra or "")
+                conn.core.decide(close)
+                await ws.close(code=answer)
+                return
             elif msg.type is WSMsgType.ERROR:
-                code = ws.close_code or 1006
-                return code, "Message too big" if code == 1009 else str(msg.data)
-            else:  # CLOSING (we closed it) or CLOSED (EOF without a close frame)
-                return (conn.close_code or 1006), (conn.close_reason or "Connection closed abnormally")
+                # aiohttp's parser failed the connection and sent the code (with the public reason:
+                # _GatewaySocket.close); its own text (msg.data) stays in the log.
+                log.debug("connection %s failed: %s", conn.id, msg.data)
+                conn.core.decide(close_for_error(getattr(msg.data, "code", None)))
+                return
+            else:  # CLOSING (we closed it) or CLOSED (EOF: a failed connection, or TCP dropped)
+                return
             conn.last_active = loop.time()
             conn.last_active_ms = int(time.time() * 1000)
             key = select_route(runtime.expression, body, runtime.route_keys)
@@ -402,6 +426,17 @@ class WebSocketGateway:
                 await self._idle.wait()
         except TimeoutError:
             log.warning("%d connections still closing at shutdown", len(self.registry) + len(self._cleanups))
+
+
+class _GatewaySocket(web.WebSocketResponse):
+    """aiohttp's socket, except that a close aiohttp's parser decides (1002, 1007, 1009...) carries
+    the public reason of its code instead of an empty one, so the client gets the same code and
+    reason as ``$disconnect`` (connections/core.py)."""
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if not message:
+            message = error_reason(code).encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 def _refusal(error: GatewayError) -> web.Response:

@@ -1,0 +1,75 @@
+"""The pure connection core (connections/core.py), without sockets: close decisions, the
+control-frame budget, the client's close frame, public reasons for parser errors."""
+
+from __future__ import annotations
+
+from connections.core import (
+    ABNORMAL,
+    CONTROL_FLOOD,
+    FRAME_TOO_BIG,
+    MESSAGE_TOO_BIG,
+    NO_STATUS,
+    UNMASKED,
+    Close,
+    ConnectionCore,
+    client_close,
+    close_for_error,
+    close_frame,
+)
+from server.config.model import ThrottleSettings, WebSocketSettings
+
+
+def test_the_first_close_decided_is_the_one_reported() -> None:
+    core = ConnectionCore(None)
+    assert core.outcome(ABNORMAL) == ABNORMAL  # nothing decided: TCP dropped
+    assert core.decide(Close(1001, "Going away")) == (1001, "Going away")
+    assert core.decide(MESSAGE_TOO_BIG) == (1001, "Going away")
+    assert core.outcome(ABNORMAL) == (1001, "Going away")
+
+
+def test_control_frames_spend_a_refilling_budget() -> None:
+    core = ConnectionCore(ThrottleSettings(rate=2.0, burst=3))
+    assert [core.control_frame(now=0.0) for _ in range(3)] == [None, None, None]
+    assert core.control_frame(now=0.0) == CONTROL_FLOOD
+    assert core.control_frame(now=0.5) is None  # one token back after 0.5 s at 2/s
+    assert core.control_frame(now=0.5) == CONTROL_FLOOD
+    unlimited = ConnectionCore(None)
+    assert all(unlimited.control_frame(now=0.0) is None for _ in range(10_000))
+
+
+def test_default_budget_is_set_and_sane() -> None:
+    rule = WebSocketSettings().control_frame_throttle
+    assert rule is not None and rule.burst >= 10 and rule.rate >= 1
+
+
+def test_frame_header_rules() -> None:
+    core = ConnectionCore(ThrottleSettings(rate=0.0, burst=1))
+    assert core.frame_header(0x1, False, 5, 100, 0.0) == UNMASKED
+    assert core.frame_header(0x9, False, 0, 100, 0.0) == UNMASKED
+    assert core.frame_header(0x1, True, 101, 100, 0.0) == FRAME_TOO_BIG
+    assert core.frame_header(0x1, True, 101, 100, 0.0, max_message=100) == MESSAGE_TOO_BIG
+    assert core.frame_header(0x0, True, 100, 100, 0.0) is None
+    assert core.frame_header(0x8, True, 2, 100, 0.0) is None  # close frames are not budgeted
+    assert core.frame_header(0xA, True, 0, 100, 0.0) is None  # the one token
+    assert core.frame_header(0x9, True, 0, 100, 0.0) == CONTROL_FLOOD
+
+
+def test_client_close_frames() -> None:
+    assert client_close(0, "") == (1000, NO_STATUS)
+    assert client_close(1005, "") == (1000, NO_STATUS)
+    assert client_close(4000, "bye") == (4000, Close(4000, "bye"))
+    assert client_close(1006, "") == (1000, Close(1006, ""))  # 1006 may not be sent: answer 1000
+
+
+def test_parser_errors_get_public_reasons() -> None:
+    assert close_for_error(1009) == MESSAGE_TOO_BIG
+    assert close_for_error(1002) == (1002, "Protocol error")
+    assert close_for_error(1007) == (1007, "Invalid frame payload data")
+    assert close_for_error(None) == ABNORMAL
+    assert close_for_error(4321) == ABNORMAL
+
+
+def test_close_frame_bytes() -> None:
+    assert close_frame(Close(1002, "x")) == b"\x88\x03\x03\xeax"
+    long = close_frame(Close(1008, "y" * 300))
+    assert long[1] == 125 and len(long) == 127  # a control frame's payload is at most 125 bytes
