@@ -282,7 +282,12 @@ class WebSocketGateway:
         settings = runtime.api.websocket
         loop = asyncio.get_running_loop()
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await ws.receive()
+            except ConnectionError:
+                # aiohttp answers a queued ping after the transport closed (a failed connection,
+                # or the client went away): the socket is gone, the close is in conn.core.
+                return
             if msg.type is WSMsgType.TEXT:
                 body: str | bytes = msg.data
             elif msg.type is WSMsgType.BINARY:

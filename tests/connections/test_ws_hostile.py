@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -104,7 +105,9 @@ async def _echo_round_trip(ws: Any, text: str) -> float:
     return time.perf_counter() - started
 
 
-async def test_ping_flood_closes_1008_and_the_neighbour_keeps_working(ws_gateway: GatewayFactory) -> None:
+async def test_ping_flood_closes_1008_and_the_neighbour_keeps_working(
+    ws_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = WebSocketSettings(control_frame_throttle=ThrottleSettings(rate=10.0, burst=50))
     server = await ws_gateway(chat_api(settings))
     gateway = server.app[WEBSOCKETS]
@@ -123,6 +126,8 @@ async def test_ping_flood_closes_1008_and_the_neighbour_keeps_working(ws_gateway
         assert gateway is not None and gateway.control_flood_closes == 1
         for index in range(20):
             await _echo_round_trip(neighbour, f"after {index}")
+    # Pings queued before the close are not answered into the closed transport (no error logged).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_control_frame_budget_can_be_switched_off(ws_gateway: GatewayFactory) -> None:
