@@ -17,6 +17,7 @@ restart or outage: then 500 (retryable), see :meth:`ConnectionManager._gone_stat
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ class ConnectionManager:
     def __init__(self, registry: ConnectionRegistry, bus: NodeBus | None = None) -> None:
         self.registry = registry
         self.bus = bus
+        self._slow_sends: set[asyncio.Task[None]] = set()  # see _deliver_local
 
     # Public operations (any node) -------------------------------------------------------------
 
@@ -166,11 +168,41 @@ class ConnectionManager:
         return {"status": 400}
 
     async def _deliver_local(self, api_id: str, stage: str, channel: str | None, text: str) -> int:
+        """Send to every local member without waiting on any one socket.
+
+        A socket with an empty write buffer takes the frame at once (``send_text`` cannot wait
+        then), so those are sent in turn. A socket with data still queued (a slow reader) may make
+        ``send_text`` wait for its buffer to drain (bounded by ``SEND_DRAIN_TIMEOUT_S``): that send
+        runs in its own task, so it delays nobody, and while it waits further broadcasts skip that
+        socket (dropped for it, as a full buffer drops them): at most one waiting send per socket.
+        A socket over ``sendBufferBytes`` is skipped at once (its buffer policy). The frame is
+        written when the task first runs, before any later broadcast reaches that socket (it is
+        skipped until then, or finds the task's frame queued first), so broadcasts stay in order.
+        """
         delivered = 0
         for conn in self.registry.local_members(api_id, stage, channel):
-            if await conn.send_text(text) is SendStatus.OK:
-                delivered += 1
+            if conn.draining:
+                continue
+            queued = conn.buffered()
+            if queued == 0:
+                if await conn.send_text(text) is SendStatus.OK:
+                    delivered += 1
+                continue
+            if queued > conn.settings.send_buffer_bytes or conn.ws.closed:
+                continue  # its buffer policy: dropped for this socket
+            conn.draining = True
+            task = asyncio.create_task(self._send_slow(conn, text))
+            self._slow_sends.add(task)
+            task.add_done_callback(self._slow_sends.discard)
+            delivered += 1  # written when the task starts (a drain wait then counts as sent)
         return delivered
+
+    @staticmethod
+    async def _send_slow(conn: LocalConnection, text: str) -> None:
+        try:
+            await conn.send_text(text)
+        finally:
+            conn.draining = False
 
 
 def _b64(data: bytes) -> str:

@@ -103,6 +103,9 @@ class LocalConnection:
     throttled: bool = True
     # The connection's own message bucket (WebSocketSettings.connection_throttle); None: full.
     bucket: BucketState | None = None
+    # A broadcast's send to this socket is waiting for its buffer to drain (connections/
+    # management.py): further broadcasts skip it until then (at most one waiting send each).
+    draining: bool = False
 
     @property
     def id(self) -> str:
