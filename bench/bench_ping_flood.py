@@ -11,9 +11,10 @@ seconds (paced: latency, not throughput) through the ``$default`` echo route and
 trip:
 
 * **quiet**: nobody else connected;
-* **flood**: ``--flooders`` processes (``nice 19``, so the measuring client keeps its share of core
-  1) each write masked ping frames as fast as the socket takes them (60 KB per write); a flooder
-  that is closed (1008) reconnects after ``--reconnect-delay`` seconds and floods again.
+* **flood**: ``--flooders`` processes (``nice 19`` unless ``--flooder-nice``, so the measuring
+  client keeps its share of core 1) each write masked ping frames as fast as the socket takes
+  them (60 KB per write); a flooder that is closed (1008) reconnects after ``--reconnect-delay``
+  seconds and floods again.
 
 Target (the issue's "Done when"): the client's echo p99 during the flood within 2x its quiet p99,
 with the budget on. Output: a markdown table on stdout and the raw figures in
@@ -110,8 +111,8 @@ async def flood(port: int, duration: float, reconnect_delay: float) -> dict[str,
     return stats
 
 
-def flooder_main(port: int, duration: float, reconnect_delay: float) -> int:
-    os.nice(19)
+def flooder_main(port: int, duration: float, reconnect_delay: float, nice: int) -> int:
+    os.nice(nice)
     stats = asyncio.run(flood(port, duration, reconnect_delay))
     print(json.dumps(stats), flush=True)
     return 0
@@ -202,6 +203,8 @@ def run_phase(port: int, args: argparse.Namespace, flooders: int) -> dict[str, A
                     str(args.duration + 2),
                     "--reconnect-delay",
                     str(args.reconnect_delay),
+                    "--flooder-nice",
+                    str(args.flooder_nice),
                 ],
             ),
             stdout=subprocess.PIPE,
@@ -235,10 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.005, help="seconds between echo messages")
     parser.add_argument("--flooders", type=int, default=1)
     parser.add_argument("--reconnect-delay", type=float, default=0.0)
+    parser.add_argument("--flooder-nice", type=int, default=19, help="niceness of the flooders")
     parser.add_argument("--quick", action="store_true", help="1 run, 4 s phases")
     args = parser.parse_args(argv)
     if args.flooder is not None:
-        return flooder_main(args.flooder, args.duration, args.reconnect_delay)
+        return flooder_main(args.flooder, args.duration, args.reconnect_delay, args.flooder_nice)
     if args.quick:
         args.runs, args.duration = 1, 4.0
     os.sched_setaffinity(0, {int(LOAD_CORE)}) if hasattr(os, "sched_setaffinity") else None
@@ -259,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(exist_ok=True)
     out = OUT / f"ping-flood-{stamp}.json"
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    print(f"\n{args.flooders} flooder(s), reconnect delay {args.reconnect_delay} s, {args.runs} run(s)")
+    print(
+        f"\n{args.flooders} flooder(s) at nice {args.flooder_nice}, reconnect delay "
+        f"{args.reconnect_delay} s, {args.runs} run(s) of {args.duration} s per phase"
+    )
     print("| server | quiet p50 / p99 ms | flood p50 / p99 ms | p99 flood/quiet | flooders closed |")
     print("|---|---:|---:|---:|---:|")
     for name, entries in results.items():
