@@ -5,6 +5,11 @@ events in (a frame header, a parser error, the client's close frame, the clock) 
 comes back: a :class:`Close` to send. Everything here is decided from its arguments; ``now`` is
 passed in (seconds, any monotonic clock).
 
+What it holds per connection: the close decided, the control-frame bucket, the timers' marks
+(opened, last client message, last server ping: :meth:`ConnectionCore.tick` says when to ping or
+close for idleness or age), and the in-flight message count (:meth:`ConnectionCore.run_inline`:
+in order by default, beyond ``max_inflight`` reading pauses).
+
 **The close the client gets is the close** ``$disconnect`` **reports**: one :class:`Close` per
 connection, the first one decided (:meth:`ConnectionCore.decide`), whoever decides it (a frame
 rule, aiohttp's parser, a timer, ``DeleteConnection``, the client). aiohttp's internal error texts
@@ -24,14 +29,20 @@ Pure core: imports no I/O library.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
-from server.config.model import ThrottleSettings
+from server.config.model import WebSocketSettings
 from server.store.bucket import BucketState, take_tokens
 
 __all__ = [
     "ABNORMAL",
+    "BINARY_REFUSED",
     "CONTROL_FLOOD",
+    "DELETED",
+    "GOING_AWAY",
+    "IDLE",
+    "LIFETIME",
+    "PING",
     "FRAME_TOO_BIG",
     "MESSAGE_TOO_BIG",
     "NO_STATUS",
@@ -58,6 +69,14 @@ MESSAGE_TOO_BIG = Close(1009, "Message too big")
 CONTROL_FLOOD = Close(1008, "Control frame rate limit exceeded")
 NO_STATUS = Close(1005, "Client-side close frame status not set")  # AWS's text (reference §1.6)
 ABNORMAL = Close(1006, "Connection closed abnormally")
+BINARY_REFUSED = Close(1003, "Binary frames are not supported")  # AWS closes on binary frames
+IDLE = Close(1001, "Connection idle timeout exceeded")
+LIFETIME = Close(1001, "Connection maximum duration exceeded")
+GOING_AWAY = Close(1001, "Going away")  # shutdown
+DELETED = Close(1000, "Connection deleted")  # DeleteConnection
+
+PING: Final = "ping"
+"""What :meth:`ConnectionCore.tick` returns when the server should ping the client."""
 
 # The public reason of each close code aiohttp's parser fails a connection with.
 _ERROR_REASONS = {
@@ -99,15 +118,64 @@ def close_frame(close: Close) -> bytes:
 
 
 class ConnectionCore:
-    """One connection's state: its control-frame bucket and the close decided for it."""
+    """One connection's state and rules (module docstring); ``now``: when it opened."""
 
-    __slots__ = ("_control", "_control_state", "closed")
+    __slots__ = (
+        "_control_state",
+        "closed",
+        "inflight",
+        "last_active",
+        "last_ping",
+        "opened_at",
+        "settings",
+    )
 
-    def __init__(self, control_frame_throttle: ThrottleSettings | None) -> None:
-        self._control = control_frame_throttle
+    def __init__(self, settings: WebSocketSettings, now: float = 0.0) -> None:
+        self.settings = settings
         self._control_state: BucketState | None = None
         self.closed: Close | None = None
         """The close decided for this connection (the first one), or None while open."""
+        self.opened_at = self.last_active = self.last_ping = now
+        self.inflight = 0  # messages running in their own task
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def message(self, now: float, *, binary: bool) -> Close | None:
+        """A data message arrived: it counts as activity; None to route it, or the close (a
+        binary message where binary frames are refused)."""
+        self.last_active = now
+        if binary and not self.settings.binary_frames:
+            return self.decide(BINARY_REFUSED)
+        return None
+
+    def run_inline(self) -> bool:
+        """Whether the next message runs inline (reading waits for it: in order with the
+        default ``max_inflight`` 1, and backpressure once ``max_inflight`` are running) or in
+        its own task (then call :meth:`started` and, when it ends, :meth:`finished`)."""
+        return self.inflight + 1 >= self.settings.max_inflight
+
+    def started(self) -> None:
+        self.inflight += 1
+
+    def finished(self) -> None:
+        self.inflight -= 1
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> Close | Literal["ping"] | None:
+        """The timers at ``now``: the close for a connection past its age or idle limit, PING
+        when a server ping is due (recorded as sent), else None."""
+        settings = self.settings
+        if self.closed is not None:
+            return None
+        if settings.max_lifetime_s is not None and now - self.opened_at >= settings.max_lifetime_s:
+            return self.decide(LIFETIME)
+        if settings.idle_timeout_s is not None and now - self.last_active >= settings.idle_timeout_s:
+            return self.decide(IDLE)
+        if settings.ping_interval_s is not None and now - self.last_ping >= settings.ping_interval_s:
+            self.last_ping = now
+            return PING
+        return None
 
     def decide(self, close: Close) -> Close:
         """Record ``close`` unless one was decided already; returns the one that stands."""
@@ -115,9 +183,11 @@ class ConnectionCore:
             self.closed = close
         return self.closed
 
+    # -- frames -----------------------------------------------------------------------------
+
     def control_frame(self, now: float) -> Close | None:
         """A ping or pong arrived: None to let it through, or the close for a flooder."""
-        rule = self._control
+        rule = self.settings.control_frame_throttle
         if rule is None:
             return None
         self._control_state, decision = take_tokens(

@@ -19,8 +19,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from connections.core import Close, ConnectionCore
+from server.config.model import WebSocketSettings
 
 __all__ = ["FrameGuard", "FrameScanner"]
+
+_NO_CONTROL_BUDGET = WebSocketSettings(control_frame_throttle=None)  # a scanner without a core
 
 
 class FrameScanner:
@@ -40,7 +43,7 @@ class FrameScanner:
     ) -> None:
         self._max = min(max_frame_bytes, max_message_bytes) if max_message_bytes else max_frame_bytes
         self._max_message = max_message_bytes
-        self._core = core if core is not None else ConnectionCore(None)
+        self._core = core if core is not None else ConnectionCore(_NO_CONTROL_BUDGET)
         self.remaining = 0
 
     def scan(self, buf: bytes, now: float = 0.0) -> tuple[int, Close | None]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connections.bus import NodeBus, RpcUnavailable
+from connections.core import DELETED
 from connections.registry import (
     ConnectionRegistry,
     LocalConnection,
@@ -157,7 +158,7 @@ class ConnectionManager:
             }
             return {"status": 200, "info": info}
         if op == "delete":
-            await conn.close(1000, "Connection deleted")
+            await conn.close(*DELETED)
             return {"status": 204}
         if op == "join":
             await self.registry.join(conn, str(message["channel"]))

@@ -83,14 +83,11 @@ class LocalConnection:
     ws: web.WebSocketResponse
     api: ApiConfig
     transport: asyncio.BaseTransport | None
-    opened_at: float  # loop time
-    last_active: float  # loop time of the last client message
-    last_ping: float  # loop time of the sweeper's last ping
-    last_active_ms: int  # epoch ms, for GetConnection
-    # The connection's rules and the close decided for it (the first one: gateway or client).
+    last_active_ms: int  # epoch ms of the last client message, for GetConnection
+    # The connection's rules and state (timers, in-flight count, the close decided for it: the
+    # first one, gateway's or client's), without I/O: connections/core.py.
     core: ConnectionCore
     channels: set[str] | None = None
-    inflight: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # The usage plan of the API key ``$connect`` admitted it with (None: no key); its buckets and
     # quota apply to every message (connections/websocket.py).

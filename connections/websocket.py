@@ -19,6 +19,10 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
 4. **Close.** ``$disconnect`` runs once, after the socket closed, with the close code and reason.
    On shutdown every socket gets close 1001 and its ``$disconnect``.
 5. **Throttling and API keys**: :mod:`connections.throttle` (``$connect`` and every message).
+
+The rules (close codes, timers, in-flight count, frame and control-frame budgets) are decided by
+each connection's pure core (:mod:`connections.core`); this module is the aiohttp adapter that
+performs what it decides.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from multidict import CIMultiDict
 from connections.core import (
     ABNORMAL,
     CONTROL_FLOOD,
+    GOING_AWAY,
+    PING,
     Close,
     ConnectionCore,
     client_close,
@@ -56,10 +62,12 @@ from server.config.model import (
     GatewayConfig,
     RouteConfig,
     StageConfig,
+    UsagePlanConfig,
     WebSocketSettings,
 )
 from server.errors import GatewayError
 from server.ids import new_apigw_id, new_message_id
+from server.keys.records import ApiKey
 from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
@@ -150,52 +158,68 @@ class WebSocketGateway:
     # Lifecycle ----------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, dispatch: Dispatch) -> web.StreamResponse:
+        """One WebSocket connection: ``$connect`` (the handshake's answer), then the socket until
+        it closes, then ``$disconnect``."""
         runtime = self._apis[dispatch.api.id]
-        api = runtime.api
-        stage = dispatch.stage
-        settings = api.websocket
-        loop = asyncio.get_running_loop()
         now = time.time()
-        now_ms = int(now * 1000)
         try:
             key_value, key, plan = await self.throttle.admit_connect(
-                api, stage, request.headers, now, key_required=runtime.connect_key_required
+                runtime.api, dispatch.stage, request.headers, now, key_required=runtime.connect_key_required
             )
         except GatewayError as exc:  # InvalidApiKey, Throttled, QuotaExceeded
             return _refusal(exc)
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        info = ConnectionInfo(
-            connection_id=new_apigw_id(),
-            api_id=api.id,
-            stage=dispatch.stage.name,
-            domain_name=request.host,
-            source_ip=peer[0] if peer else "",
-            connected_at_ms=now_ms,
-            user_agent=request.headers.get("User-Agent"),
-            stage_variables=stage.variables,
-            api_key=key_value if key is not None else None,
-            api_key_id=key.id if key is not None else None,
-        )
-        protocol: str | None = None
-        connect = runtime.integrations.get("$connect")
-        if connect is not None:
-            request_id = new_apigw_id()
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
-            query = request.raw_path.partition("?")[2]
-            event = connect_event(
-                info, headers=headers, query_string=query, request_id=request_id, now_ms=now_ms
-            )
-            try:
-                result = await connect.invoke(event, request_id=request_id)
-            except RouteIntegrationError:
-                return web.Response(status=502, body=_INTERNAL_ERROR, content_type="application/json")
-            if not 200 <= result.status < 300:
-                return web.Response(status=result.status, text=result.body or "")
-            protocol = next(
-                (v for k, v in result.headers.items() if k.lower() == "sec-websocket-protocol"), None
-            )
+        info = _connection_info(request, runtime.api, dispatch.stage, now, key_value, key)
+        connected = await self._run_connect(request, runtime, info)
+        if isinstance(connected, web.Response):
+            return connected
+        conn = await self._open(request, runtime, dispatch.stage, info, connected, plan)
+        try:
+            await self._read(conn, runtime)
+        finally:
+            # aiohttp cancels this handler when the client's TCP connection goes away, so the
+            # close bookkeeping and $disconnect run in their own task that nothing cancels.
+            # $disconnect reports the close the client got; none (TCP dropped): 1006.
+            code, reason = conn.core.outcome(ABNORMAL)
+            cleanup = asyncio.create_task(self._finish(conn, runtime, code, reason))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanup_done)
+            await asyncio.shield(cleanup)
+        return conn.ws
 
+    async def _run_connect(
+        self, request: web.Request, runtime: _ApiRuntime, info: ConnectionInfo
+    ) -> str | None | web.Response:
+        """The ``$connect`` integration, before the handshake: the subprotocol it picked (or
+        None), or the failed handshake's response (its non-2xx status, 502 on a failure)."""
+        connect = runtime.integrations.get("$connect")
+        if connect is None:
+            return None
+        request_id = new_apigw_id()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        query = request.raw_path.partition("?")[2]
+        event = connect_event(
+            info, headers=headers, query_string=query, request_id=request_id, now_ms=info.connected_at_ms
+        )
+        try:
+            result = await connect.invoke(event, request_id=request_id)
+        except RouteIntegrationError:
+            return web.Response(status=502, body=_INTERNAL_ERROR, content_type="application/json")
+        if not 200 <= result.status < 300:
+            return web.Response(status=result.status, text=result.body or "")
+        return next((v for k, v in result.headers.items() if k.lower() == "sec-websocket-protocol"), None)
+
+    async def _open(
+        self,
+        request: web.Request,
+        runtime: _ApiRuntime,
+        stage: StageConfig,
+        info: ConnectionInfo,
+        protocol: str | None,
+        plan: UsagePlanConfig | None,
+    ) -> LocalConnection:
+        """Send the 101, put the frame rules in front of aiohttp's parser, register the socket."""
+        api = runtime.api
+        settings = api.websocket
         ws = _GatewaySocket(
             protocols=(protocol,) if protocol else (),
             # Pings come from the sweeper (one task for all sockets), not from aiohttp's per-socket
@@ -208,7 +232,7 @@ class WebSocketGateway:
             timeout=5.0,
         )
         await ws.prepare(request)
-        core = ConnectionCore(settings.control_frame_throttle)
+        core = ConnectionCore(settings, asyncio.get_running_loop().time())
         self._guard_frames(request, settings, core)
         transport = request.transport
         if transport is not None and hasattr(transport, "set_write_buffer_limits"):
@@ -220,29 +244,15 @@ class WebSocketGateway:
             info=info,
             ws=ws,
             api=api,
-            transport=request.transport,
-            opened_at=loop.time(),
-            last_active=loop.time(),
-            last_ping=loop.time(),
-            last_active_ms=now_ms,
+            transport=transport,
+            last_active_ms=info.connected_at_ms,
             core=core,
             plan=plan,
             throttled=self.throttle.applies(api, stage, plan),
         )
         await self.registry.register(conn)
         self._idle.clear()
-        try:
-            await self._read(conn, runtime)
-        finally:
-            # aiohttp cancels this handler when the client's TCP connection goes away, so the
-            # close bookkeeping and $disconnect run in their own task that nothing cancels.
-            # $disconnect reports the close the client got; none (TCP dropped): 1006.
-            code, reason = core.outcome(ABNORMAL)
-            cleanup = asyncio.create_task(self._finish(conn, runtime, code, reason))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanup_done)
-            await asyncio.shield(cleanup)
-        return ws
+        return conn
 
     def _guard_frames(self, request: web.Request, settings: WebSocketSettings, core: ConnectionCore) -> None:
         """Put the frame rules (frame size, masking, control-frame budget; connections/frames.py)
@@ -279,7 +289,6 @@ class WebSocketGateway:
     async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> None:
         """Read until the socket closes; the close (whoever decided it) is in ``conn.core``."""
         ws = conn.ws
-        settings = runtime.api.websocket
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -288,13 +297,12 @@ class WebSocketGateway:
                 # aiohttp answers a queued ping after the transport closed (a failed connection,
                 # or the client went away): the socket is gone, the close is in conn.core.
                 return
-            if msg.type is WSMsgType.TEXT:
+            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
                 body: str | bytes = msg.data
-            elif msg.type is WSMsgType.BINARY:
-                if not settings.binary_frames:
-                    await conn.close(1003, "Binary frames are not supported")
+                refused = conn.core.message(loop.time(), binary=msg.type is WSMsgType.BINARY)
+                if refused is not None:
+                    await conn.close(*refused)
                     return
-                body = msg.data
             elif msg.type is WSMsgType.CLOSE:
                 # autoclose is off so that the client's code and reason reach us before we answer.
                 answer, close = client_close(int(msg.data or 0), msg.extra or "")
@@ -309,18 +317,15 @@ class WebSocketGateway:
                 return
             else:  # CLOSING (we closed it) or CLOSED (EOF: a failed connection, or TCP dropped)
                 return
-            conn.last_active = loop.time()
             conn.last_active_ms = int(time.time() * 1000)
             key = select_route(runtime.expression, body, runtime.route_keys)
             if key is None:
                 await conn.send_text(error_frame("Forbidden", conn.id, new_message_id()))
                 continue
-            if conn.inflight + 1 >= settings.max_inflight:
-                # In order, one at a time by default; beyond maxInflight reading pauses meanwhile
-                # (backpressure, not buffering).
+            if conn.core.run_inline():
                 await self._process(conn, runtime, key, body)
             else:
-                conn.inflight += 1
+                conn.core.started()
                 task = asyncio.create_task(self._process(conn, runtime, key, body))
                 conn.tasks.add(task)
                 task.add_done_callback(functools.partial(_task_done, conn))
@@ -394,21 +399,19 @@ class WebSocketGateway:
         return min(5.0, max(0.05, min(timers) / 4)) if timers else None
 
     async def sweep(self) -> int:
-        """Close connections past their idle or lifetime limit; returns how many were closed."""
+        """Run every connection's timers (connections/core.py: ping, or close past the idle or
+        lifetime limit); returns how many were closed."""
         now = asyncio.get_running_loop().time()
-        expired: list[tuple[LocalConnection, str]] = []
+        expired: list[tuple[LocalConnection, Close]] = []
         for conn in self.registry:
-            settings = conn.settings
-            if settings.max_lifetime_s is not None and now - conn.opened_at >= settings.max_lifetime_s:
-                expired.append((conn, "Connection maximum duration exceeded"))
-            elif settings.idle_timeout_s is not None and now - conn.last_active >= settings.idle_timeout_s:
-                expired.append((conn, "Connection idle timeout exceeded"))
-            elif settings.ping_interval_s is not None and now - conn.last_ping >= settings.ping_interval_s:
-                conn.last_ping = now
+            action = conn.core.tick(now)
+            if action == PING:
                 if not conn.ws.closed:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await conn.ws.ping()
-        await asyncio.gather(*(conn.close(1001, reason) for conn, reason in expired), return_exceptions=True)
+            elif action is not None:
+                expired.append((conn, action))
+        await asyncio.gather(*(conn.close(*close) for conn, close in expired), return_exceptions=True)
         return len(expired)
 
     async def run_sweeper(self) -> None:
@@ -425,7 +428,7 @@ class WebSocketGateway:
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Close every socket with 1001 and wait (bounded) for their ``$disconnect`` to run."""
         conns = list(self.registry)
-        await asyncio.gather(*(c.close(1001, "Going away") for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.close(*GOING_AWAY) for c in conns), return_exceptions=True)
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -451,8 +454,33 @@ def _refusal(error: GatewayError) -> web.Response:
     return web.Response(status=rendered.status, body=rendered.body, headers=CIMultiDict(rendered.headers))
 
 
+def _connection_info(
+    request: web.Request,
+    api: ApiConfig,
+    stage: StageConfig,
+    now: float,
+    key_value: str | None,
+    key: ApiKey | None,
+) -> ConnectionInfo:
+    """The new connection's identity (a fresh id; the peer address; the API key it came with)."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return ConnectionInfo(
+        connection_id=new_apigw_id(),
+        api_id=api.id,
+        stage=stage.name,
+        domain_name=request.host,
+        source_ip=peer[0] if peer else "",
+        connected_at_ms=int(now * 1000),
+        user_agent=request.headers.get("User-Agent"),
+        stage_variables=stage.variables,
+        api_key=key_value if key is not None else None,
+        api_key_id=key.id if key is not None else None,
+    )
+
+
 def _task_done(conn: LocalConnection, task: asyncio.Task[None]) -> None:
-    conn.inflight -= 1
+    conn.core.finished()
     conn.tasks.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("message processing failed on %s", conn.id, exc_info=task.exception())

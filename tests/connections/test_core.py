@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from connections.core import (
     ABNORMAL,
+    BINARY_REFUSED,
     CONTROL_FLOOD,
     FRAME_TOO_BIG,
+    IDLE,
+    LIFETIME,
     MESSAGE_TOO_BIG,
     NO_STATUS,
+    PING,
     UNMASKED,
     Close,
     ConnectionCore,
@@ -20,7 +24,7 @@ from server.config.model import ThrottleSettings, WebSocketSettings
 
 
 def test_the_first_close_decided_is_the_one_reported() -> None:
-    core = ConnectionCore(None)
+    core = ConnectionCore(WebSocketSettings())
     assert core.outcome(ABNORMAL) == ABNORMAL  # nothing decided: TCP dropped
     assert core.decide(Close(1001, "Going away")) == (1001, "Going away")
     assert core.decide(MESSAGE_TOO_BIG) == (1001, "Going away")
@@ -28,12 +32,12 @@ def test_the_first_close_decided_is_the_one_reported() -> None:
 
 
 def test_control_frames_spend_a_refilling_budget() -> None:
-    core = ConnectionCore(ThrottleSettings(rate=2.0, burst=3))
+    core = ConnectionCore(WebSocketSettings(control_frame_throttle=ThrottleSettings(rate=2.0, burst=3)))
     assert [core.control_frame(now=0.0) for _ in range(3)] == [None, None, None]
     assert core.control_frame(now=0.0) == CONTROL_FLOOD
     assert core.control_frame(now=0.5) is None  # one token back after 0.5 s at 2/s
     assert core.control_frame(now=0.5) == CONTROL_FLOOD
-    unlimited = ConnectionCore(None)
+    unlimited = ConnectionCore(WebSocketSettings(control_frame_throttle=None))
     assert all(unlimited.control_frame(now=0.0) is None for _ in range(10_000))
 
 
@@ -43,7 +47,7 @@ def test_default_budget_is_set_and_sane() -> None:
 
 
 def test_frame_header_rules() -> None:
-    core = ConnectionCore(ThrottleSettings(rate=0.0, burst=1))
+    core = ConnectionCore(WebSocketSettings(control_frame_throttle=ThrottleSettings(rate=0.0, burst=1)))
     assert core.frame_header(0x1, False, 5, 100, 0.0) == UNMASKED
     assert core.frame_header(0x9, False, 0, 100, 0.0) == UNMASKED
     assert core.frame_header(0x1, True, 101, 100, 0.0) == FRAME_TOO_BIG
@@ -73,3 +77,37 @@ def test_close_frame_bytes() -> None:
     assert close_frame(Close(1002, "x")) == b"\x88\x03\x03\xeax"
     long = close_frame(Close(1008, "y" * 300))
     assert long[1] == 125 and len(long) == 127  # a control frame's payload is at most 125 bytes
+
+
+def test_timers_ping_then_close_for_idleness_or_age() -> None:
+    settings = WebSocketSettings(idle_timeout_s=10.0, max_lifetime_s=25.0, ping_interval_s=4.0)
+    core = ConnectionCore(settings, now=100.0)
+    assert core.tick(103.0) is None
+    assert core.tick(104.0) == PING
+    assert core.tick(105.0) is None  # the ping was recorded
+    assert core.message(109.0, binary=False) is None  # activity moves the idle deadline
+    assert core.tick(118.0) == PING
+    assert core.tick(119.0) == IDLE and core.closed == IDLE
+    assert core.tick(200.0) is None  # closed: nothing more to do
+    aged = ConnectionCore(settings, now=0.0)
+    for now in range(0, 25, 5):
+        aged.message(float(now), binary=False)
+        aged.tick(float(now))
+    assert aged.tick(25.0) == LIFETIME
+    never = ConnectionCore(WebSocketSettings(idle_timeout_s=None, max_lifetime_s=None, ping_interval_s=None))
+    assert never.tick(1e9) is None
+
+
+def test_binary_messages_and_in_flight_count() -> None:
+    core = ConnectionCore(WebSocketSettings(max_inflight=3))
+    assert core.message(1.0, binary=True) == BINARY_REFUSED and core.closed == BINARY_REFUSED
+    allowed = ConnectionCore(WebSocketSettings(binary_frames=True))
+    assert allowed.message(1.0, binary=True) is None and allowed.last_active == 1.0
+    assert allowed.run_inline()  # max_inflight 1: in order, inline
+    assert [core.run_inline() for _ in range(1)] == [False]
+    core.started()
+    assert not core.run_inline()
+    core.started()
+    assert core.run_inline()  # two running + this one = max_inflight: reading waits for it
+    core.finished()
+    assert not core.run_inline()
