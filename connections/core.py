@@ -29,6 +29,7 @@ Pure core: imports no I/O library.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final, Literal, NamedTuple
 
 from server.config.model import WebSocketSettings
@@ -42,6 +43,7 @@ __all__ = [
     "GOING_AWAY",
     "IDLE",
     "LIFETIME",
+    "MESSAGE_FLOOD",
     "PING",
     "FRAME_TOO_BIG",
     "MESSAGE_TOO_BIG",
@@ -67,6 +69,7 @@ UNMASKED = Close(1002, "Client frames must be masked")
 FRAME_TOO_BIG = Close(1009, "Frame too big")
 MESSAGE_TOO_BIG = Close(1009, "Message too big")
 CONTROL_FLOOD = Close(1008, "Control frame rate limit exceeded")
+MESSAGE_FLOOD = Close(1008, "Message rate limit exceeded")  # the flood policy (floodRefusals)
 NO_STATUS = Close(1005, "Client-side close frame status not set")  # AWS's text (reference §1.6)
 ABNORMAL = Close(1006, "Connection closed abnormally")
 BINARY_REFUSED = Close(1003, "Binary frames are not supported")  # AWS closes on binary frames
@@ -122,6 +125,7 @@ class ConnectionCore:
 
     __slots__ = (
         "_control_state",
+        "_refusals",
         "closed",
         "inflight",
         "last_active",
@@ -137,6 +141,9 @@ class ConnectionCore:
         """The close decided for this connection (the first one), or None while open."""
         self.opened_at = self.last_active = self.last_ping = now
         self.inflight = 0  # messages running in their own task
+        # Times of recent throttle refusals (the flood policy's sliding window); allocated on
+        # the first refusal only (idle connections stay small).
+        self._refusals: deque[float] | None = None
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -159,6 +166,21 @@ class ConnectionCore:
 
     def finished(self) -> None:
         self.inflight -= 1
+
+    def refused(self, now: float) -> Close | None:
+        """A message was refused by throttling or a quota (not by a store outage): the flood
+        close once ``flood_refusals`` refusals fall within ``flood_window_s``, else None."""
+        limit = self.settings.flood_refusals
+        if limit is None:
+            return None
+        limit = max(1, limit)
+        refusals = self._refusals
+        if refusals is None or refusals.maxlen != limit:
+            refusals = self._refusals = deque(maxlen=limit)
+        refusals.append(now)
+        if len(refusals) >= limit and now - refusals[0] <= self.settings.flood_window_s:
+            return MESSAGE_FLOOD
+        return None
 
     # -- timers -----------------------------------------------------------------------------
 

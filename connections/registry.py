@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -92,9 +91,6 @@ class LocalConnection:
     # The usage plan of the API key ``$connect`` admitted it with (None: no key); its buckets and
     # quota apply to every message (connections/websocket.py).
     plan: UsagePlanConfig | None = None
-    # Loop times of recent throttle refusals (the flood policy's sliding window); allocated on
-    # the first refusal only.
-    refusals: deque[float] | None = None
     # False when no throttling level can apply to this connection's messages (no key, no stage
     # throttle, account bucket off): messages then skip the throttle entirely.
     throttled: bool = True

@@ -10,6 +10,7 @@ from connections.core import (
     FRAME_TOO_BIG,
     IDLE,
     LIFETIME,
+    MESSAGE_FLOOD,
     MESSAGE_TOO_BIG,
     NO_STATUS,
     PING,
@@ -111,3 +112,12 @@ def test_binary_messages_and_in_flight_count() -> None:
     assert core.run_inline()  # two running + this one = max_inflight: reading waits for it
     core.finished()
     assert not core.run_inline()
+
+
+def test_flood_policy_counts_refusals_in_a_sliding_window() -> None:
+    core = ConnectionCore(WebSocketSettings(flood_refusals=3, flood_window_s=10.0))
+    assert [core.refused(now) for now in (0.0, 5.0)] == [None, None]
+    assert core.refused(11.0) is None  # the first refusal fell out of the window
+    assert core.refused(12.0) == MESSAGE_FLOOD  # 5, 11, 12: three within 10 s
+    never = ConnectionCore(WebSocketSettings(flood_refusals=None))
+    assert all(never.refused(0.0) is None for _ in range(1000))
