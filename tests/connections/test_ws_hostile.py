@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -124,6 +125,11 @@ async def test_ping_flood_closes_1008_and_the_neighbour_keeps_working(
             assert await flooder.at_eof()
         assert disconnect_close(await next_disconnect()) == CONTROL_FLOOD
         assert gateway is not None and gateway.control_flood_closes == 1
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{server.port}/@metrics") as metrics,
+        ):
+            assert "portway_websocket_control_flood_closes_total 1.0" in await metrics.text()
         for index in range(20):
             await _echo_round_trip(neighbour, f"after {index}")
     # Pings queued before the close are not answered into the closed transport (no error logged).
