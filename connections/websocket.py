@@ -279,7 +279,9 @@ class WebSocketGateway:
         closed = core.decide(close)
         if close is CONTROL_FLOOD:
             self.control_flood_closes += 1
-        log.info("closing a connection: %d %s", closed.code, closed.reason)
+        # debug, not info: a flooder reconnecting in a loop would otherwise flood the log (the
+        # metrics count these closes).
+        log.debug("failing a connection: %d %s", closed.code, closed.reason)
         # uvloop's transports are not asyncio.WriteTransport subclasses: look the method up.
         write = getattr(transport, "write", None)
         if transport is not None and write is not None and not transport.is_closing():

@@ -19,6 +19,8 @@ lost its records; before it reloads it writes back what it knows (:meth:`_restor
 plans and keys, only where the store has no record of that id (changes made since on another node
 win), then the configuration's plans and keys. Every node does so, so the store ends up with the
 union of what the nodes held. Not restored: usage counters and quota periods (they start again).
+A key deleted on one node in the seconds before another node restores its copy (one poll) comes
+back from that copy.
 """
 
 from __future__ import annotations
