@@ -117,7 +117,7 @@ async def test_broadcast_reaches_fast_clients_promptly_beside_a_client_that_neve
                 for ws in receivers:
                     async with asyncio.timeout(2):
                         assert await ws.recv() == "hello all"
-                assert time.monotonic() - started < 0.5, path
+                assert time.monotonic() - started < 0.9, path  # a drain wait would be 1 s
         finally:
             for ws in fast:
                 await ws.close()
