@@ -11,6 +11,9 @@
   ``rejoined`` is true when the store had lost this node (Redis restarted empty, or a reaper
   removed it) or a heartbeat failed since the last call, so the records of its live sockets may
   be missing or stale (connections.registry rewrites them).
+* Settling: until every live node has rewritten its records after such a loss, a connection
+  missing from the store may be alive on another node; :meth:`NodeBus.records_settled` tells
+  ``@connections`` to answer a retryable 500 rather than a 410 (backends delete ids on 410).
 
 Messages are orjson objects. Pub/sub is at-most-once: a lost message shows up as an RPC timeout,
 never as a hang.
@@ -77,6 +80,8 @@ class NodeBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
+        self._beaten = False  # a first heartbeat succeeded
+        self._settling_until = 0.0  # loop time; see records_settled
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._listen()))
@@ -99,6 +104,11 @@ class NodeBus:
                 await self.store.set(alive_key(self.node_id), b"1", ttl=self.node_ttl)
                 # 1 on the first beat, and whenever the store lost this node (restart, reaped).
                 rejoined = bool(await self.store.sadd(NODES, self.node_id)) or rejoined
+                if rejoined and self._beaten:
+                    # Every live node rejoins within one heartbeat and then rewrites its records:
+                    # node_ttl (three heartbeats by default) bounds that.
+                    self._settling_until = asyncio.get_running_loop().time() + self.node_ttl
+                self._beaten = True
             except StoreUnavailable as exc:
                 rejoined = True  # writes made meanwhile may be lost
                 log.warning("heartbeat failed: %s", exc)
@@ -173,6 +183,20 @@ class NodeBus:
             raise RpcUnavailable(str(exc)) from exc
         finally:
             self._pending.pop(corr, None)
+
+    async def records_settled(self) -> bool:
+        """False while the store may lack the records of live connections held elsewhere: it lost
+        them (restarted empty: this node is no longer in ``nodes``, its next heartbeat will tell)
+        or came back less than ``node_ttl`` ago (other nodes may not have rewritten theirs yet).
+
+        Raises:
+            StoreUnavailable: the store cannot be asked.
+        """
+        if not self._beaten:
+            return True  # starting: nothing was lost that this node knows of
+        if asyncio.get_running_loop().time() < self._settling_until:
+            return False
+        return self.node_id in await self.store.smembers(NODES)
 
     async def is_alive(self, node_id: str) -> bool:
         return await self.store.get(alive_key(node_id)) is not None

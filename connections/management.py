@@ -10,16 +10,21 @@ connection owned by another node the request is published once to that node (:mo
 | delete (DeleteConnection) | 204, closes the socket (1000) and fires ``$disconnect`` | 410 |
 | join / leave a channel | 200 | 410 |
 | publish to a channel or the whole stage | 200 ``{"delivered": n on this node}`` | - |
+
+An id the store does not know is 410, except while records are being resynced after a Redis
+restart or outage: then 500 (retryable), see :meth:`ConnectionManager._gone_status`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from connections.bus import NodeBus, RpcUnavailable
+from connections.core import DELETED
 from connections.registry import (
     ConnectionRegistry,
     LocalConnection,
@@ -47,6 +52,7 @@ class ConnectionManager:
     def __init__(self, registry: ConnectionRegistry, bus: NodeBus | None = None) -> None:
         self.registry = registry
         self.bus = bus
+        self._slow_sends: set[asyncio.Task[None]] = set()  # see _deliver_local
 
     # Public operations (any node) -------------------------------------------------------------
 
@@ -91,7 +97,7 @@ class ConnectionManager:
             return await self._apply(conn, message)
         record = await self.registry.record(connection_id)
         if record is None:
-            return {"status": 410}
+            return {"status": await self._gone_status(connection_id)}
         owner = record["node"]
         if owner == self.registry.node_id or self.bus is None:
             # A record this node no longer backs with a socket: stale, forget it.
@@ -102,10 +108,27 @@ class ConnectionManager:
         try:
             return await self.bus.request(owner, {**message, "id": connection_id})
         except LookupError:
-            return {"status": 410}  # the owner died; the reaper runs $disconnect and cleans up
+            # The owner died (the reaper runs $disconnect and cleans up), unless the store lost
+            # its liveness key in a restart.
+            return {"status": await self._gone_status(connection_id)}
         except RpcUnavailable as exc:
             log.warning("connection %s: %s", connection_id, exc)
             return {"status": 500}
+
+    async def _gone_status(self, connection_id: str) -> int:
+        """410 for a connection the store does not know, or 500 (retryable, InternalServerError)
+        while the store may still be missing records of live connections (after a Redis restart
+        or outage): a backend deletes an id on 410, so a false one loses a live subscriber."""
+        if self.bus is None:
+            return 410
+        try:
+            settled = await self.bus.records_settled()
+        except StoreUnavailable:
+            settled = False
+        if not settled:
+            log.info("connection %s not found while records are being resynced: 500", connection_id)
+            return 500
+        return 410
 
     async def on_request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Bus handler: apply an operation addressed to this node."""
@@ -135,7 +158,7 @@ class ConnectionManager:
             }
             return {"status": 200, "info": info}
         if op == "delete":
-            await conn.close(1000, "Connection deleted")
+            await conn.close(*DELETED)
             return {"status": 204}
         if op == "join":
             await self.registry.join(conn, str(message["channel"]))
@@ -146,11 +169,41 @@ class ConnectionManager:
         return {"status": 400}
 
     async def _deliver_local(self, api_id: str, stage: str, channel: str | None, text: str) -> int:
+        """Send to every local member without waiting on any one socket.
+
+        A socket with an empty write buffer takes the frame at once (``send_text`` cannot wait
+        then), so those are sent in turn. A socket with data still queued (a slow reader) may make
+        ``send_text`` wait for its buffer to drain (bounded by ``SEND_DRAIN_TIMEOUT_S``): that send
+        runs in its own task, so it delays nobody, and while it waits further broadcasts skip that
+        socket (dropped for it, as a full buffer drops them): at most one waiting send per socket.
+        A socket over ``sendBufferBytes`` is skipped at once (its buffer policy). The frame is
+        written when the task first runs, before any later broadcast reaches that socket (it is
+        skipped until then, or finds the task's frame queued first), so broadcasts stay in order.
+        """
         delivered = 0
         for conn in self.registry.local_members(api_id, stage, channel):
-            if await conn.send_text(text) is SendStatus.OK:
-                delivered += 1
+            if conn.draining:
+                continue
+            queued = conn.buffered()
+            if queued == 0:
+                if await conn.send_text(text) is SendStatus.OK:
+                    delivered += 1
+                continue
+            if queued > conn.settings.send_buffer_bytes or conn.ws.closed:
+                continue  # its buffer policy: dropped for this socket
+            conn.draining = True
+            task = asyncio.create_task(self._send_slow(conn, text))
+            self._slow_sends.add(task)
+            task.add_done_callback(self._slow_sends.discard)
+            delivered += 1  # written when the task starts (a drain wait then counts as sent)
         return delivered
+
+    @staticmethod
+    async def _send_slow(conn: LocalConnection, text: str) -> None:
+        try:
+            await conn.send_text(text)
+        finally:
+            conn.draining = False
 
 
 def _b64(data: bytes) -> str:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
 from aiohttp import web
 
+from connections.core import Close, ConnectionCore
 from connections.events import ConnectionInfo
 from server.config.model import ApiConfig, UsagePlanConfig, WebSocketSettings
 from server.store.base import Store, StoreUnavailable
@@ -82,26 +82,23 @@ class LocalConnection:
     ws: web.WebSocketResponse
     api: ApiConfig
     transport: asyncio.BaseTransport | None
-    opened_at: float  # loop time
-    last_active: float  # loop time of the last client message
-    last_ping: float  # loop time of the sweeper's last ping
-    last_active_ms: int  # epoch ms, for GetConnection
+    last_active_ms: int  # epoch ms of the last client message, for GetConnection
+    # The connection's rules and state (timers, in-flight count, the close decided for it: the
+    # first one, gateway's or client's), without I/O: connections/core.py.
+    core: ConnectionCore
     channels: set[str] | None = None
-    close_code: int | None = None  # set when the gateway closes it (idle, lifetime, DELETE)
-    close_reason: str = ""
-    inflight: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # The usage plan of the API key ``$connect`` admitted it with (None: no key); its buckets and
     # quota apply to every message (connections/websocket.py).
     plan: UsagePlanConfig | None = None
-    # Loop times of recent throttle refusals (the flood policy's sliding window); allocated on
-    # the first refusal only.
-    refusals: deque[float] | None = None
     # False when no throttling level can apply to this connection's messages (no key, no stage
     # throttle, account bucket off): messages then skip the throttle entirely.
     throttled: bool = True
     # The connection's own message bucket (WebSocketSettings.connection_throttle); None: full.
     bucket: BucketState | None = None
+    # A broadcast's send to this socket is waiting for its buffer to drain (connections/
+    # management.py): further broadcasts skip it until then (at most one waiting send each).
+    draining: bool = False
 
     @property
     def id(self) -> str:
@@ -110,6 +107,17 @@ class LocalConnection:
     @property
     def settings(self) -> WebSocketSettings:
         return self.api.websocket
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the close decided for this connection (None while open)."""
+        closed = self.core.closed
+        return None if closed is None else closed.code
+
+    @property
+    def close_reason(self) -> str:
+        closed = self.core.closed
+        return "" if closed is None else closed.reason
 
     def __repr__(self) -> str:
         state = "closed" if self.ws.closed else "open"
@@ -148,10 +156,9 @@ class LocalConnection:
         return SendStatus.OK
 
     async def close(self, code: int, reason: str) -> None:
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+        closed = self.core.decide(Close(code, reason))
         if not self.ws.closed:
-            await self.ws.close(code=code, message=reason.encode()[:123])
+            await self.ws.close(code=closed.code, message=closed.reason.encode()[:123])
 
 
 class ConnectionRegistry:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Mapping
 
+from connections.core import MESSAGE_FLOOD
 from connections.events import error_frame
 from connections.registry import LocalConnection
 from server.config.model import ApiConfig, GatewayConfig, StageConfig, UsagePlanConfig
@@ -35,8 +35,7 @@ __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketThrottle"]
 
 log = logging.getLogger("portway.websocket")
 
-FLOOD_CLOSE_CODE = 1008  # policy violation
-FLOOD_CLOSE_REASON = "Message rate limit exceeded"
+FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON = MESSAGE_FLOOD  # 1008, policy violation (connections/core.py)
 
 
 class WebSocketThrottle:
@@ -146,22 +145,16 @@ class WebSocketThrottle:
     async def _refuse(self, conn: LocalConnection, error: GatewayError, request_id: str) -> None:
         """Send the refusal frame; close the connection once it keeps flooding (1008)."""
         await conn.send_text(error_frame(error.message or "Too Many Requests", conn.id, request_id))
-        limit = conn.settings.flood_refusals
-        if limit is None or isinstance(error.__cause__, StoreUnavailable):
+        if isinstance(error.__cause__, StoreUnavailable):
             return  # an outage refusing everything (throttleFailure closed) is not the client's flood
-        limit = max(1, limit)
-        refusals = conn.refusals
-        if refusals is None or refusals.maxlen != limit:
-            refusals = conn.refusals = deque(maxlen=limit)
-        now = asyncio.get_running_loop().time()
-        refusals.append(now)
-        if len(refusals) >= limit and now - refusals[0] <= conn.settings.flood_window_s:
+        flood = conn.core.refused(asyncio.get_running_loop().time())
+        if flood is not None:
             if conn.close_code is None:
                 self.flood_closes += 1
                 log.info(
-                    "closing %s: %d refused messages within %g s",
+                    "closing %s: %s refused messages within %g s",
                     conn.id,
-                    limit,
+                    conn.settings.flood_refusals,
                     conn.settings.flood_window_s,
                 )
-            await conn.close(FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON)
+            await conn.close(*flood)

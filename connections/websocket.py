@@ -19,6 +19,10 @@ Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket 
 4. **Close.** ``$disconnect`` runs once, after the socket closed, with the close code and reason.
    On shutdown every socket gets close 1001 and its ``$disconnect``.
 5. **Throttling and API keys**: :mod:`connections.throttle` (``$connect`` and every message).
+
+The rules (close codes, timers, in-flight count, frame and control-frame budgets) are decided by
+each connection's pure core (:mod:`connections.core`); this module is the aiohttp adapter that
+performs what it decides.
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ from collections.abc import Mapping
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from connections.core import (
+    ABNORMAL,
+    CONTROL_FLOOD,
+    GOING_AWAY,
+    PING,
+    Close,
+    ConnectionCore,
+    client_close,
+    close_for_error,
+    close_frame,
+    error_reason,
+)
 from connections.events import ConnectionInfo, connect_event, disconnect_event, error_frame, message_event
 from connections.frames import FrameGuard
 from connections.integration import RouteIntegration, RouteIntegrationError
@@ -46,10 +62,12 @@ from server.config.model import (
     GatewayConfig,
     RouteConfig,
     StageConfig,
+    UsagePlanConfig,
     WebSocketSettings,
 )
 from server.errors import GatewayError
 from server.ids import new_apigw_id, new_message_id
+from server.keys.records import ApiKey
 from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
@@ -115,6 +133,7 @@ class WebSocketGateway:
         self._idle = asyncio.Event()  # set when no socket is open and no $disconnect is running
         self._idle.set()
         self.disconnects_run = 0
+        self.control_flood_closes = 0
 
     async def _finish(self, conn: LocalConnection, runtime: _ApiRuntime, code: int, reason: str) -> None:
         await self.registry.unregister(conn)
@@ -139,53 +158,69 @@ class WebSocketGateway:
     # Lifecycle ----------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, dispatch: Dispatch) -> web.StreamResponse:
+        """One WebSocket connection: ``$connect`` (the handshake's answer), then the socket until
+        it closes, then ``$disconnect``."""
         runtime = self._apis[dispatch.api.id]
-        api = runtime.api
-        stage = dispatch.stage
-        settings = api.websocket
-        loop = asyncio.get_running_loop()
         now = time.time()
-        now_ms = int(now * 1000)
         try:
             key_value, key, plan = await self.throttle.admit_connect(
-                api, stage, request.headers, now, key_required=runtime.connect_key_required
+                runtime.api, dispatch.stage, request.headers, now, key_required=runtime.connect_key_required
             )
         except GatewayError as exc:  # InvalidApiKey, Throttled, QuotaExceeded
             return _refusal(exc)
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        info = ConnectionInfo(
-            connection_id=new_apigw_id(),
-            api_id=api.id,
-            stage=dispatch.stage.name,
-            domain_name=request.host,
-            source_ip=peer[0] if peer else "",
-            connected_at_ms=now_ms,
-            user_agent=request.headers.get("User-Agent"),
-            stage_variables=stage.variables,
-            api_key=key_value if key is not None else None,
-            api_key_id=key.id if key is not None else None,
-        )
-        protocol: str | None = None
-        connect = runtime.integrations.get("$connect")
-        if connect is not None:
-            request_id = new_apigw_id()
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
-            query = request.raw_path.partition("?")[2]
-            event = connect_event(
-                info, headers=headers, query_string=query, request_id=request_id, now_ms=now_ms
-            )
-            try:
-                result = await connect.invoke(event, request_id=request_id)
-            except RouteIntegrationError:
-                return web.Response(status=502, body=_INTERNAL_ERROR, content_type="application/json")
-            if not 200 <= result.status < 300:
-                return web.Response(status=result.status, text=result.body or "")
-            protocol = next(
-                (v for k, v in result.headers.items() if k.lower() == "sec-websocket-protocol"), None
-            )
+        info = _connection_info(request, runtime.api, dispatch.stage, now, key_value, key)
+        connected = await self._run_connect(request, runtime, info)
+        if isinstance(connected, web.Response):
+            return connected
+        conn = await self._open(request, runtime, dispatch.stage, info, connected, plan)
+        try:
+            await self._read(conn, runtime)
+        finally:
+            # aiohttp cancels this handler when the client's TCP connection goes away, so the
+            # close bookkeeping and $disconnect run in their own task that nothing cancels.
+            # $disconnect reports the close the client got; none (TCP dropped): 1006.
+            code, reason = conn.core.outcome(ABNORMAL)
+            cleanup = asyncio.create_task(self._finish(conn, runtime, code, reason))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanup_done)
+            await asyncio.shield(cleanup)
+        return conn.ws
 
-        ws = web.WebSocketResponse(
+    async def _run_connect(
+        self, request: web.Request, runtime: _ApiRuntime, info: ConnectionInfo
+    ) -> str | None | web.Response:
+        """The ``$connect`` integration, before the handshake: the subprotocol it picked (or
+        None), or the failed handshake's response (its non-2xx status, 502 on a failure)."""
+        connect = runtime.integrations.get("$connect")
+        if connect is None:
+            return None
+        request_id = new_apigw_id()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        query = request.raw_path.partition("?")[2]
+        event = connect_event(
+            info, headers=headers, query_string=query, request_id=request_id, now_ms=info.connected_at_ms
+        )
+        try:
+            result = await connect.invoke(event, request_id=request_id)
+        except RouteIntegrationError:
+            return web.Response(status=502, body=_INTERNAL_ERROR, content_type="application/json")
+        if not 200 <= result.status < 300:
+            return web.Response(status=result.status, text=result.body or "")
+        return next((v for k, v in result.headers.items() if k.lower() == "sec-websocket-protocol"), None)
+
+    async def _open(
+        self,
+        request: web.Request,
+        runtime: _ApiRuntime,
+        stage: StageConfig,
+        info: ConnectionInfo,
+        protocol: str | None,
+        plan: UsagePlanConfig | None,
+    ) -> LocalConnection:
+        """Send the 101, put the frame rules in front of aiohttp's parser, register the socket."""
+        api = runtime.api
+        settings = api.websocket
+        ws = _GatewaySocket(
             protocols=(protocol,) if protocol else (),
             # Pings come from the sweeper (one task for all sockets), not from aiohttp's per-socket
             # heartbeat, whose timer is touched on every received chunk and costs ~1 KB a socket.
@@ -197,7 +232,8 @@ class WebSocketGateway:
             timeout=5.0,
         )
         await ws.prepare(request)
-        self._guard_frames(request, settings)
+        core = ConnectionCore(settings, asyncio.get_running_loop().time())
+        self._guard_frames(request, settings, core)
         transport = request.transport
         if transport is not None and hasattr(transport, "set_write_buffer_limits"):
             # Writers pause only above our own limit plus a few messages (see send_text).
@@ -208,90 +244,90 @@ class WebSocketGateway:
             info=info,
             ws=ws,
             api=api,
-            transport=request.transport,
-            opened_at=loop.time(),
-            last_active=loop.time(),
-            last_ping=loop.time(),
-            last_active_ms=now_ms,
+            transport=transport,
+            last_active_ms=info.connected_at_ms,
+            core=core,
             plan=plan,
             throttled=self.throttle.applies(api, stage, plan),
         )
         await self.registry.register(conn)
         self._idle.clear()
-        outcome: tuple[int, str] | None = None
-        try:
-            outcome = await self._read(conn, runtime)
-        finally:
-            # aiohttp cancels this handler when the client's TCP connection goes away, so the
-            # close bookkeeping and $disconnect run in their own task that nothing cancels.
-            if conn.close_code is not None:
-                code, reason = conn.close_code, conn.close_reason
-            elif outcome is not None:
-                code, reason = outcome
-            elif ws.close_code not in (None, 1000) or conn.ws.closed:
-                code, reason = (ws.close_code or 1006), ""
-            else:
-                code, reason = 1006, "Connection closed abnormally"
-            cleanup = asyncio.create_task(self._finish(conn, runtime, code, reason))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanup_done)
-            await asyncio.shield(cleanup)
-        return ws
+        return conn
 
-    @staticmethod
-    def _guard_frames(request: web.Request, settings: WebSocketSettings) -> None:
-        """Add AWS's per-frame limit in front of aiohttp's parser (see connections/frames.py)."""
-        if settings.max_frame_bytes >= settings.max_message_bytes:
-            return
+    def _guard_frames(self, request: web.Request, settings: WebSocketSettings, core: ConnectionCore) -> None:
+        """Put the frame rules (frame size, masking, control-frame budget; connections/frames.py)
+        in front of aiohttp's parser."""
         protocol = request.protocol
         inner = getattr(protocol, "_payload_parser", None)
         if inner is None:  # pragma: no cover - an aiohttp without this attribute: message limit only
-            log.warning("frame size limit unavailable with this aiohttp; the message limit still applies")
+            log.warning("frame rules unavailable with this aiohttp; the message limit still applies")
             return
+        transport = request.transport
         protocol._payload_parser = FrameGuard(
-            inner, max_frame_bytes=settings.max_frame_bytes, message_limit=settings.max_message_bytes + 1
+            inner,
+            core,
+            max_frame_bytes=settings.max_frame_bytes,
+            max_message_bytes=settings.max_message_bytes,
+            clock=asyncio.get_running_loop().time,
+            on_close=functools.partial(self._fail, core, transport),
         )
 
-    async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> tuple[int, str]:
+    def _fail(self, core: ConnectionCore, transport: asyncio.BaseTransport | None, close: Close) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send the close frame, then close TCP at once,
+        without waiting for the client's reply (it broke a rule; a flooder would keep sending).
+        Called from the transport's data_received; the handler then reads EOF."""
+        closed = core.decide(close)
+        if close is CONTROL_FLOOD:
+            self.control_flood_closes += 1
+        # debug, not info: a flooder reconnecting in a loop would otherwise flood the log (the
+        # metrics count these closes).
+        log.debug("failing a connection: %d %s", closed.code, closed.reason)
+        # uvloop's transports are not asyncio.WriteTransport subclasses: look the method up.
+        write = getattr(transport, "write", None)
+        if transport is not None and write is not None and not transport.is_closing():
+            write(close_frame(closed))
+            transport.close()  # flushes the close frame first
+
+    async def _read(self, conn: LocalConnection, runtime: _ApiRuntime) -> None:
+        """Read until the socket closes; the close (whoever decided it) is in ``conn.core``."""
         ws = conn.ws
-        settings = runtime.api.websocket
         loop = asyncio.get_running_loop()
         while True:
-            msg = await ws.receive()
-            if msg.type is WSMsgType.TEXT:
+            try:
+                msg = await ws.receive()
+            except ConnectionError:
+                # aiohttp answers a queued ping after the transport closed (a failed connection,
+                # or the client went away): the socket is gone, the close is in conn.core.
+                return
+            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
                 body: str | bytes = msg.data
-            elif msg.type is WSMsgType.BINARY:
-                if not settings.binary_frames:
-                    await conn.close(1003, "Binary frames are not supported")
-                    return 1003, "Binary frames are not supported"
-                body = msg.data
+                refused = conn.core.message(loop.time(), binary=msg.type is WSMsgType.BINARY)
+                if refused is not None:
+                    await conn.close(*refused)
+                    return
             elif msg.type is WSMsgType.CLOSE:
                 # autoclose is off so that the client's code and reason reach us before we answer.
-                code = int(msg.data or 0)
-                outcome = (
-                    (1005, "Client-side close frame status not set")
-                    if code in (0, 1005)
-                    else (code, msg.extra or "")
-                )
-                await ws.close(code=code if 1000 <= code < 5000 and code not in (1005, 1006) else 1000)
-                return outcome
+                answer, close = client_close(int(msg.data or 0), msg.extra or "")
+                conn.core.decide(close)
+                await ws.close(code=answer)
+                return
             elif msg.type is WSMsgType.ERROR:
-                code = ws.close_code or 1006
-                return code, "Message too big" if code == 1009 else str(msg.data)
-            else:  # CLOSING (we closed it) or CLOSED (EOF without a close frame)
-                return (conn.close_code or 1006), (conn.close_reason or "Connection closed abnormally")
-            conn.last_active = loop.time()
+                # aiohttp's parser failed the connection and sent the code (with the public reason:
+                # _GatewaySocket.close); its own text (msg.data) stays in the log.
+                log.debug("connection %s failed: %s", conn.id, msg.data)
+                conn.core.decide(close_for_error(getattr(msg.data, "code", None)))
+                return
+            else:  # CLOSING (we closed it) or CLOSED (EOF: a failed connection, or TCP dropped)
+                return
             conn.last_active_ms = int(time.time() * 1000)
             key = select_route(runtime.expression, body, runtime.route_keys)
             if key is None:
                 await conn.send_text(error_frame("Forbidden", conn.id, new_message_id()))
                 continue
-            if conn.inflight + 1 >= settings.max_inflight:
-                # In order, one at a time by default; beyond maxInflight reading pauses meanwhile
-                # (backpressure, not buffering).
+            if conn.core.run_inline():
                 await self._process(conn, runtime, key, body)
             else:
-                conn.inflight += 1
+                conn.core.started()
                 task = asyncio.create_task(self._process(conn, runtime, key, body))
                 conn.tasks.add(task)
                 task.add_done_callback(functools.partial(_task_done, conn))
@@ -365,21 +401,19 @@ class WebSocketGateway:
         return min(5.0, max(0.05, min(timers) / 4)) if timers else None
 
     async def sweep(self) -> int:
-        """Close connections past their idle or lifetime limit; returns how many were closed."""
+        """Run every connection's timers (connections/core.py: ping, or close past the idle or
+        lifetime limit); returns how many were closed."""
         now = asyncio.get_running_loop().time()
-        expired: list[tuple[LocalConnection, str]] = []
+        expired: list[tuple[LocalConnection, Close]] = []
         for conn in self.registry:
-            settings = conn.settings
-            if settings.max_lifetime_s is not None and now - conn.opened_at >= settings.max_lifetime_s:
-                expired.append((conn, "Connection maximum duration exceeded"))
-            elif settings.idle_timeout_s is not None and now - conn.last_active >= settings.idle_timeout_s:
-                expired.append((conn, "Connection idle timeout exceeded"))
-            elif settings.ping_interval_s is not None and now - conn.last_ping >= settings.ping_interval_s:
-                conn.last_ping = now
+            action = conn.core.tick(now)
+            if action == PING:
                 if not conn.ws.closed:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await conn.ws.ping()
-        await asyncio.gather(*(conn.close(1001, reason) for conn, reason in expired), return_exceptions=True)
+            elif action is not None:
+                expired.append((conn, action))
+        await asyncio.gather(*(conn.close(*close) for conn, close in expired), return_exceptions=True)
         return len(expired)
 
     async def run_sweeper(self) -> None:
@@ -396,12 +430,23 @@ class WebSocketGateway:
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Close every socket with 1001 and wait (bounded) for their ``$disconnect`` to run."""
         conns = list(self.registry)
-        await asyncio.gather(*(c.close(1001, "Going away") for c in conns), return_exceptions=True)
+        await asyncio.gather(*(c.close(*GOING_AWAY) for c in conns), return_exceptions=True)
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
         except TimeoutError:
             log.warning("%d connections still closing at shutdown", len(self.registry) + len(self._cleanups))
+
+
+class _GatewaySocket(web.WebSocketResponse):
+    """aiohttp's socket, except that a close aiohttp's parser decides (1002, 1007, 1009...) carries
+    the public reason of its code instead of an empty one, so the client gets the same code and
+    reason as ``$disconnect`` (connections/core.py)."""
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if not message:
+            message = error_reason(code).encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 def _refusal(error: GatewayError) -> web.Response:
@@ -411,8 +456,33 @@ def _refusal(error: GatewayError) -> web.Response:
     return web.Response(status=rendered.status, body=rendered.body, headers=CIMultiDict(rendered.headers))
 
 
+def _connection_info(
+    request: web.Request,
+    api: ApiConfig,
+    stage: StageConfig,
+    now: float,
+    key_value: str | None,
+    key: ApiKey | None,
+) -> ConnectionInfo:
+    """The new connection's identity (a fresh id; the peer address; the API key it came with)."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return ConnectionInfo(
+        connection_id=new_apigw_id(),
+        api_id=api.id,
+        stage=stage.name,
+        domain_name=request.host,
+        source_ip=peer[0] if peer else "",
+        connected_at_ms=int(now * 1000),
+        user_agent=request.headers.get("User-Agent"),
+        stage_variables=stage.variables,
+        api_key=key_value if key is not None else None,
+        api_key_id=key.id if key is not None else None,
+    )
+
+
 def _task_done(conn: LocalConnection, task: asyncio.Task[None]) -> None:
-    conn.inflight -= 1
+    conn.core.finished()
     conn.tasks.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("message processing failed on %s", conn.id, exc_info=task.exception())

@@ -306,6 +306,7 @@ def _metrics(request: web.Request) -> web.Response:
         usage_plans=lambda: len(keys.plans()),
         websocket_connections=lambda: len(app[WEBSOCKETS].registry),
         websocket_flood_closes=lambda: app[WEBSOCKETS].flood_closes,
+        websocket_control_flood_closes=lambda: app[WEBSOCKETS].control_flood_closes,
     )
     return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
 

@@ -36,6 +36,7 @@ class Sources:
     usage_plans: Callable[[], int]
     websocket_connections: Callable[[], int]
     websocket_flood_closes: Callable[[], int]
+    websocket_control_flood_closes: Callable[[], int] = lambda: 0
 
 
 class GatewayCollector:
@@ -80,6 +81,11 @@ class GatewayCollector:
             "portway_websocket_flood_closes",
             "WebSocket connections closed with 1008 by the flood policy.",
             s.websocket_flood_closes(),
+        )
+        yield CounterMetricFamily(
+            "portway_websocket_control_flood_closes",
+            "WebSocket connections closed with 1008 for sending ping/pong frames over controlFrameThrottle.",
+            s.websocket_control_flood_closes(),
         )
 
 

@@ -24,6 +24,7 @@ PURE_MODULES = [
     "routes.selection",
     "connections.events",
     "connections.frames",
+    "connections.core",
     "server.store.bucket",
     "server.throttle.admit",
     "server.throttle.quota",

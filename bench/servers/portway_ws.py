@@ -43,6 +43,7 @@ from server.config.model import (  # noqa: E402
     Isolation,
     RouteConfig,
     StageConfig,
+    WebSocketSettings,
 )
 
 HANDLERS_DIR = ROOT / "bench" / "handlers"
@@ -50,8 +51,10 @@ API_ID = "wsbench01"
 STAGE = "dev"
 
 
-def ws_bench_config() -> GatewayConfig:
-    """The benchmark's gateway definition (see the module docstring)."""
+def ws_bench_config(*, control_frames: bool = True) -> GatewayConfig:
+    """The benchmark's gateway definition (see the module docstring). ``control_frames`` False
+    switches the per-connection ping/pong budget off (``controlFrameThrottle: null``), as before
+    issue 11: bench/bench_ping_flood.py measures both."""
     echo = IntegrationConfig(
         type=IntegrationType.PYTHON,
         handler="ws_bench_handler.echo",
@@ -65,6 +68,7 @@ def ws_bench_config() -> GatewayConfig:
         kind=ApiKind.WEBSOCKET,
         stages=(StageConfig(STAGE),),
         routes=(RouteConfig(method="", path="$default", integration=echo, route_response=True),),
+        websocket=WebSocketSettings() if control_frames else WebSocketSettings(control_frame_throttle=None),
     )
     # Throttling off (no account bucket): this benchmark measures the WebSocket path itself, as it
     # did before per-message throttling existed; bench/servers/portway_ws_throttle.py measures it on.
@@ -93,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--cprofile", type=Path, help="write a cProfile pstats file here on exit")
+    parser.add_argument(
+        "--no-control-budget", action="store_true", help="controlFrameThrottle: null (no ping/pong budget)"
+    )
     args = parser.parse_args(argv)
-    config = ws_bench_config()
+    config = ws_bench_config(control_frames=not args.no_control_budget)
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:
         profiler.enable()

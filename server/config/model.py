@@ -224,6 +224,9 @@ class WebSocketSettings:
         connection_throttle: a token bucket per connection for its messages (every route), kept
             in the node that holds the socket (no store call, exact): one client cannot use a
             route's or a plan's whole allowance. AWS has no per-connection limit.
+        control_frame_throttle: a token bucket per connection for the ping and pong frames it
+            sends; an empty bucket closes the connection with 1008 (a ping flood costs the event
+            loop work for every neighbour). ``None``: unlimited.
     """
 
     max_frame_bytes: int = 32 * 1024
@@ -237,6 +240,7 @@ class WebSocketSettings:
     flood_refusals: int | None = 100
     flood_window_s: float = 10.0
     connection_throttle: ThrottleSettings | None = None
+    control_frame_throttle: ThrottleSettings | None = ThrottleSettings(rate=10.0, burst=50)
 
 
 def _no_throttles() -> Mapping[str, ThrottleSettings]:

@@ -80,6 +80,7 @@ _WEBSOCKET_KEYS = {
     "floodRefusals": "flood_refusals",
     "floodWindow": "flood_window_s",
     "connectionThrottle": "connection_throttle",
+    "controlFrameThrottle": "control_frame_throttle",
 }
 _CLUSTER_KEYS = {
     "heartbeat": "heartbeat_s",
@@ -361,6 +362,8 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         limits["flood_window_s"] = float(limits["flood_window_s"])
     if "connection_throttle" in limits:
         limits["connection_throttle"] = _throttle(limits["connection_throttle"])
+    if "control_frame_throttle" in limits:
+        limits["control_frame_throttle"] = _throttle(limits["control_frame_throttle"])
     websocket = WebSocketSettings(**limits)
     defaults = raw.get("defaults") or {}
     if "timeout" in defaults:

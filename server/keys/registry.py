@@ -11,6 +11,16 @@ Keys and plans declared in the configuration are applied at every start (:meth:`
 are written as declared (the file is their source of truth; ``created`` is kept), keys are
 created when absent and otherwise get the file's value and plans, but keep a runtime
 enable/disable.
+
+A store that lost its records (Redis restarted without persistence) must not empty every node's
+copy: the store holds an epoch token (``pw:keys-epoch``) that each node remembers. A node whose
+remembered token is missing from the store, or replaced by another one, is looking at a store that
+lost its records; before it reloads it writes back what it knows (:meth:`_restore`): its copy's
+plans and keys, only where the store has no record of that id (changes made since on another node
+win), then the configuration's plans and keys. Every node does so, so the store ends up with the
+union of what the nodes held. Not restored: usage counters and quota periods (they start again).
+A key deleted on one node in the seconds before another node restores its copy (one poll) comes
+back from that copy.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable, Collection, Iterable
 
@@ -31,8 +42,13 @@ from server.keys.records import (
     PLANS_SET,
     ApiKey,
     digest,
+    digest_key,
     generate_value,
+    key_key,
+    key_to_fields,
     matches,
+    plan_key,
+    plan_to_json,
 )
 from server.store.base import Store, StoreError
 from server.tasks import stop_tasks
@@ -42,6 +58,7 @@ __all__ = ["Conflict", "KeyRegistry", "NotFoundError", "config_key_id"]
 log = logging.getLogger("portway.keys")
 
 VERSION_KEY = "pw:keys-version"
+EPOCH_KEY = "pw:keys-epoch"
 
 
 def config_key_id(name: str) -> str:
@@ -72,6 +89,11 @@ class KeyRegistry(RegistryChanges):
         self._tasks: list[asyncio.Task[None]] = []
         self._following = asyncio.Event()  # the change subscription is active
         self._pending_seed: tuple[tuple[UsagePlanConfig, ...], tuple[ApiKeyConfig, ...]] | None = None
+        self._declared: tuple[tuple[UsagePlanConfig, ...], tuple[ApiKeyConfig, ...]] = ((), ())
+        self._epoch: bytes | None = None  # the store's epoch token this node's copy came from
+        self._reloading = asyncio.Lock()  # poll and change subscription both reload
+        self.restores = 0
+        """How many times this node wrote its copy back to a store that had lost its records."""
         self.version = 0
         """Bumped whenever this node's copy changes (callers drop derived caches)."""
 
@@ -124,7 +146,7 @@ class KeyRegistry(RegistryChanges):
 
         With the store unreachable this returns at once (logged) and the poll keeps trying:
         keyed routes answer 403 until the records are loaded."""
-        self._pending_seed = (tuple(plans), tuple(keys))
+        self._pending_seed = self._declared = (tuple(plans), tuple(keys))
         # Follow changes before loading, so nothing another node announces meanwhile is missed.
         self._tasks.append(asyncio.create_task(self._follow(), name="portway-keys-follow"))
         with contextlib.suppress(TimeoutError):
@@ -148,12 +170,15 @@ class KeyRegistry(RegistryChanges):
 
     async def seed(self, plans: Iterable[UsagePlanConfig], keys: Iterable[ApiKeyConfig]) -> None:
         for plan in plans:
-            stored = await self._load_plan(plan.id)
-            created = stored.created if stored is not None and stored.created else self._clock()
-            await self._write_plan(dataclasses.replace(plan, created=created))
+            await self._seed_plan(plan)
         for declared in keys:
             await self._seed_key(declared)
         await self._announce("all")
+
+    async def _seed_plan(self, plan: UsagePlanConfig) -> None:
+        stored = await self._load_plan(plan.id)
+        created = stored.created if stored is not None and stored.created else self._clock()
+        await self._write_plan(dataclasses.replace(plan, created=created))
 
     async def _seed_key(self, declared: ApiKeyConfig) -> None:
         key_id = config_key_id(declared.name)
@@ -195,7 +220,57 @@ class KeyRegistry(RegistryChanges):
             await self._write_key(changed, existing)
 
     async def reload(self) -> None:
-        """Replace this node's copy with the store's records."""
+        """Replace this node's copy with the store's records (restoring them first if the store
+        lost them, see the module docstring)."""
+        async with self._reloading:
+            await self._check_epoch()
+            await self._load_all()
+
+    async def _check_epoch(self) -> None:
+        epoch = await self._store.get(EPOCH_KEY)
+        if epoch is not None and epoch == self._epoch:
+            return
+        if epoch is None:
+            # First start on this store, or the store lost its records: one node draws the new
+            # token; every node that had a copy (this one included) restores it below.
+            await self._store.set(EPOCH_KEY, secrets.token_hex(8).encode(), only_if_absent=True)
+            epoch = await self._store.get(EPOCH_KEY)
+        if self._epoch is not None:  # this node has a copy to give back
+            await self._restore()
+        self._epoch = epoch  # only once restored: a restore cut short by an outage is redone
+
+    async def _restore(self) -> None:
+        written = 0
+        for plan in list(self._plans.values()):
+            if await self._store.set(plan_key(plan.id), plan_to_json(plan), only_if_absent=True):
+                written += 1
+            await self._store.sadd(PLANS_SET, plan.id)
+        for key in list(self._keys.values()):
+            if await self._store.hgetall(key_key(key.id)):
+                continue  # written since (by another node, or an admin change): it wins
+            owner = await self._store.get(digest_key(key.digest))
+            if owner is not None and owner != key.id.encode():
+                log.warning("API key %s not restored: its value now belongs to %s", key.id, owner)
+                continue
+            await self._store.set(digest_key(key.digest), key.id.encode())
+            await self._store.hset(key_key(key.id), key_to_fields(key))
+            await self._store.sadd(KEYS_SET, key.id)
+            written += 1
+        plans, keys = self._declared
+        for plan in plans:
+            await self._seed_plan(plan)
+        for declared in keys:
+            await self._seed_key(declared)
+        self.restores += 1
+        log.warning(
+            "key registry: the store lost its records (restarted without persistence?); "
+            "restored %d from this node's copy and the configuration",
+            written,
+        )
+        version = await self._store.incr(VERSION_KEY)
+        await self._store.publish(CHANGES_CHANNEL, f"all {version}".encode())
+
+    async def _load_all(self) -> None:
         version = await self._store.get(VERSION_KEY)
         keys: dict[str, ApiKey] = {}
         for key_id in await self._store.smembers(KEYS_SET):
@@ -233,7 +308,10 @@ class KeyRegistry(RegistryChanges):
             try:
                 if self._pending_seed is not None:
                     await self._seed_pending()
-                elif await self._store.get(VERSION_KEY) != self._seen_version:
+                elif (
+                    await self._store.get(EPOCH_KEY) != self._epoch
+                    or await self._store.get(VERSION_KEY) != self._seen_version
+                ):
                     await self.reload()
                 if failing:
                     log.warning("key registry: store available again")

@@ -216,3 +216,29 @@ def test_websocket_connection_throttle(tmp_path: Path) -> None:
         """,
     )
     assert [where for where, _ in found] == ["apis[0].websocket.connectionThrottle.rate"], found
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("", ThrottleSettings(10.0, 50)),
+        ("controlFrameThrottle: {rate: 1, burst: 5}", ThrottleSettings(1.0, 5)),
+        ("controlFrameThrottle: null", None),
+    ],
+)
+def test_websocket_control_frame_throttle(
+    tmp_path: Path, setting: str, expected: ThrottleSettings | None
+) -> None:
+    config = load(
+        tmp_path,
+        f"""
+        portway: 1
+        apis:
+          - name: chat
+            type: websocket
+            websocket: {{{setting}}}
+            routes:
+              $default: pets.get
+        """,
+    )
+    assert config.apis[0].websocket.control_frame_throttle == expected

@@ -1,4 +1,5 @@
-"""The per-frame limit: a pure scanner over arbitrarily cut byte streams, and the live 1009 close."""
+"""The frame rules: a pure scanner over arbitrarily cut byte streams (frame size, masking), and the
+live closes (1009 for a frame over 32 KB)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
+from connections.core import FRAME_TOO_BIG, UNMASKED
 from connections.frames import FrameScanner
 from server.config.model import WebSocketSettings
 from tests.connections.conftest import GatewayFactory, chat_api, ws_url
@@ -31,8 +33,9 @@ def run(scanner: FrameScanner, stream: bytes, cuts: list[int]) -> tuple[int, boo
     for end in [*sorted(set(cuts)), len(stream)]:
         chunk = held + stream[start:end]
         start = end
-        safe, tripped = scanner.scan(chunk)
-        if tripped:
+        safe, close = scanner.scan(chunk)
+        if close is not None:
+            assert close == FRAME_TOO_BIG
             return forwarded + safe, True
         forwarded += safe
         held = chunk[safe:]
@@ -45,10 +48,10 @@ def run(scanner: FrameScanner, stream: bytes, cuts: list[int]) -> tuple[int, boo
     st.booleans(),
 )
 def test_scanner_finds_exactly_the_first_oversized_frame(
-    lengths: list[int], cuts: list[int], masked: bool
+    lengths: list[int], cuts: list[int], unmasked_last: bool
 ) -> None:
     limit = 200
-    frames = [frame(n, masked=masked) for n in lengths]
+    frames = [frame(n) for n in lengths]
     stream = b"".join(frames)
     cuts = [c for c in cuts if c <= len(stream)]
     forwarded, tripped = run(FrameScanner(limit), stream, cuts)
@@ -57,11 +60,14 @@ def test_scanner_finds_exactly_the_first_oversized_frame(
         assert (forwarded, tripped) == (len(stream), False)
     else:
         assert tripped and forwarded == sum(len(f) for f in frames[:first_bad])
+    if unmasked_last and first_bad is None:  # RFC 6455 §5.1: a client frame must be masked
+        scanner = FrameScanner(limit)
+        assert scanner.scan(stream + frame(3, masked=False)) == (len(stream), UNMASKED)
 
 
 def test_scanner_handles_64_bit_lengths() -> None:
-    assert FrameScanner(32 * 1024).scan(frame(70_000)[:14]) == (0, True)
-    assert FrameScanner(100_000).scan(frame(70_000)) == (len(frame(70_000)), False)
+    assert FrameScanner(32 * 1024).scan(frame(70_000)[:14]) == (0, FRAME_TOO_BIG)
+    assert FrameScanner(100_000).scan(frame(70_000)) == (len(frame(70_000)), None)
 
 
 async def test_frame_over_32kb_closes_1009(ws_gateway: GatewayFactory) -> None:
