@@ -38,6 +38,7 @@ from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_handler import HandlerInvokers
 from server.admin.http import ADMIN, AdminApi, is_admin_path
+from server.auth import jwt_authorizer  # noqa: F401  (registers the JWT and Cognito builders)
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.config.model import ApiKind, GatewayConfig

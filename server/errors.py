@@ -12,6 +12,7 @@ Tree (response type, default status)::
     │   ├── AccessDenied                  ACCESS_DENIED 403
     │   ├── InvalidApiKey                 INVALID_API_KEY 403
     │   ├── Unauthorized                  UNAUTHORIZED 401
+    │   ├── InsufficientScope             ACCESS_DENIED 403 (HTTP API JWT: valid token, no route scope)
     │   ├── Throttled                     THROTTLED 429
     │   ├── QuotaExceeded                 QUOTA_EXCEEDED 429
     │   ├── BadRequestParameters          BAD_REQUEST_PARAMETERS 400
@@ -47,6 +48,7 @@ __all__ = [
     "ForbiddenException",
     "GatewayError",
     "GoneException",
+    "InsufficientScope",
     "IntegrationFailure",
     "IntegrationTimeout",
     "InvalidApiKey",
@@ -145,6 +147,16 @@ class Unauthorized(ClientError):
     status = 401
     error_type = "UnauthorizedException"
     default_message = "Unauthorized"
+
+
+class InsufficientScope(ClientError):
+    """HTTP API JWT authorizer: the token is valid but carries none of the route's scopes: 403
+    ``{"message":"Forbidden"}``, not a 401 (reference §5.4, §0.5)."""
+
+    response_type = "ACCESS_DENIED"
+    status = 403
+    error_type = "ForbiddenException"
+    default_message = "Forbidden"
 
 
 class Throttled(ClientError):
