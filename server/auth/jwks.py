@@ -6,8 +6,9 @@ limits: 1500 ms and at most 150,000 bytes of body.
 
 When they are fetched: on the first token (not at start-up: an issuer that is down must not
 stop the gateway), then again only when a token names a ``kid`` the cached set lacks (key
-rotation), at most once per ``min_refresh_s`` (a flood of tokens with made-up ``kid`` values
-cannot turn the gateway into a load generator against the issuer). Concurrent misses share one
+rotation), at most once per ``min_refresh_s``, failed attempts included (a flood of tokens with
+made-up ``kid`` values cannot turn the gateway into a load generator against the issuer); the
+first load does not start that interval. Concurrent misses share one
 fetch. A failed refresh keeps the keys already known (stale keys beat no keys during an issuer
 outage); with no keys at all, :class:`KeysUnavailable` is raised and the request is refused.
 """
@@ -109,6 +110,10 @@ class JwksSource:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("signing keys of %s not refreshed: %s", self.issuer, str(exc) or type(exc).__name__)
         else:
+            if self._keys is None:
+                # The first load does not start the refresh interval: a key rotated in just after
+                # start-up is fetched by the first token using it (one extra fetch at most).
+                self._last_attempt = None
             self._keys = keys
         finally:
             self.fetches += 1
