@@ -32,6 +32,7 @@ from typing import Any
 import jwt
 
 from server.auth.base import AuthRequest, AuthResult
+from server.auth.cognito import cognito_issuer
 from server.auth.factory import BUILDERS, AuthDeps
 from server.auth.jwks import JwksSource, KeysUnavailable
 from server.auth.jwt_claims import cognito_claims, http_api_authorizer, http_api_claims
@@ -53,24 +54,14 @@ __all__ = [
     "JwtAuthorizer",
     "build_cognito",
     "build_jwt",
-    "cognito_issuer",
 ]
 
 log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SIZE = 10_000
 
-_USER_POOL_ARN = re.compile(r"arn:aws:cognito-idp:([a-z0-9-]+):\d*:userpool/([\w-]+)")
 _BEARER = "bearer "
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
-
-
-def cognito_issuer(pool_arn: str) -> str:
-    """``arn:aws:cognito-idp:{region}:{acct}:userpool/{poolId}`` -> the pool's issuer URL."""
-    match = _USER_POOL_ARN.fullmatch(pool_arn)
-    if match is None:
-        raise ValueError(f"not a Cognito user pool ARN: {pool_arn!r}")
-    return f"https://cognito-idp.{match[1]}.amazonaws.com/{match[2]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.auth.jwt_verify import LEEWAY_S
+from server.config.load import load_config
 from server.config.model import (
     ApiConfig,
     ApiKind,
@@ -271,3 +273,43 @@ async def test_cognito_token_use_depends_on_the_route_scopes(gateway: Gateway, i
         assert (status, body) == (401, b'{"message":"Unauthorized"}'), path
         assert headers["x-amzn-ErrorType"] == "UnauthorizedException"
         assert "www-authenticate" not in headers
+
+
+# --- from serverless.yml, with the local issuer override -------------------------------
+
+
+async def test_a_serverless_http_api_jwt_route_served_against_a_local_issuer(
+    aiohttp_client: Client, issuer: Issuer, tmp_path: Path
+) -> None:
+    (tmp_path / "handler.py").write_text(
+        "import json\n"
+        "def me(event, context):\n"
+        "    return {'statusCode': 200, 'body': json.dumps(event['requestContext']['authorizer'])}\n"
+    )
+    (tmp_path / "serverless.yml").write_text(
+        f"""
+service: app
+provider:
+  name: aws
+  httpApi:
+    authorizers:
+      users:
+        issuerUrl: https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc
+        audience: {AUDIENCE}
+custom:
+  portway:
+    authorizers:
+      users: {{issuer: '{issuer.url}'}}
+functions:
+  me:
+    handler: handler.me
+    events:
+      - httpApi: {{method: get, path: /me, authorizer: {{name: users, scopes: [profile]}}}}
+"""
+    )
+    gateway = await aiohttp_client(create_app(load_config(tmp_path / "serverless.yml", env={})))
+    resp = await gateway.get("/me", headers={"Authorization": issuer.token(scope="profile")})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["jwt"]["scopes"] == ["profile"]
+    assert (await gateway.get("/me", headers={"Authorization": issuer.token(scope="other")})).status == 403
+    assert (await gateway.get("/me")).status == 401
