@@ -42,6 +42,7 @@ from server.auth.jwt_verify import (
     UnknownKey,
     check_claims,
     has_scope,
+    time_window,
     token_scopes,
     verify_token,
 )
@@ -68,6 +69,23 @@ _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 class _Route:
     scopes: tuple[str, ...]
     payload_format: str
+
+
+_DEFAULT_ROUTE = _Route((), "2.0")
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed :func:`verify_token`, with what each later request needs precomputed:
+    a hit costs two comparisons with ``now`` instead of an RSA verification."""
+
+    rules: JwtRules
+    claims: dict[str, Any]
+    shaped: dict[str, str]  # claims as the integration sees them (copied per request)
+    scopes: tuple[str, ...]
+    subject: str | None
+    valid_from: float  # nbf/iat minus the leeway
+    valid_until: float  # exp plus the leeway
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +144,7 @@ class JwtAuthorizer:
         }
         self._clock = clock
         # token -> (issuer rules, claims, claims as the integration sees them)
-        self._verified: OrderedDict[str, tuple[JwtRules, dict[str, Any], dict[str, str]]] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     @property
     def sources(self) -> list[JwksSource]:
@@ -146,37 +164,33 @@ class JwtAuthorizer:
             raise self._refuse("the token is missing")
         now = self._clock()
         try:
-            rules, claims, shaped = await self._verified_token(token, now)
+            verified = await self._verified_token(token, now)
         except TokenRejected as rejected:
             raise self._refuse(rejected.description) from None
-        route = self._routes.get(info.route_key, _Route((), "2.0"))
-        granted = token_scopes(claims)
+        route = self._routes.get(info.route_key, _DEFAULT_ROUTE)
         if self._cognito:
-            return self._cognito_result(claims, shaped, granted, route)
-        if not has_scope(granted, route.scopes):
+            return self._cognito_result(verified, route)
+        if not has_scope(verified.scopes, route.scopes):
             raise InsufficientScope()
-        scopes = granted if route.scopes else None
+        scopes = list(verified.scopes) if route.scopes else None
         return AuthResult(
-            authorizer=http_api_authorizer(shaped, scopes, route.payload_format),
-            principal_id=_text(claims.get("sub")),
+            authorizer=http_api_authorizer(verified.shaped, scopes, route.payload_format),
+            principal_id=verified.subject,
         )
 
-    def _cognito_result(
-        self, claims: Mapping[str, Any], shaped: dict[str, str], granted: list[str], route: _Route
-    ) -> AuthResult:
+    def _cognito_result(self, verified: _Verified, route: _Route) -> AuthResult:
         # Reference §5.3: without scopes only an ID token passes; with scopes only an access
         # token holding one of them.
         wanted = "access" if route.scopes else "id"
-        if claims.get("token_use") != wanted or not has_scope(granted, route.scopes):
+        if verified.claims.get("token_use") != wanted or not has_scope(verified.scopes, route.scopes):
             raise Unauthorized()
-        return AuthResult(authorizer={"claims": dict(shaped)}, principal_id=_text(claims.get("sub")))
+        return AuthResult(authorizer={"claims": dict(verified.shaped)}, principal_id=verified.subject)
 
-    async def _verified_token(
-        self, token: str, now: float
-    ) -> tuple[JwtRules, dict[str, Any], dict[str, str]]:
+    async def _verified_token(self, token: str, now: float) -> _Verified:
         hit = self._verified.get(token)
         if hit is not None:
-            check_claims(hit[1], hit[0], now)  # time passes: exp/nbf again (the rest cannot change)
+            if not hit.valid_from <= now < hit.valid_until:
+                check_claims(hit.claims, hit.rules, now)  # raises, with the precise description
             self._verified.move_to_end(token)
             return hit
         issuer = self._issuer_of(token)
@@ -185,8 +199,16 @@ class JwtAuthorizer:
         except UnknownKey as unknown:
             keys = await self._keys(issuer, refresh_for=unknown.kid)
             claims = verify_token(token, keys, issuer.rules, now)
-        shaped = cognito_claims(claims) if self._cognito else http_api_claims(claims)
-        entry = (issuer.rules, claims, shaped)
+        valid_from, valid_until = time_window(claims)
+        entry = _Verified(
+            issuer.rules,
+            claims,
+            cognito_claims(claims) if self._cognito else http_api_claims(claims),
+            tuple(token_scopes(claims)),
+            _text(claims.get("sub")),
+            valid_from,
+            valid_until,
+        )
         self._verified[token] = entry
         if len(self._verified) > TOKEN_CACHE_SIZE:
             self._verified.popitem(last=False)

@@ -43,6 +43,7 @@ __all__ = [
     "UnknownKey",
     "check_claims",
     "has_scope",
+    "time_window",
     "parse_jwks",
     "token_scopes",
     "verify_token",
@@ -199,6 +200,15 @@ def check_claims(claims: Mapping[str, Any], rules: JwtRules, now: float) -> None
     iat = _number(claims, "iat")
     if iat is not None and iat > now + LEEWAY_S:
         raise TokenRejected("the token was issued in the future")
+
+
+def time_window(claims: Mapping[str, Any]) -> tuple[float, float]:
+    """``(from, until)``: the ``now`` values a token that passed :func:`check_claims` stays valid
+    for (``from <= now < until``), leeway included; what a cache of verified tokens rechecks."""
+    exp = _number(claims, "exp")
+    starts = [value for value in (_number(claims, "nbf"), _number(claims, "iat")) if value is not None]
+    valid_from = max(starts) - LEEWAY_S if starts else float("-inf")
+    return valid_from, (exp if exp is not None else float("-inf")) + LEEWAY_S
 
 
 def token_scopes(claims: Mapping[str, Any]) -> list[str]:

@@ -21,8 +21,10 @@ from server.auth.jwt_verify import (
     JwtRules,
     TokenRejected,
     UnknownKey,
+    check_claims,
     has_scope,
     parse_jwks,
+    time_window,
     token_scopes,
     verify_token,
 )
@@ -259,3 +261,20 @@ def test_the_verifier_adds_no_io_beyond_what_pyjwt_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("nbf", [None, NOW - 100, NOW + 3])
+@pytest.mark.parametrize("iat", [None, NOW - 50, NOW + 4])
+def test_the_cached_time_window_agrees_with_the_claim_rules(nbf: int | None, iat: int | None) -> None:
+    """The verified-token cache rechecks only ``from <= now < until``: it must accept exactly the
+    ``now`` values check_claims accepts."""
+    claims = {"iss": ISS, "aud": "client-a", "exp": NOW + 10, "nbf": nbf, "iat": iat}
+    claims = {k: v for k, v in claims.items() if v is not None}
+    valid_from, valid_until = time_window(claims)
+    for now in range(NOW - 120, NOW + 30):
+        try:
+            check_claims(claims, RULES, now)
+            accepted = True
+        except TokenRejected:
+            accepted = False
+        assert accepted == (valid_from <= now < valid_until), now
