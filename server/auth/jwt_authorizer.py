@@ -143,6 +143,9 @@ class JwtAuthorizer:
             if route.authorizer is config
         }
         self._clock = clock
+        self._aud_pattern = (
+            re.compile(config.identity_validation) if cognito and config.identity_validation else None
+        )
         # token -> (issuer rules, claims, claims as the integration sees them)
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
@@ -184,6 +187,11 @@ class JwtAuthorizer:
         wanted = "access" if route.scopes else "id"
         if verified.claims.get("token_use") != wanted or not has_scope(verified.scopes, route.scopes):
             raise Unauthorized()
+        if self._aud_pattern is not None:
+            # identityValidationExpression: for Cognito, a regex the token's aud must match.
+            aud = verified.claims.get("aud")
+            if not isinstance(aud, str) or self._aud_pattern.fullmatch(aud) is None:
+                raise Unauthorized()
         return AuthResult(authorizer={"claims": dict(verified.shaped)}, principal_id=verified.subject)
 
     async def _verified_token(self, token: str, now: float) -> _Verified:

@@ -74,6 +74,13 @@ def config(issuer_url: str, jwks_uri: str | None = None) -> GatewayConfig:
         user_pool_arns=("arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc",),
         issuer=issuer_url,  # the local stand-in for the pool
     )
+    strict = AuthorizerConfig(
+        "strict",
+        AuthorizerType.COGNITO_USER_POOLS,
+        user_pool_arns=pool.user_pool_arns,
+        issuer=issuer_url,
+        identity_validation="portway-.*",  # Cognito: a regex on aud
+    )
     rest = ApiConfig(
         "r",
         "rid",
@@ -82,6 +89,7 @@ def config(issuer_url: str, jwks_uri: str | None = None) -> GatewayConfig:
         (
             _route("GET /id", pool, payload="1.0"),
             _route("GET /orders", pool, payload="1.0", scopes=("orders/read",)),
+            _route("GET /strict", strict, payload="1.0"),
         ),
     )
     return GatewayConfig(apis=(http, rest))
@@ -313,3 +321,9 @@ functions:
     assert (await resp.json())["jwt"]["scopes"] == ["profile"]
     assert (await gateway.get("/me", headers={"Authorization": issuer.token(scope="other")})).status == 403
     assert (await gateway.get("/me")).status == 401
+
+
+async def test_cognito_identity_validation_expression_matches_aud(gateway: Gateway, issuer: Issuer) -> None:
+    assert (await call(gateway, "/dev/strict", issuer.token(token_use="id")))[0] == 200  # portway-client
+    status, body, _ = await call(gateway, "/dev/strict", issuer.token(token_use="id", aud="other-client"))
+    assert (status, body) == (401, b'{"message":"Unauthorized"}')
