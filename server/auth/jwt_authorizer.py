@@ -71,9 +71,6 @@ class _Route:
     payload_format: str
 
 
-_DEFAULT_ROUTE = _Route((), "2.0")
-
-
 @dataclass(frozen=True, slots=True)
 class _Verified:
     """A token that passed :func:`verify_token`, with what each later request needs precomputed:
@@ -137,16 +134,16 @@ class JwtAuthorizer:
         self._identity = _Identity(
             config.identity_sources[0] if config.identity_sources else "$request.header.Authorization"
         )
+        # Every route of the API, not only those naming this authorizer by identity: a route
+        # missing here must never be served with no scopes (a KeyError is a 500, not an open door).
         self._routes = {
             route.route_key: _Route(route.authorization_scopes, route.integration.payload_format)
             for route in api.routes
-            if route.authorizer is config
         }
         self._clock = clock
         self._aud_pattern = (
             re.compile(config.identity_validation) if cognito and config.identity_validation else None
         )
-        # token -> (issuer rules, claims, claims as the integration sees them)
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     @property
@@ -170,7 +167,7 @@ class JwtAuthorizer:
             verified = await self._verified_token(token, now)
         except TokenRejected as rejected:
             raise self._refuse(rejected.description) from None
-        route = self._routes.get(info.route_key, _DEFAULT_ROUTE)
+        route = self._routes[info.route_key]
         if self._cognito:
             return self._cognito_result(verified, route)
         if not has_scope(verified.scopes, route.scopes):
