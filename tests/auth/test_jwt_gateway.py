@@ -184,6 +184,9 @@ async def test_scopes_one_is_enough_and_a_mismatch_alone_is_403(gateway: Gateway
     assert "www-authenticate" not in headers
     status, _, _ = await call(gateway, "/scoped", issuer.token(scope="read", aud="x"))
     assert status == 401  # an invalid token is 401 whatever its scopes
+    cached = issuer.token(scope="write")
+    assert (await call(gateway, "/v2", cached))[0] == 200  # verified and cached on a route without scopes
+    assert (await call(gateway, "/scoped", cached))[0] == 403  # the cache holds the token, not the decision
 
 
 async def test_the_token_may_come_from_the_query_string(gateway: Gateway, issuer: Issuer) -> None:
