@@ -45,6 +45,7 @@ from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
 from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
+from server.auth import jwt_authorizer  # noqa: F401  (registers the JWT and Cognito builders)
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.auth.iam import IamKeyring

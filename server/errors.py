@@ -16,6 +16,7 @@ Tree (response type, default status)::
     │   ├── UnrecognizedClient            INVALID_SIGNATURE 403 (SigV4: unknown key or session token)
     │   ├── InvalidApiKey                 INVALID_API_KEY 403
     │   ├── Unauthorized                  UNAUTHORIZED 401
+    │   ├── InsufficientScope             ACCESS_DENIED 403 (HTTP API JWT: valid token, no route scope)
     │   ├── Throttled                     THROTTLED 429
     │   ├── QuotaExceeded                 QUOTA_EXCEEDED 429
     │   ├── BadRequestParameters          BAD_REQUEST_PARAMETERS 400
@@ -56,6 +57,7 @@ __all__ = [
     "GatewayError",
     "GoneException",
     "HeadersTooLarge",
+    "InsufficientScope",
     "IntegrationFailure",
     "IntegrationTimeout",
     "IncompleteSigV4",
@@ -203,6 +205,16 @@ class Unauthorized(ClientError):
     status = 401
     error_type = "UnauthorizedException"
     default_message = "Unauthorized"
+
+
+class InsufficientScope(ClientError):
+    """HTTP API JWT authorizer: the token is valid but carries none of the route's scopes: 403
+    ``{"message":"Forbidden"}``, not a 401 (reference §5.4, §0.5)."""
+
+    response_type = "ACCESS_DENIED"
+    status = 403
+    error_type = "ForbiddenException"
+    default_message = "Forbidden"
 
 
 class Throttled(ClientError):

@@ -31,6 +31,12 @@ KEYS: the plan bucket ``{tb}:plan:benchplan:<key id>``, the stage method bucket
 day. Inside Redis: one ``MGET`` of the four keys, ``INCRBY`` on both counters and a ``SET .. PX``
 of each bucket's 16-byte state.
 
+``--jwt-bench JWKS_FILE`` (issue #9's JWT benchmark, ``bench/bench_jwt.py``): one HTTP API (no
+stage segment) with two HTTP_PROXY routes to the same backend, ``ANY /open/{proxy+}`` (no auth)
+and ``ANY /jwt/{proxy+}`` (a JWT authorizer: issuer ``--jwt-issuer``, audience ``bench``). The
+JWKS in ``JWKS_FILE`` is served by this process on another loopback port (fetched once, on the
+first token).
+
 The config is built from :mod:`server.config.model` rather than loaded from YAML, so the benchmark
 does not depend on the loader. Serving mirrors ``server/cli.py`` (``AppRunner`` without access log,
 ``GatewayRunner``, ``TCPSite`` with backlog 1024, ``uvloop.run``).
@@ -62,6 +68,8 @@ from server.config.model import (  # noqa: E402
     ApiConfig,
     ApiKeyConfig,
     ApiKind,
+    AuthorizerConfig,
+    AuthorizerType,
     GatewayConfig,
     IntegrationConfig,
     IntegrationType,
@@ -136,7 +144,58 @@ def bench_config(
     )
 
 
-async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | None = None) -> None:
+JWT_AUDIENCE = "bench"
+
+
+def jwt_config(backend: str, issuer: str, jwks_uri: str) -> GatewayConfig:
+    """``--jwt-bench``: the same HTTP_PROXY route with and without a JWT authorizer."""
+    proxy = IntegrationConfig(type=IntegrationType.HTTP_PROXY, uri=backend.rstrip("/") + "/{proxy}")
+    auth = AuthorizerConfig(
+        "bench", AuthorizerType.JWT, issuer=issuer, audiences=(JWT_AUDIENCE,), jwks_uri=jwks_uri
+    )
+    api = ApiConfig(
+        name="jwtbench",
+        id="jwtbench01",
+        kind=ApiKind.HTTP,
+        stages=(StageConfig("$default"),),
+        routes=(
+            RouteConfig("ANY", "/open/{proxy+}", proxy),
+            RouteConfig("ANY", "/jwt/{proxy+}", proxy, authorizer=auth),
+        ),
+    )
+    return GatewayConfig(apis=(api,))
+
+
+async def serve_jwks(host: str, body: bytes) -> tuple[web.AppRunner, str]:
+    """The JWKS of ``--jwt-bench`` on a free loopback port: (runner, URL)."""
+
+    async def jwks(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/jwks", jwks)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{host}:{port}/jwks"
+
+
+async def serve(
+    host: str,
+    port: int,
+    config: GatewayConfig | None,
+    redis_url: str | None = None,
+    jwt: tuple[str, str, bytes] | None = None,
+) -> None:
+    """``jwt``: (backend, issuer, JWKS document) of ``--jwt-bench``, whose config needs the JWKS URL."""
+    jwks_runner: web.AppRunner | None = None
+    if jwt is not None:
+        backend, issuer, jwks = jwt
+        jwks_runner, jwks_uri = await serve_jwks(host, jwks)
+        config = jwt_config(backend, issuer, jwks_uri)
+    assert config is not None
     app = create_app(config, redis_url=redis_url)
     runner = GatewayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
@@ -150,6 +209,8 @@ async def serve(host: str, port: int, config: GatewayConfig, redis_url: str | No
         await stop.wait()
     finally:
         await runner.cleanup()
+        if jwks_runner is not None:
+            await jwks_runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,15 +227,18 @@ def main(argv: list[str] | None = None) -> int:
         help="issue #5 definition: account bucket off, keyed+throttled ANY /dev/keyed/{proxy+}",
     )
     parser.add_argument("--api-key", default=BENCH_API_KEY, help="value of the key (--throttle-bench)")
+    parser.add_argument("--jwt-bench", type=Path, metavar="JWKS_FILE", help="issue #9 definition (JWT)")
+    parser.add_argument("--jwt-issuer", default="https://issuer.bench", help="iss of --jwt-bench tokens")
     args = parser.parse_args(argv)
     config = bench_config(
         args.backend, workers=args.workers, throttle_bench=args.throttle_bench, api_key=args.api_key
     )
+    jwt = (args.backend, args.jwt_issuer, args.jwt_bench.read_bytes()) if args.jwt_bench else None
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:
         profiler.enable()
     try:
-        uvloop.run(serve(args.host, args.port, config, args.redis_url))
+        uvloop.run(serve(args.host, args.port, config, args.redis_url, jwt))
     finally:
         if profiler is not None:
             profiler.disable()

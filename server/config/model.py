@@ -161,7 +161,7 @@ class AuthorizerConfig:
     issuer: str | None = None
     audiences: tuple[str, ...] = ()
     jwks_uri: str | None = None  # None: from the issuer's OpenID discovery document
-    algorithms: tuple[str, ...] = ("RS256",)
+    algorithms: tuple[str, ...] = ("RS256", "RS384", "RS512")  # pinned; RSA only, as AWS
     user_pool_arns: tuple[str, ...] = ()
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.config.errors import loc, loc_path
 from server.config.model import ApiKind, AuthorizerConfig, AuthorizerType
+from server.config.serverless_jwt import cognito_authorizer, http_api_jwt, names_jwt
 
 if TYPE_CHECKING:
     from server.config.serverless_events import Build, Parts
@@ -87,14 +88,16 @@ def _lambda(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) 
 def _http_api_named(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) -> RouteAuth:
     """``{name, scopes}`` -> ``provider.httpApi.authorizers.{name}``: ``type: jwt`` (JWT) or
     ``type: request`` (Lambda REQUEST, payload 1.0/2.0)."""
+    if _names_jwt(build, raw):
+        return _http_api_jwt(build, where, raw, kind, location)
     build.issues.error(location, UNENFORCED_AUTHORIZER)
     return _REFUSED
 
 
 def _cognito(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) -> RouteAuth:
     """REST ``COGNITO_USER_POOLS``: the pool ARN(s), ``scopes`` (route authorization scopes)."""
-    build.issues.error(location, UNENFORCED_AUTHORIZER)
-    return _REFUSED
+    built = cognito_authorizer(build, where, raw, kind, location)
+    return _REFUSED if built is None else RouteAuth(*built)
 
 
 # One declaration for every aws_iam route: the authorizer holds no per-route state.
@@ -108,6 +111,17 @@ def _iam(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) -> 
         build.issues.error(location, UNENFORCED_AUTHORIZER)
         return _REFUSED
     return RouteAuth(_AWS_IAM)
+
+
+def _names_jwt(build: Build, raw: Any) -> bool:
+    return names_jwt(build, raw)
+
+
+def _http_api_jwt(build: Build, where: Parts, raw: Any, kind: ApiKind, location: str) -> RouteAuth:
+    """``provider.httpApi.authorizers.{name}`` without ``type`` (serverless's JWT form) or with
+    ``type: jwt``: ``identitySource``, ``issuerUrl``, ``audience``; the route's ``scopes``."""
+    built = http_api_jwt(build, where, raw, location)
+    return _REFUSED if built is None else RouteAuth(*built)
 
 
 _BY_FORM = {"lambda": _lambda, "http_api_named": _http_api_named, "cognito": _cognito, "iam": _iam}

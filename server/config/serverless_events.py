@@ -24,6 +24,7 @@ from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
     ApiKind,
+    AuthorizerConfig,
     IntegrationConfig,
     IntegrationType,
     MockResponse,
@@ -94,6 +95,9 @@ class Build:
     rest_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     http_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     throttling_at: str = ""  # the first route `throttling:`, for the missing-plugin warning
+    # JWT/Cognito authorizers built so far, by name: routes naming one share one object (one JWKS
+    # cache and one verified-token cache per authorizer, as on AWS).
+    jwt_authorizers: dict[str, AuthorizerConfig] = dataclasses.field(default_factory=dict)
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:

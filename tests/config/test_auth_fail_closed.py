@@ -15,11 +15,10 @@ from server.config.model import AuthorizerType
 from server.config.serverless_auth import UNENFORCED_AUTHORIZER
 from tests.config.test_serverless import load, problems
 
-_POOL = "arn:aws:cognito-idp:us-east-1:1:userpool/p"
 _ROUTES = {
     "rest": "- http: {path: a, method: get, authorizer: {name: auth, type: token}}",
-    "rest-arn": "- http: {path: a, method: get, authorizer: {arn: '" + _POOL + "'}}",
-    "http-api": "- httpApi: {path: /a, method: get, authorizer: {name: jwt}}",
+    # Cognito ARNs (REST) and httpApi jwt authorizers are enforced: tests/config/test_serverless_jwt.py
+    "http-api-request": "- httpApi: {path: /a, method: get, authorizer: {name: custom}}",
     "websocket": "- websocket: {route: $connect, authorizer: {name: auth}}",
 }
 
@@ -27,7 +26,11 @@ _ROUTES = {
 def _document(event: str) -> str:
     return f"""
         service: app
-        provider: {{name: aws}}
+        provider:
+          name: aws
+          httpApi:
+            authorizers:
+              custom: {{type: request, functionName: auth}}
         functions:
           auth:
             handler: handler.auth
