@@ -49,10 +49,12 @@ from server.config.model import (
     WebSocketSettings,
 )
 from server.errors import GatewayError
+from server.event_headers import websocket_connect_headers
 from server.ids import new_apigw_id, new_message_id
 from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
+from server.trace import TRACE_HEADER, trace_header
 
 __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketGateway", "error_frame"]
 
@@ -170,7 +172,13 @@ class WebSocketGateway:
         connect = runtime.integrations.get("$connect")
         if connect is not None:
             request_id = new_apigw_id()
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+            headers = websocket_connect_headers(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
+                trace_id=trace_header(request.headers.get(TRACE_HEADER), now_ms),
+                source_ip=info.source_ip,
+                host=request.host,
+                secure=request.secure,
+            )
             query = request.raw_path.partition("?")[2]
             event = connect_event(
                 info, headers=headers, query_string=query, request_id=request_id, now_ms=now_ms

@@ -44,6 +44,7 @@ from server.events import RequestInfo
 from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
+from server.trace import TRACE_HEADER, trace_header
 
 __all__ = ["PHASES", "BodyReader", "Gateway", "ReadBodyStage", "RequestContext", "Stage", "default_stages"]
 
@@ -133,8 +134,11 @@ class RouteStage:
         ctx.match = match
         api = dispatch.api
         # Like a custom-domain base-path mapping, the event's `path` includes the base path; it
-        # keeps a trailing slash and double slashes exactly as sent (§2.1).
-        event_path = req.raw_path[len(dispatch.stage_prefix) :] or "/"
+        # keeps a trailing slash and inner double slashes as sent, but not the slashes AWS skips
+        # around the stage, which only requestContext.path keeps after the stage (routes/dispatch.py).
+        raw = "/" + req.raw_path.lstrip("/")
+        after_stage = raw[len(dispatch.stage_prefix) :]
+        event_path = "/" + after_stage.lstrip("/") if dispatch.stage_prefix else after_stage or "/"
         ctx.info = RequestInfo(
             request=req,
             api_id=api.id,
@@ -152,6 +156,8 @@ class RouteStage:
             binary_media_types=api.binary_media_types,
             resource_id=self._resource_id(api.id, match.resource),
             deployment_id=self._deployment_id,
+            trace_id=trace_header(req.header(TRACE_HEADER), ctx.now_ms),
+            context_path=raw if raw != dispatch.stage_prefix + event_path else "",
         )
         return None
 

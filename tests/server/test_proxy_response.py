@@ -58,8 +58,15 @@ def test_v1_merge_multi_first_and_multi_casing_wins() -> None:
             "headers": {"test-multi": "value-solo"},
         }
     )
-    assert ("tesT-Multi", "value-multi, value-solo") in response.headers
-    assert ("test-list", "value1, value2") in response.headers
+    assert [v for n, v in response.headers if n == "tesT-Multi"] == ["value-multi", "value-solo"]
+    assert [v for n, v in response.headers if n == "test-list"] == ["value1", "value2"]
+
+
+def test_v1_repeated_set_cookie_stays_separate_lines() -> None:
+    # Folding Set-Cookie into one comma-joined line breaks cookies whose Expires has a comma.
+    cookies = ["a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT", "b=2"]
+    response = v1_response({"statusCode": 200, "multiValueHeaders": {"Set-Cookie": cookies}})
+    assert [v for n, v in response.headers if n == "Set-Cookie"] == cookies
 
 
 def test_v1_base64_decoded_only_when_accept_matches() -> None:
