@@ -1,4 +1,4 @@
-"""Per-frame size limit (AWS: 32 KB per frame, 128 KB per message; reference §1.5).
+"""Per-frame size limit (AWS: 32 KB per frame, 128 KB per message; aws-contract.md §1.5).
 
 aiohttp enforces one limit, on whole (reassembled) messages. AWS also closes a connection whose
 client sends a single *frame* over 32 KB, even inside the 128 KB message limit. :class:`FrameScanner`

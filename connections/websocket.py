@@ -1,6 +1,6 @@
 """The WebSocket connection lifecycle: ``$connect`` -> messages -> ``$disconnect``.
 
-Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket API:
+Reference: docs/aws-contract.md §1. One :class:`WebSocketGateway` per process serves every WebSocket API:
 
 1. **Upgrade.** The ``$connect`` integration (if any) runs *before* the handshake completes. A
    non-2xx ``statusCode`` fails the handshake with that status, a failure with 502; a
@@ -84,7 +84,7 @@ class _ApiRuntime:
         # Keys a message may select: custom routes and $default (never $connect/$disconnect).
         self.route_keys = frozenset(k for k in self.routes if not k.startswith("$") or k == "$default")
         self.stages: dict[str, StageConfig] = {s.name: s for s in api.stages}
-        # apiKeyRequired counts on $connect only (reference §1.1): checked once per connection.
+        # apiKeyRequired counts on $connect only (aws-contract.md §1.1): checked once per connection.
         connect = self.routes.get("$connect")
         self.connect_key_required = connect is not None and connect.api_key_required
 

@@ -1,7 +1,7 @@
 """Lambda proxy events, built exactly as API Gateway builds them.
 
-* :func:`rest_v1_event`: REST API (and HTTP API payload 1.0) event, reference §2.3.
-* :func:`http_v2_event`: HTTP API payload 2.0 event, reference §2.5.
+* :func:`rest_v1_event`: REST API (and HTTP API payload 1.0) event, aws-contract.md §2.3.
+* :func:`http_v2_event`: HTTP API payload 2.0 event, aws-contract.md §2.5.
 
 Rules worth knowing (each has a test in tests/server/test_events.py):
 
@@ -209,7 +209,7 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 
 
 def _v2_is_binary(content_type: str | None, binary_media_types: Sequence[str]) -> bool:
-    # HTTP APIs base64-encode every body whose content type is not text-like (reference §2.5).
+    # HTTP APIs base64-encode every body whose content type is not text-like (aws-contract.md §2.5).
     if binary_media_types and media_type_matches(content_type, binary_media_types):
         return True
     if content_type is None:

@@ -98,7 +98,8 @@ class RouteStage:
     """Find the API, stage and route; build the :class:`RequestInfo` every later stage uses.
 
     No route: REST answers 403 ``Missing Authentication Token`` (``IncompleteSignature`` when a
-    non-SigV4 ``Authorization`` header is present), HTTP APIs answer 404 ``Not Found`` (§0.4, §0.5).
+    non-SigV4 ``Authorization`` header is present), HTTP APIs answer 404 ``Not Found``
+    (aws-contract.md §0.4, §0.5).
     """
 
     def __init__(self, dispatcher: ApiDispatcher, config: GatewayConfig) -> None:
@@ -172,7 +173,8 @@ class RouteStage:
     def _missing_token(req: HttpRequest) -> MissingAuthenticationToken:
         auth = req.header("authorization")
         if auth and not auth.startswith("AWS4-HMAC-SHA256"):
-            # AWS tries to parse any Authorization header as SigV4 before answering 403 (§0.4).
+            # AWS tries to parse any Authorization header as SigV4 before answering 403
+            # (aws-contract.md §0.4).
             digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
             return IncompleteSignature(
                 "Invalid key=value pair (missing equal-sign) in Authorization header "

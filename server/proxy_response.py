@@ -1,6 +1,6 @@
 """Turning a Lambda proxy result into an HTTP response, validated exactly as API Gateway does.
 
-REST / payload 1.0 (reference §2.4, recorded against AWS):
+REST / payload 1.0 (aws-contract.md §2.4, recorded against AWS):
 
 * the result must be a JSON object whose keys are among ``statusCode``, ``headers``,
   ``multiValueHeaders``, ``body``, ``isBase64Encoded``; anything else (extra key, ``null``, a bare
@@ -15,7 +15,7 @@ REST / payload 1.0 (reference §2.4, recorded against AWS):
   ``binaryMediaTypes``; otherwise the base64 text itself is returned;
 * ``Content-Type: application/json`` is added when the function sets none.
 
-Payload 2.0 (reference §2.5): a result without ``statusCode`` is *inferred*: 200, JSON text of the
+Payload 2.0 (aws-contract.md §2.5): a result without ``statusCode`` is *inferred*: 200, JSON text of the
 whole value (a string is used as-is), ``content-type: application/json``. ``cookies`` become
 ``set-cookie`` headers. Invalid results are 500 ``{"message":"Internal Server Error"}``.
 

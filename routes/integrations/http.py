@@ -6,7 +6,7 @@ Both share one pipeline, each step a method a subclass may override::
     send(request)       -> BackendResponse     the only I/O; the error boundary
     build_response(info, request, backend) -> HttpResponse
 
-Contract (reference §0.2, §2.2, §6):
+Contract (aws-contract.md §0.2, §2.2, §6):
 
 * URL: ``config.uri`` with ``${stageVariables.x}`` and ``{param}``/``{param+}`` substituted
   (:mod:`routes.integrations._uri`), then the client's raw query string appended (merged with
@@ -445,7 +445,7 @@ class HttpIntegration(_HttpIntegrationBase):
     Done: the request is built like HTTP_PROXY's but with ``User-Agent: AmazonAPIGateway_{apiId}``;
     response headers named in the non-proxy list are renamed ``x-amzn-Remapped-*``; the response
     carries the ``X-Amzn-Trace-Id`` sent to the backend (AWS adds it to HTTP integration responses,
-    not to HTTP_PROXY ones, §0.2).
+    not to HTTP_PROXY ones, aws-contract.md §0.2).
 
     Not done yet (later issue), and where it goes:
 

@@ -2,7 +2,7 @@
 
 Drives any :class:`~routes.integrations.base.LambdaInvoker` (a Python handler in process, in worker
 processes, or a real Lambda function) for REST and HTTP API routes, and maps every failure at this
-boundary (reference §0.4 / §0.5):
+boundary (aws-contract.md §0.4 / §0.5):
 
 * the function raised, or could not be run -> ``IntegrationFailure`` (502 REST, 500 HTTP API);
 * the deadline passed -> ``IntegrationTimeout`` (504 ``Endpoint request timed out``);

@@ -36,7 +36,7 @@ __all__ = ["MAX_PLANS_PER_KEY", "Conflict", "NotFoundError", "RegistryChanges"]
 
 log = logging.getLogger("portway.keys")
 
-MAX_PLANS_PER_KEY = 10  # AWS: "one key may be in up to 10 usage plans" (reference §3.2)
+MAX_PLANS_PER_KEY = 10  # AWS: "one key may be in up to 10 usage plans" (aws-contract.md §3.2)
 
 
 class NotFoundError(LookupError):

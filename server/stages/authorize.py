@@ -1,4 +1,4 @@
-"""The ``authorize`` phase (reference §5): runs after routing, before throttling.
+"""The ``authorize`` phase (aws-contract.md §5): runs after routing, before throttling.
 
 For a route that declares an authorizer, build the method ARN, ask the route's authorizer, and
 record what it returns where later phases and the event builders read it: the event's

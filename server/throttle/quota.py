@@ -1,6 +1,7 @@
 """Usage-plan quota periods: which window a request falls in, and how much it may use there.
 
-Reference §3.3. A quota allows ``limit`` requests per API key per period (``DAY``, ``WEEK`` or
+Reference: docs/aws-contract.md §3.3. A quota allows ``limit`` requests per API key per period
+(``DAY``, ``WEEK`` or
 ``MONTH``), summed across every stage of the plan. Periods are UTC calendar periods (AWS does not
 document the boundaries: unverified, so they live in this one module):
 

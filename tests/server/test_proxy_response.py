@@ -1,4 +1,4 @@
-"""Lambda proxy response validation, row by row from reference §2.4 (recorded against AWS)."""
+"""Lambda proxy response validation, row by row from aws-contract.md §2.4 (recorded against AWS)."""
 
 from __future__ import annotations
 
