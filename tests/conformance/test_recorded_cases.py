@@ -6,12 +6,14 @@ rebuilds the APIs the recordings were made with.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from server.config.load import load_config
-from server.config.model import GatewayConfig
+from server.config.model import GatewayConfig, frozen_map
+from tests.conformance.backend import recorded_backend
 from tests.conformance.harness import Case, differences, load_cases, send
 from tests.server.live import live_gateway
 
@@ -25,9 +27,23 @@ def config() -> GatewayConfig:
     return load_config(HERE / "portway.yaml")
 
 
+def with_backend(config: GatewayConfig, addresses: dict[str, str]) -> GatewayConfig:
+    """``config`` with the ``backend*`` stage variables pointing at the recorded backends."""
+    apis = []
+    for api in config.apis:
+        stages = tuple(
+            dataclasses.replace(stage, variables=frozen_map({**stage.variables, **addresses}))
+            if "backend" in stage.variables
+            else stage
+            for stage in api.stages
+        )
+        apis.append(dataclasses.replace(api, stages=stages))
+    return dataclasses.replace(config, apis=tuple(apis))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_recorded_case(case: Case, config: GatewayConfig) -> None:
-    async with live_gateway(config) as port:
+    async with recorded_backend() as address, live_gateway(with_backend(config, address)) as port:
         response = await send(port, case.data["request"])
     diffs = differences(case.data, response)
     source = case.data["source"]
