@@ -99,15 +99,22 @@ def parse_query(query_string: str) -> list[tuple[str, str]]:
 
 
 def media_type_matches(content_type: str | None, patterns: Sequence[str]) -> bool:
-    """True if the media type matches one of ``binaryMediaTypes`` (``*/*``, ``image/*`` allowed)."""
+    """True if the media type is one of ``binaryMediaTypes``, as AWS matches (recorded, LocalStack's
+    AWS-validated ``test_aws_proxy_binary_response``; aws-contract.md §7.6): equal to a listed type,
+    or under a listed ``type/*``, or anything when ``*/*`` is listed. A wildcard on the left
+    (``*/test``) matches nothing, and a wildcard in the request (``image/*``, ``*/*``) only an equal
+    listed type."""
     if not content_type or not patterns:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    main, _, sub = media.partition("/")
+    main = media.partition("/")[0]
     for pattern in patterns:
         p = pattern.strip().lower()
-        pmain, _, psub = p.partition("/")
-        if (pmain in ("*", main)) and (psub in ("*", sub)):
+        if p == "*/*":
+            return True
+        if p.startswith("*/"):  # recorded: never matches, not even an equal Accept
+            continue
+        if p == media or (p.endswith("/*") and p[:-2] == main):
             return True
     return False
 

@@ -6,7 +6,7 @@ as sent on the request line, ``headers`` as ordered pairs, ``body``) and ``expec
 
 * ``status``: the status code AWS answered;
 * ``event``: the Lambda event AWS built (the function echoed it back as the response body);
-* ``body``: the response body (JSON when it parses, else text);
+* ``body``: the response body (JSON when it parses, else text); ``body_base64``: the exact bytes;
 * ``headers``: every response header AWS sent (names compared case-insensitively, as HTTP does);
 * ``errorType``: the ``x-amzn-ErrorType`` header;
 * ``checks``: assertions the recorded test made outside its snapshot (``contains``, ``absent``,
@@ -36,6 +36,7 @@ and ``ignore`` (the JSON paths that differ); everything else in it is still comp
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -259,6 +260,10 @@ def differences(case: dict[str, Any], response: RawResponse) -> list[str]:
             compare(expect["event"], event, "event", diffs, ignore, any_value)
     if "body" in expect:
         compare(expect["body"], text, "body", diffs, ignore, any_value)
+    if "body_base64" in expect and base64.b64encode(response.body).decode() != expect["body_base64"]:
+        diffs.append(
+            f"body: expected the bytes of base64 {expect['body_base64']!r}, got {response.body[:60]!r}"
+        )
     if "headers" in expect:
         compare_headers(expect["headers"], response, expect.get("normalised", {}), diffs, ignore)
     if "errorType" in expect and "errorType" not in ignore:

@@ -104,3 +104,19 @@ def test_v2_explicit_with_cookies_and_base64() -> None:
 def test_v2_invalid(result: Any) -> None:
     with pytest.raises(IntegrationFailure):
         v2_response(result)
+
+
+def test_binary_media_type_matching_rules() -> None:
+    # Recorded on AWS (LocalStack test_aws_proxy_binary_response): exact or type/*, */* for all;
+    # a left wildcard never matches, a wildcard Accept only an equal listed type.
+    from server.events import media_type_matches
+
+    listed = ("image/png", "*/test", "text/*")
+    assert media_type_matches("image/png", listed)
+    assert media_type_matches("text/csv; charset=utf-8", listed)
+    assert not media_type_matches("image/jpg", listed)
+    assert not media_type_matches("image/*", listed)
+    assert not media_type_matches("*/test", listed)
+    assert not media_type_matches("random/test", listed)
+    assert not media_type_matches("*/*", listed)
+    assert media_type_matches("anything/else", ("*/*",))
