@@ -18,3 +18,9 @@ def echo_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def response_from_body(event: dict[str, Any], context: Any) -> Any:
     return json.loads(event["body"])
+
+
+def connect_echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``$connect``: refuse the handshake with the event as the body, so the test can read the
+    CONNECT event AWS would have built (a refused handshake's status and body reach the client)."""
+    return {"statusCode": 400, "body": json.dumps(event)}
