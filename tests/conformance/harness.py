@@ -61,6 +61,7 @@ class Case:
     file: str
     api: str
     data: dict[str, Any]
+    runner: str = "http"  # "admin": boto3 calls to the admin API (test_admin_cases.py)
 
     @property
     def id(self) -> str:
@@ -72,7 +73,8 @@ def load_cases() -> list[Case]:
     for path in sorted(CASES_DIR.glob("*.json")):
         doc = json.loads(path.read_text())
         for case in doc["cases"]:
-            cases.append(Case(path.name, str(case.get("api", doc.get("api", ""))), case))
+            api = str(case.get("api", doc.get("api", "")))
+            cases.append(Case(path.name, api, case, str(doc.get("runner", "http"))))
     return cases
 
 

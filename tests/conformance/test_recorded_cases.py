@@ -20,6 +20,7 @@ from tests.server.live import live_gateway
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 CASES = load_cases()
+HTTP_CASES = [case for case in CASES if case.runner == "http"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def with_backend(config: GatewayConfig, addresses: dict[str, str]) -> GatewayCon
     return dataclasses.replace(config, apis=tuple(apis))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", HTTP_CASES, ids=[c.id for c in HTTP_CASES])
 async def test_recorded_case(case: Case, config: GatewayConfig) -> None:
     async with recorded_backend() as address, live_gateway(with_backend(config, address)) as port:
         response = await send(port, case.data["request"])
