@@ -39,6 +39,8 @@ PURE_MODULES = [
     "server.auth.factory",
     "server.limits",
     "routes.dot_segments",
+    "server.trace",
+    "server.event_headers",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
