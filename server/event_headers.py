@@ -6,8 +6,8 @@ WebSocket ``$connect`` events of docs/aws-contract.md "Lambda event headers"):
 * ``Authorization`` is re-cased (a client's ``authorization`` or ``aUThorization`` arrives as
   ``Authorization``); every other name keeps the client's casing;
 * ``Connection`` (hop-by-hop; also ``Upgrade`` on a WebSocket handshake) is not passed on, nor is
-  a REST event's ``Content-Length`` (payload 2.0 events keep ``content-length``, as AWS's sample
-  events show);
+  a REST event's ``Content-Length`` (HTTP API events, payload 1.0 and 2.0, keep it, as AWS's
+  sample events show);
 * ``X-Amzn-Trace-Id`` (server/trace.py), ``X-Forwarded-For`` (the caller's list plus the peer),
   ``X-Forwarded-Port`` and ``X-Forwarded-Proto`` (the port and scheme the client connected to) are
   added, replacing any the client sent under another casing.

@@ -156,7 +156,8 @@ def _event_header_pairs(info: RequestInfo, *, payload_v2: bool = False) -> Seque
 def rest_v1_event(info: RequestInfo, *, http_api_v1: bool = False) -> JsonDict:
     """The REST v1 proxy event (``http_api_v1`` adds ``version: "1.0"`` for HTTP API 1.0)."""
     req = info.request
-    headers, multi_headers = last_and_all(_event_header_pairs(info))
+    # HTTP APIs keep Content-Length in payload 1.0 events too (DG:http-api-develop-integrations-lambda).
+    headers, multi_headers = last_and_all(_event_header_pairs(info, payload_v2=http_api_v1))
     query_pairs = parse_query(req.query_string)
     qsp: dict[str, str] | None = None
     mqsp: dict[str, list[str]] | None = None

@@ -71,3 +71,31 @@ def test_forwarded_port_defaults_from_the_scheme() -> None:
         _request([], host="api.example.com", scheme="https"), "t"
     )
     assert ("X-Forwarded-Port", "8443") in lambda_event_headers(_request([], host="[::1]:8443"), "t")
+
+
+def test_rest_event_drops_content_length_http_api_events_keep_it() -> None:
+    from server.events import RequestInfo, http_v2_event, rest_v1_event
+
+    req = _request([("Content-Length", "2"), ("Connection", "keep-alive"), ("authorization", "t")])
+    info = RequestInfo(
+        request=req,
+        api_id="a",
+        account_id="1",
+        stage="dev",
+        stage_prefix="/dev",
+        path="/x",
+        resource="/x",
+        route_key="POST /x",
+        path_parameters={},
+        stage_variables={},
+        request_id="r",
+        extended_request_id="e",
+        now_ms=NOW_MS,
+        trace_id="Root=1-6553f100-000000000000000000000000;Parent=0000000000000000;Sampled=0",
+    )
+    rest = rest_v1_event(info)["headers"]
+    assert "Content-Length" not in rest and "Connection" not in rest and rest["Authorization"] == "t"
+    assert rest_v1_event(info, http_api_v1=True)["headers"]["Content-Length"] == "2"
+    v2 = http_v2_event(info)["headers"]
+    assert v2["content-length"] == "2" and "connection" not in v2
+    assert v2["x-amzn-trace-id"] == info.trace_id and v2["x-forwarded-for"] == "10.0.0.7"
