@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 CASES_DIR = Path(__file__).parent / "cases"
 
 _PLACEHOLDER = re.compile(r"^<[^<>]+>$")
@@ -90,8 +92,25 @@ class RawResponse:
         return ", ".join(values) if values else None
 
 
+async def send_message(port: int, request: dict[str, Any], *, timeout_s: float = 15.0) -> RawResponse:
+    """Open a WebSocket (no User-Agent, as the recorded client sent none), send ``request["send"]``
+    as a text frame and return the first frame received as the body."""
+    async with (
+        asyncio.timeout(timeout_s),
+        aiohttp.ClientSession(skip_auto_headers={"User-Agent"}) as session,
+        session.ws_connect(f"http://127.0.0.1:{port}{request['target']}", autoping=False) as ws,
+    ):
+        await ws.send_str(request["send"])
+        message = await ws.receive()
+        await ws.close()
+    data = message.data if isinstance(message.data, str) else ""
+    return RawResponse(101, [], data.encode("utf-8"))
+
+
 async def send(port: int, request: dict[str, Any], *, timeout_s: float = 15.0) -> RawResponse:
     """Send the case's request byte for byte (header names, casing and order as recorded)."""
+    if "send" in request:
+        return await send_message(port, request, timeout_s=timeout_s)
     body = request.get("body")
     payload = body.encode("utf-8") if isinstance(body, str) else b""
     if request.get("chunked"):  # the recorded client sent Transfer-Encoding: chunked

@@ -24,3 +24,8 @@ def connect_echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """``$connect``: refuse the handshake with the event as the body, so the test can read the
     CONNECT event AWS would have built (a refused handshake's status and body reach the client)."""
     return {"statusCode": 400, "body": json.dumps(event)}
+
+
+def message_echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A WebSocket route with a route response: the MESSAGE event goes back to the client."""
+    return {"statusCode": 200, "body": json.dumps(event)}
