@@ -1,6 +1,6 @@
 """WebSocket Lambda proxy events: CONNECT, MESSAGE and DISCONNECT, shaped like AWS's captures.
 
-Reference §1.6. Key order and presence follow events recorded against AWS:
+Reference: docs/aws-contract.md §1.6. Key order and presence follow events recorded against AWS:
 
 * CONNECT: ``headers``, ``multiValueHeaders`` (casing as sent), then ``queryStringParameters`` and
   ``multiValueQueryStringParameters`` **only when a query string exists**, ``stageVariables`` only
@@ -49,7 +49,8 @@ class ConnectionInfo:
     stage_variables: Mapping[str, str] = field(default_factory=dict)
     authorizer: Mapping[str, Any] | None = None
     # The API key the connection was admitted with (``$connect`` with ``apiKeyRequired``): its
-    # value and id go into ``identity`` of every event, as AWS does once a key was used (§3.2).
+    # value and id go into ``identity`` of every event, as AWS does once a key was used
+    # (aws-contract.md §3.2).
     api_key: str | None = None
     api_key_id: str | None = None
 
@@ -165,7 +166,7 @@ def disconnect_event(
 
 
 def error_frame(message: str, connection_id: str, request_id: str) -> str:
-    """AWS's error frame on a WebSocket (reference §1.2), e.g. ``Forbidden`` for an unmatched
+    """AWS's error frame on a WebSocket (aws-contract.md §1.2), e.g. ``Forbidden`` for an unmatched
     route or ``Too Many Requests`` for a throttled message."""
     # AWS's exact spacing (recorded): {"message": "Forbidden", "connectionId":"...", "requestId":"..."}
     return (

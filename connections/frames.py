@@ -1,4 +1,4 @@
-"""Client frame rules applied before aiohttp parses a byte (reference §1.5, RFC 6455).
+"""Client frame rules applied before aiohttp parses a byte (aws-contract.md §1.5, RFC 6455).
 
 aiohttp enforces one limit, on whole (reassembled) messages, accepts unmasked client frames and
 answers every ping inside its reader. :class:`FrameScanner` is a pure, incremental reader of RFC

@@ -1,6 +1,6 @@
 """Integrations for WebSocket routes: an event in, a proxy result (status, headers, body) out.
 
-WebSocket routes reuse the REST integrations' backends (reference §1.1-§1.3):
+WebSocket routes reuse the REST integrations' backends (aws-contract.md §1.1-§1.3):
 
 * PYTHON: a Lambda-style handler through a shared :class:`~routes.integrations.base.LambdaInvoker`;
   the result is read like a REST v1 proxy response, but only ``$connect`` interprets

@@ -1,7 +1,8 @@
 """Operations on connections from anywhere: the ``@connections`` API's logic, local or cross-node.
 
-Reference §1.7. Every operation works on any node: the owner's sockets are local to it; for a
-connection owned by another node the request is published once to that node (:mod:`connections.bus`).
+Reference: docs/aws-contract.md §1.7. Every operation works on any node: the owner's sockets are
+local to it; for a connection owned by another node the request is published once to that node
+(:mod:`connections.bus`).
 
 | operation | success | errors |
 |---|---|---|

@@ -1,6 +1,6 @@
 """API keys and throttling for WebSocket APIs: on ``$connect`` and on every message.
 
-Reference §3 (docs/websockets.md, "Throttling and API keys"). With ``apiKeyRequired`` on
+Reference: docs/aws-contract.md §3 (docs/websockets.md, "Throttling and API keys"). With ``apiKeyRequired`` on
 ``$connect``, the ``x-api-key`` header must name an enabled key in a usage plan covering this
 API stage, else the handshake fails with 403 ``Forbidden``; checked once, it covers every later
 message (as on AWS; the plan's *current* limits apply to each message). ``$connect`` then passes

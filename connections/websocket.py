@@ -1,6 +1,6 @@
 """The WebSocket connection lifecycle: ``$connect`` -> messages -> ``$disconnect``.
 
-Reference §1. One :class:`WebSocketGateway` per process serves every WebSocket API:
+Reference: docs/aws-contract.md §1. One :class:`WebSocketGateway` per process serves every WebSocket API:
 
 1. **Upgrade.** The ``$connect`` integration (if any) runs *before* the handshake completes. A
    non-2xx ``statusCode`` fails the handshake with that status, a failure with 502; a
@@ -66,11 +66,13 @@ from server.config.model import (
     WebSocketSettings,
 )
 from server.errors import GatewayError
+from server.event_headers import websocket_connect_headers
 from server.ids import new_apigw_id, new_message_id
 from server.keys.records import ApiKey
 from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
+from server.trace import TRACE_HEADER, trace_header
 
 __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketGateway", "error_frame"]
 
@@ -100,7 +102,7 @@ class _ApiRuntime:
         # Keys a message may select: custom routes and $default (never $connect/$disconnect).
         self.route_keys = frozenset(k for k in self.routes if not k.startswith("$") or k == "$default")
         self.stages: dict[str, StageConfig] = {s.name: s for s in api.stages}
-        # apiKeyRequired counts on $connect only (reference §1.1): checked once per connection.
+        # apiKeyRequired counts on $connect only (aws-contract.md §1.1): checked once per connection.
         connect = self.routes.get("$connect")
         self.connect_key_required = connect is not None and connect.api_key_required
 
@@ -195,7 +197,13 @@ class WebSocketGateway:
         if connect is None:
             return None
         request_id = new_apigw_id()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        headers = websocket_connect_headers(
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
+            trace_id=trace_header(request.headers.get(TRACE_HEADER), info.connected_at_ms),
+            source_ip=info.source_ip,
+            host=request.host,
+            secure=request.secure,
+        )
         query = request.raw_path.partition("?")[2]
         event = connect_event(
             info, headers=headers, query_string=query, request_id=request_id, now_ms=info.connected_at_ms

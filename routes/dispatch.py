@@ -79,10 +79,14 @@ class ApiDispatcher:
         return bool(self._default)
 
     def resolve(self, raw_path: str) -> Dispatch | None:
-        """Map a raw request path to an HTTP-style API mount, or None."""
-        segments = raw_path.split("/")[1:] if raw_path.startswith("/") else raw_path.split("/")
-        if segments and segments[0] in self._http:
-            found = self._pick(self._http[segments[0]], segments[1:], "/" + segments[0])
+        """Map a raw request path to an HTTP-style API mount, or None.
+
+        Empty segments before the stage and right after it are skipped, as AWS does (recorded:
+        ``//stage/x`` and ``/stage//x`` both route ``/x``; docs/aws-contract.md, "Slashes").
+        """
+        segments = raw_path.lstrip("/").split("/")
+        if segments[0] in self._http:
+            found = self._pick(self._http[segments[0]], _skip_empty(segments[1:]), "/" + segments[0])
             if found is not None:
                 return found
         return self._pick(self._default, segments, "")
@@ -105,3 +109,11 @@ class ApiDispatcher:
                 rest = "/" + "/".join(segments[n:])
                 return Dispatch(mount.api, mount.stage, mount.table, rest, stage_prefix)
         return None
+
+
+def _skip_empty(segments: list[str]) -> list[str]:
+    """``["", "", "x", ""]`` -> ``["x", ""]``: leading empty segments only (``/x//y/`` keeps its own)."""
+    i = 0
+    while i < len(segments) - 1 and segments[i] == "":
+        i += 1
+    return segments[i:]

@@ -1,6 +1,6 @@
 """Selection expressions (API Gateway's shared expression language), compiled once.
 
-Reference §1.2 (DG:apigateway-websocket-api-selection-expressions):
+Reference: docs/aws-contract.md §1.2 (DG:apigateway-websocket-api-selection-expressions):
 
 * variables start with ``$``; braces ``${...}`` delimit them, so literals and several variables may be
   mixed (``${request.body.service}/${request.body.action}`` -> ``chat/join``);

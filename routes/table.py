@@ -1,6 +1,6 @@
 """Route tables: which route of an API serves a method and path.
 
-Precedence follows API Gateway (reference §2.1):
+Precedence follows API Gateway (aws-contract.md §2.1):
 
 * a literal segment beats a ``{param}``, which beats a greedy ``{param+}``; the search backtracks,
   so ``/a/{x}/c`` still matches ``/a/b/c`` when ``/a/b`` exists without a ``c`` child;

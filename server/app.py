@@ -326,6 +326,11 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         dispatch = app[DISPATCHER].resolve_websocket(raw_path)
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
+    elif (
+        app[DISPATCHER].resolve_websocket(raw_path) is not None and app[DISPATCHER].resolve(raw_path) is None
+    ):
+        # A WebSocket endpoint asked for plain HTTP: 426, as AWS answers (aws-contract.md §1.4).
+        return web.Response(status=426, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
         if is_admin_path(raw_path):
             return await app[ADMIN].handle(request, app[KEYS], app[STORE])

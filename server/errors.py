@@ -38,7 +38,7 @@ Tree (response type, default status)::
     ClientError > GoneException 410, PayloadTooLargeException 413, LimitExceededException 429,
                   ForbiddenException 403
 
-Reference: shared/reference/aws-api-gateway.md §0.4 (REST bodies), §0.5 (HTTP API bodies), §2.6.
+Reference: docs/aws-contract.md §0.4 (REST bodies), §0.5 (HTTP API bodies), §2.6.
 This module is part of the pure core: it imports no I/O library.
 """
 
@@ -93,7 +93,7 @@ class GatewayError(Exception):
     error_type: ClassVar[str | None] = None  # x-amzn-ErrorType
     default_message: ClassVar[str | None] = None
     # AWS renders integration failures as '{"message": "..."}' (space after the colon) and every
-    # template-rendered response as '{"message":"..."}'. Recorded: reference §0.3.
+    # template-rendered response as '{"message":"..."}'. Recorded: aws-contract.md §0.3.
     spaced_body: ClassVar[bool] = False
     message_key: ClassVar[str] = "message"
     http_api_status: ClassVar[int | None] = None
@@ -118,7 +118,7 @@ class ServerError(GatewayError):
 
 
 class MissingAuthenticationToken(ClientError):
-    """No resource, or no method on the resource (REST). §0.4."""
+    """No resource, or no method on the resource (REST). aws-contract.md §0.4."""
 
     response_type = "MISSING_AUTHENTICATION_TOKEN"
     status = 403
@@ -129,13 +129,13 @@ class MissingAuthenticationToken(ClientError):
 
 
 class IncompleteSignature(MissingAuthenticationToken):
-    """No route, but the request carries a non-SigV4 ``Authorization`` header. §0.4."""
+    """No route, but the request carries a non-SigV4 ``Authorization`` header. aws-contract.md §0.4."""
 
     error_type = "IncompleteSignatureException"
 
 
 class NotFound(ClientError):
-    """HTTP API: no stage or no route matched. §0.5."""
+    """HTTP API: no stage or no route matched. aws-contract.md §0.5."""
 
     response_type = "RESOURCE_NOT_FOUND"
     status = 404
@@ -151,7 +151,7 @@ class AccessDenied(ClientError):
     message_key = "Message"
 
 
-# SigV4 (AWS_IAM routes, the @connections API; reference §5.5). AWS's wording, 403, and the same
+# SigV4 (AWS_IAM routes, the @connections API; aws-contract.md §5.5). AWS's wording, 403, and the same
 # bodies on HTTP APIs (only x-amzn-ErrorType is left out there, as for every HTTP API error).
 
 
@@ -209,7 +209,7 @@ class Unauthorized(ClientError):
 
 class InsufficientScope(ClientError):
     """HTTP API JWT authorizer: the token is valid but carries none of the route's scopes: 403
-    ``{"message":"Forbidden"}``, not a 401 (reference §5.4, §0.5)."""
+    ``{"message":"Forbidden"}``, not a 401 (aws-contract.md §5.4, §0.5)."""
 
     response_type = "ACCESS_DENIED"
     status = 403
@@ -296,7 +296,7 @@ class ApiConfigurationError(ServerError):
 class AuthorizerConfigurationError(ServerError):
     response_type = "AUTHORIZER_CONFIGURATION_ERROR"
     error_type = "AuthorizerConfigurationException"
-    default_message = None  # AWS sends {"message":null} (unverified, reference §0.4)
+    default_message = None  # AWS sends {"message":null} (unverified, aws-contract.md §0.4)
 
 
 class IntegrationFailure(ServerError):
@@ -312,7 +312,7 @@ class IntegrationTimeout(ServerError):
     response_type = "INTEGRATION_TIMEOUT"
     status = 504
     default_message = "Endpoint request timed out"
-    # HTTP APIs answer 503 Service Unavailable on integration timeout (reference §0.5, unverified).
+    # HTTP APIs answer 503 Service Unavailable on integration timeout (aws-contract.md §0.5, unverified).
     http_api_status = 503
     http_api_message = "Service Unavailable"
 
@@ -326,7 +326,7 @@ class ServiceUnavailable(ServerError):
     http_api_message = "Service Unavailable"
 
 
-# The @connections management API (service ApiGatewayManagementApi, reference §1.7). botocore takes
+# The @connections management API (service ApiGatewayManagementApi, aws-contract.md §1.7). botocore takes
 # the exception class from x-amzn-ErrorType, so boto3's client.exceptions.GoneException matches.
 
 
@@ -345,7 +345,7 @@ class PayloadTooLargeException(ClientError):
 
 
 class LimitExceededException(ClientError):
-    """Also "WebSocket client-side buffer is full" (§1.7)."""
+    """Also "WebSocket client-side buffer is full" (aws-contract.md §1.7)."""
 
     response_type = "LIMIT_EXCEEDED"
     status = 429

@@ -1,12 +1,13 @@
 """Lambda proxy events, built exactly as API Gateway builds them.
 
-* :func:`rest_v1_event`: REST API (and HTTP API payload 1.0) event, reference §2.3.
-* :func:`http_v2_event`: HTTP API payload 2.0 event, reference §2.5.
+* :func:`rest_v1_event`: REST API (and HTTP API payload 1.0) event, aws-contract.md §2.3.
+* :func:`http_v2_event`: HTTP API payload 2.0 event, aws-contract.md §2.5.
 
 Rules worth knowing (each has a test in tests/server/test_events.py):
 
 * ``headers`` / ``queryStringParameters`` hold the **last** value of a repeated name; the full lists
-  are in the ``multiValue*`` maps. Header-name casing is kept as sent.
+  are in the ``multiValue*`` maps. Header-name casing is kept as sent, except what
+  server/event_headers.py rewrites (``Authorization``, ``X-Forwarded-*``, the trace header).
 * Query values are URL-decoded (``+`` becomes a space, ``%2B`` becomes ``+``); ``?a`` gives
   ``{"a": ""}``; no query string gives ``null`` for both maps.
 * Path parameters keep their percent-encoding (REST); ``body`` is ``null`` when empty; REST events
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from server.event_headers import lambda_event_headers
 from server.ids import clf_time
 from server.messages import HttpRequest
 
@@ -79,6 +81,8 @@ class RequestInfo:
     deployment_id: str = ""
     authorizer: Mapping[str, Any] | None = None
     identity_extra: Mapping[str, Any] | None = None
+    trace_id: str = ""  # X-Amzn-Trace-Id (server/trace.py); "" when the caller built no trace
+    context_path: str = ""  # requestContext.path when it differs from stage prefix + path (slashes)
 
 
 def parse_query(query_string: str) -> list[tuple[str, str]]:
@@ -95,15 +99,22 @@ def parse_query(query_string: str) -> list[tuple[str, str]]:
 
 
 def media_type_matches(content_type: str | None, patterns: Sequence[str]) -> bool:
-    """True if the media type matches one of ``binaryMediaTypes`` (``*/*``, ``image/*`` allowed)."""
+    """True if the media type is one of ``binaryMediaTypes``, as AWS matches (recorded, LocalStack's
+    AWS-validated ``test_aws_proxy_binary_response``; aws-contract.md §7.6): equal to a listed type,
+    or under a listed ``type/*``, or anything when ``*/*`` is listed. A wildcard on the left
+    (``*/test``) matches nothing, and a wildcard in the request (``image/*``, ``*/*``) only an equal
+    listed type."""
     if not content_type or not patterns:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    main, _, sub = media.partition("/")
+    main = media.partition("/")[0]
     for pattern in patterns:
         p = pattern.strip().lower()
-        pmain, _, psub = p.partition("/")
-        if (pmain in ("*", main)) and (psub in ("*", sub)):
+        if p == "*/*":
+            return True
+        if p.startswith("*/"):  # recorded: never matches, not even an equal Accept
+            continue
+        if p == media or (p.endswith("/*") and p[:-2] == main):
             return True
     return False
 
@@ -136,10 +147,17 @@ def last_and_all(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict
     return last, every
 
 
+def _event_header_pairs(info: RequestInfo, *, payload_v2: bool = False) -> Sequence[tuple[str, str]]:
+    if not info.trace_id:  # built by hand (unit tests): the client's headers as they are
+        return info.request.headers
+    return lambda_event_headers(info.request, info.trace_id, payload_v2=payload_v2)
+
+
 def rest_v1_event(info: RequestInfo, *, http_api_v1: bool = False) -> JsonDict:
     """The REST v1 proxy event (``http_api_v1`` adds ``version: "1.0"`` for HTTP API 1.0)."""
     req = info.request
-    headers, multi_headers = last_and_all(req.headers)
+    # HTTP APIs keep Content-Length in payload 1.0 events too (DG:http-api-develop-integrations-lambda).
+    headers, multi_headers = last_and_all(_event_header_pairs(info, payload_v2=http_api_v1))
     query_pairs = parse_query(req.query_string)
     qsp: dict[str, str] | None = None
     mqsp: dict[str, list[str]] | None = None
@@ -159,7 +177,7 @@ def rest_v1_event(info: RequestInfo, *, http_api_v1: bool = False) -> JsonDict:
         "httpMethod": req.method,
         "extendedRequestId": info.extended_request_id,
         "requestTime": clf_time(info.now_ms),
-        "path": info.stage_prefix + info.path if info.stage_prefix else info.path,
+        "path": info.context_path or (info.stage_prefix + info.path if info.stage_prefix else info.path),
         "accountId": info.account_id,
         "protocol": req.protocol,
         "stage": info.stage,
@@ -199,7 +217,7 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 
 
 def _v2_is_binary(content_type: str | None, binary_media_types: Sequence[str]) -> bool:
-    # HTTP APIs base64-encode every body whose content type is not text-like (reference §2.5).
+    # HTTP APIs base64-encode every body whose content type is not text-like (aws-contract.md §2.5).
     if binary_media_types and media_type_matches(content_type, binary_media_types):
         return True
     if content_type is None:
@@ -217,7 +235,7 @@ def http_v2_event(info: RequestInfo) -> JsonDict:
     req = info.request
     headers: dict[str, str] = {}
     cookies: list[str] = []
-    for name, value in req.headers:
+    for name, value in _event_header_pairs(info, payload_v2=True):
         lname = name.lower()
         if lname == "cookie":
             cookies.extend(c.strip() for c in value.split(";") if c.strip())

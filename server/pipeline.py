@@ -44,6 +44,7 @@ from server.events import RequestInfo
 from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
+from server.trace import TRACE_HEADER, trace_header
 
 __all__ = [
     "PHASES",
@@ -106,7 +107,8 @@ class RouteStage:
     """Find the API, stage and route; build the :class:`RequestInfo` every later stage uses.
 
     No route: REST answers 403 ``Missing Authentication Token`` (``IncompleteSignature`` when a
-    non-SigV4 ``Authorization`` header is present), HTTP APIs answer 404 ``Not Found`` (§0.4, §0.5).
+    non-SigV4 ``Authorization`` header is present), HTTP APIs answer 404 ``Not Found``
+    (aws-contract.md §0.4, §0.5).
     """
 
     def __init__(self, dispatcher: ApiDispatcher, config: GatewayConfig) -> None:
@@ -142,8 +144,11 @@ class RouteStage:
         ctx.match = match
         api = dispatch.api
         # Like a custom-domain base-path mapping, the event's `path` includes the base path; it
-        # keeps a trailing slash and double slashes exactly as sent (§2.1).
-        event_path = req.raw_path[len(dispatch.stage_prefix) :] or "/"
+        # keeps a trailing slash and inner double slashes as sent, but not the slashes AWS skips
+        # around the stage, which only requestContext.path keeps after the stage (routes/dispatch.py).
+        raw = "/" + req.raw_path.lstrip("/")
+        after_stage = raw[len(dispatch.stage_prefix) :]
+        event_path = "/" + after_stage.lstrip("/") if dispatch.stage_prefix else after_stage or "/"
         ctx.info = RequestInfo(
             request=req,
             api_id=api.id,
@@ -161,6 +166,8 @@ class RouteStage:
             binary_media_types=api.binary_media_types,
             resource_id=self._resource_id(api.id, match.resource),
             deployment_id=self._deployment_id,
+            trace_id=trace_header(req.header(TRACE_HEADER), ctx.now_ms),
+            context_path=raw if raw != dispatch.stage_prefix + event_path else "",
         )
         return None
 
@@ -175,7 +182,8 @@ class RouteStage:
     def _missing_token(req: HttpRequest) -> MissingAuthenticationToken:
         auth = req.header("authorization")
         if auth and not auth.startswith("AWS4-HMAC-SHA256"):
-            # AWS tries to parse any Authorization header as SigV4 before answering 403 (§0.4).
+            # AWS tries to parse any Authorization header as SigV4 before answering 403
+            # (aws-contract.md §0.4).
             digest = base64.b64encode(hashlib.sha256(auth.encode()).digest()).decode()
             return IncompleteSignature(
                 "Invalid key=value pair (missing equal-sign) in Authorization header "

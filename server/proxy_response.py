@@ -1,6 +1,6 @@
 """Turning a Lambda proxy result into an HTTP response, validated exactly as API Gateway does.
 
-REST / payload 1.0 (reference §2.4, recorded against AWS):
+REST / payload 1.0 (aws-contract.md §2.4, recorded against AWS):
 
 * the result must be a JSON object whose keys are among ``statusCode``, ``headers``,
   ``multiValueHeaders``, ``body``, ``isBase64Encoded``; anything else (extra key, ``null``, a bare
@@ -8,13 +8,14 @@ REST / payload 1.0 (reference §2.4, recorded against AWS):
 * ``statusCode`` may be an int or a numeric string; missing means 200;
 * header values may be strings or booleans (``true`` -> ``"true"``); ``headers``/``multiValueHeaders``
   may be ``null``; a non-list multi-value is malformed; ``body`` must be a string or ``null``;
-* a name in both maps becomes one header, multi values first, joined with ``", "``; the casing of
-  ``multiValueHeaders`` wins;
+* a name in both maps becomes one header, multi values first; the casing of ``multiValueHeaders``
+  wins; each value goes out on its own header line, so ``Set-Cookie`` values stay separate cookies
+  (a client folding repeats reads ``value1, value2``, as recorded; aws-contract.md §2.4);
 * ``isBase64Encoded: true`` is decoded only when the first ``Accept`` media type matches
   ``binaryMediaTypes``; otherwise the base64 text itself is returned;
 * ``Content-Type: application/json`` is added when the function sets none.
 
-Payload 2.0 (reference §2.5): a result without ``statusCode`` is *inferred*: 200, JSON text of the
+Payload 2.0 (aws-contract.md §2.5): a result without ``statusCode`` is *inferred*: 200, JSON text of the
 whole value (a string is used as-is), ``content-type: application/json``. ``cookies`` become
 ``set-cookie`` headers. Invalid results are 500 ``{"message":"Internal Server Error"}``.
 
@@ -109,7 +110,7 @@ def v1_response(
         except (binascii.Error, ValueError) as exc:
             raise MalformedProxyResponse() from exc
 
-    headers = [(display, ", ".join(values)) for display, values in merged.values()]
+    headers = [(display, value) for display, values in merged.values() for value in values]
     response = HttpResponse(status, headers, payload)
     response.set_default_header("Content-Type", "application/json")
     return response

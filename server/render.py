@@ -1,6 +1,6 @@
 """The one place a :class:`~server.errors.GatewayError` becomes a client response.
 
-REST APIs get the REST bodies and statuses of reference §0.4, HTTP APIs those of §0.5.
+REST APIs get the REST bodies and statuses of aws-contract.md §0.4, HTTP APIs those of §0.5.
 Every response also gets the request-id headers (:func:`add_request_headers`).
 
 Pure core: imports no I/O library.
@@ -40,7 +40,8 @@ def render_error(error: GatewayError, *, http_api: bool = False) -> HttpResponse
 def add_request_headers(
     response: HttpResponse, *, request_id: str, extended_request_id: str, http_api: bool
 ) -> None:
-    """REST: ``x-amzn-RequestId`` + ``x-amz-apigw-id``; HTTP APIs: ``apigw-requestid`` (§0.2)."""
+    """REST: ``x-amzn-RequestId`` + ``x-amz-apigw-id``; HTTP APIs: ``apigw-requestid``
+    (aws-contract.md §0.2)."""
     if http_api:
         response.headers.append(("apigw-requestid", extended_request_id))
     else:

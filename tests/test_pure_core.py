@@ -44,6 +44,8 @@ PURE_MODULES = [
     "server.auth.resource_policy",
     "server.auth.iam",
     "server.config.iam",
+    "server.trace",
+    "server.event_headers",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -1,4 +1,4 @@
-"""Integration URI templates for HTTP and HTTP_PROXY integrations (reference §2.2, §6).
+"""Integration URI templates for HTTP and HTTP_PROXY integrations (aws-contract.md §2.2, §6).
 
 A template such as ``http://${stageVariables.host}/pets/{id}/{proxy+}?v=${stageVariables.v}`` is
 compiled once, when the integration is built, into a tuple of parts; rendering a request is then a
@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 __all__ = ["MissingPathParameter", "UriTemplate", "append_query", "requote"]
 
-# Stage variable names are alphanumerics and "_" (§6); parameter names follow the mapping rule
-# ^[a-zA-Z0-9._$-]+$ (§7.4). Compiled once, used only while compiling a template.
+# Stage variable names are alphanumerics and "_" (aws-contract.md §6); parameter names follow the mapping rule
+# ^[a-zA-Z0-9._$-]+$ (aws-contract.md §7.4). Compiled once, used only while compiling a template.
 _TOKEN: Final = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}|(?<!\$)\{([A-Za-z0-9._$-]+)\+?\}")
 
 # Characters that may not appear raw in a request target: controls, space, DEL and non-ASCII.

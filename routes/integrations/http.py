@@ -6,30 +6,37 @@ Both share one pipeline, each step a method a subclass may override::
     send(request)       -> BackendResponse     the only I/O; the error boundary
     build_response(info, request, backend) -> HttpResponse
 
-Contract (reference §0.2, §2.2, §6):
+Contract (aws-contract.md §0.2, §2.2, §6):
 
 * URL: ``config.uri`` with ``${stageVariables.x}`` and ``{param}``/``{param+}`` substituted
   (:mod:`routes.integrations._uri`), then the client's raw query string appended (merged with
   the URI's own query). Method: ``config.http_method``, ``ANY`` = the client's.
-* Request headers: the client's, minus ``Host`` and the headers API Gateway drops (``Connection,
-  Content-Length, Content-MD5, Expect, Max-Forwards, Proxy-Authenticate, Server, TE,
-  Transfer-Encoding, Trailer, Upgrade, WWW-Authenticate``) and a SigV4 ``Authorization``; plus
-  ``X-Amzn-Apigateway-Api-Id: {apiId}``, ``X-Amzn-Trace-Id`` (the caller's X-Ray header when it
-  has a ``Root=``, else a new ``Root=1-<epoch hex>-<24 hex>``), ``Accept: application/json``
-  when the client sent no ``Accept``, and ``User-Agent: AmazonAPIGateway_{apiId}`` when the client
-  sent none (HTTP_PROXY) or always (HTTP). Repeated headers stay separate pairs, in order, each
-  spelled as the client spelled it. ``Host`` (the backend's) comes first, ``Content-Length`` last
-  (when there is a body, or the method is not GET/HEAD/OPTIONS/TRACE); no ``Content-Type`` is
-  invented: the backend sees the client's or none.
-* ``Accept-Encoding: identity`` replaces the client's value. HTTP_PROXY drops the backend's
-  ``Content-Encoding`` (recorded AWS behaviour), so the body handed back must be the decoded
-  representation: asking for identity means the backend normally sends it uncompressed and the
-  gateway never pays for a decompress/recompress; a backend that compresses anyway (gzip,
-  deflate) is decoded.
+* Request headers, HTTP_PROXY: the client's, minus ``Host`` and the headers API Gateway drops
+  (``Connection, Content-Encoding, Content-Length, Content-MD5, Expect, Max-Forwards,
+  Proxy-Authenticate, Server, TE, Transfer-Encoding, Trailer, Upgrade, Via, WWW-Authenticate``) and
+  a SigV4 ``Authorization``; plus ``X-Amzn-Apigateway-Api-Id: {apiId}``, ``X-Amzn-Trace-Id`` (the
+  request's, server/trace.py), ``Accept: application/json`` when the client sent no ``Accept`` and
+  ``User-Agent: AmazonAPIGateway_{apiId}`` when it sent none. ``Accept-Encoding`` goes as the client
+  sent it (recorded). Repeated headers stay separate pairs, in order, each spelled as the client
+  spelled it. ``Host`` (the backend's) comes first, ``Content-Length`` last (when there is a body,
+  or the method is not GET/HEAD/OPTIONS/TRACE).
+* Request headers, HTTP (non-proxy, no request parameter mapping): only API Gateway's own
+  (recorded): ``Accept: application/json``, ``User-Agent: AmazonAPIGateway_{apiId}``,
+  ``X-Amzn-Apigateway-Api-Id``, ``X-Amzn-Trace-Id``, and the client's ``Content-Type`` when a
+  body is passed through; none of the client's other headers.
+* Response encodings: a body the backend compressed in a coding the HTTP client decodes (gzip,
+  deflate; br/zstd when installed) is handed back decoded, its ``Content-Encoding`` dropped; one
+  in another coding is passed on with its ``Content-Encoding``, so the client can still read it.
 * Redirects are never followed: a 301 from the backend goes to the client as is.
-* Response: status and body bytes as received (at most 10 MiB, else 502); headers as separate
-  pairs (several ``Set-Cookie`` stay several), renamed ``x-amzn-Remapped-{Name}`` or dropped per
-  integration type. Well-known names are spelled canonically (``set-cookie`` -> ``Set-Cookie``,
+* Response, HTTP_PROXY: status and body bytes as received (at most 10 MiB, else 502); headers as
+  separate pairs (several ``Set-Cookie`` stay several), ``Connection, Content-Length, Date, Server,
+  x-amzn-RequestId`` renamed ``x-amzn-Remapped-{Name}`` (recorded), ``Via`` and
+  ``Transfer-Encoding`` dropped.
+* Response, HTTP (non-proxy, default integration response): status 200 whatever the backend's,
+  the body as received, ``Content-Type: application/json`` and ``X-Amzn-Trace-Id``, none of the
+  backend's headers (recorded: LocalStack ``test_http_integration_invoke_status_code_passthrough``,
+  ``test_apigateway_header_remapping_http[HTTP]``; aws-contract.md §7.5).
+* Well-known response header names are spelled canonically (``set-cookie`` -> ``Set-Cookie``,
   aiohttp's ``hdrs`` list), others as the backend spelled them. Values that are not valid UTF-8
   are taken as Latin-1 (the gateway writes headers back as UTF-8).
 * Failures: the integration timeout -> ``IntegrationTimeout`` (504); refused/reset connection,
@@ -68,6 +75,7 @@ from routes.integrations.http_client import (
     default_pool,
     split_url,
 )
+from routes.integrations.http_wire import decodable
 from server.config.model import IntegrationConfig
 from server.errors import ApiConfigurationError, IntegrationFailure, IntegrationTimeout
 from server.events import RequestInfo
@@ -86,6 +94,7 @@ _TRACE: Final = 4
 
 _DROPPED_REQUEST_HEADERS: Final = (
     "connection",
+    "content-encoding",
     "content-length",
     "content-md5",
     "expect",
@@ -96,9 +105,9 @@ _DROPPED_REQUEST_HEADERS: Final = (
     "transfer-encoding",
     "trailer",
     "upgrade",
+    "via",
     "www-authenticate",
     "host",  # the backend's host is sent (the client derives it from the URL)
-    "accept-encoding",  # replaced by "identity", see the module docstring
     "x-amzn-apigateway-api-id",  # set by the gateway, never taken from the client
 )
 
@@ -107,17 +116,15 @@ _PROXY_REQUEST_RULES: Final[Mapping[str, int]] = {
     "accept": _ACCEPT,
     "user-agent": _USER_AGENT,
     "authorization": _AUTHORIZATION,
-    "x-amzn-trace-id": _TRACE,
+    "x-amzn-trace-id": _DROP,  # the request's trace is sent (server/trace.py)
 }
-# Non-proxy: the gateway's own User-Agent replaces the client's.
-_NON_PROXY_REQUEST_RULES: Final[Mapping[str, int]] = {**_PROXY_REQUEST_RULES, "user-agent": _DROP}
 
 _SIGV4_PREFIX: Final = "AWS4-HMAC-SHA256"
 
 # Response header rules: lower-case name -> the name to send ("" = drop). Names not listed are
 # sent as the backend spelled them.
 _CANONICAL_NAMES: Final = {str(v).lower(): str(v) for v in vars(hdrs).values() if isinstance(v, istr)}
-_PROXY_REMAPPED: Final = ("Connection", "Content-Length", "Date", "Server")
+_PROXY_REMAPPED: Final = ("Connection", "Content-Length", "Date", "Server", "x-amzn-RequestId")
 _NON_PROXY_REMAPPED: Final = (
     "Authorization",
     "Connection",
@@ -143,11 +150,10 @@ def _response_rules(remapped: tuple[str, ...], dropped: tuple[str, ...]) -> Mapp
     return rules
 
 
-_PROXY_RESPONSE_RULES: Final = _response_rules(
-    _PROXY_REMAPPED, ("content-encoding", "via", "transfer-encoding")
-)
-# Non-proxy: Transfer-Encoding is framing the gateway redoes, Content-Encoding describes a body that
-# is already decoded (see the module docstring), X-Amzn-Trace-Id is set by the gateway.
+# Content-Encoding: see build_response (dropped when the body was decoded).
+_PROXY_RESPONSE_RULES: Final = _response_rules(_PROXY_REMAPPED, ("via", "transfer-encoding"))
+# Non-proxy: the names AWS remaps when response parameters map backend headers (not mapped yet, so
+# the default integration response sends none of the backend's headers; kept for that step).
 _NON_PROXY_RESPONSE_RULES: Final = _response_rules(
     _NON_PROXY_REMAPPED, ("transfer-encoding", "content-encoding", "x-amzn-trace-id")
 )
@@ -159,6 +165,14 @@ def new_trace_id(now_ms: int) -> str:
     """An X-Ray trace header value, ``Root=1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>``."""
     # Not a secret: the PRNG (seeded once per process) is enough and avoids a syscall per request.
     return f"Root=1-{now_ms // 1000:08x}-{_getrandbits(96):024x}"
+
+
+def _trace(info: RequestInfo) -> str:
+    """The request's trace (set by routing); a RequestInfo built without one continues the caller's."""
+    if info.trace_id:
+        return info.trace_id
+    caller = info.request.header("x-amzn-trace-id")
+    return caller if caller and "Root=" in caller else new_trace_id(info.now_ms)
 
 
 class BackendRequest:
@@ -340,7 +354,7 @@ class _HttpIntegrationBase:
         headers: list[tuple[str, str]] = []
         append = headers.append
         has_accept = has_user_agent = False
-        trace_id = ""
+        trace_id = _trace(info)
         for pair in info.request.headers:
             rule = rules.get(pair[0].lower())
             if rule is None:
@@ -351,20 +365,13 @@ class _HttpIntegrationBase:
             elif rule == _USER_AGENT:
                 has_user_agent = True
                 append(pair)
-            elif rule == _AUTHORIZATION:
-                if not pair[1].startswith(_SIGV4_PREFIX):
-                    append(pair)
-            elif rule == _TRACE and not trace_id and "Root=" in pair[1]:
-                # Propagate a caller's X-Ray trace (the first one); anything else is replaced.
-                trace_id = pair[1]
+            elif rule == _AUTHORIZATION and not pair[1].startswith(_SIGV4_PREFIX):
+                append(pair)
             # _DROP: nothing
-        if not trace_id:
-            trace_id = new_trace_id(info.now_ms)
         if not has_accept:
             append(("Accept", "application/json"))
         if not has_user_agent:
             append(("User-Agent", f"AmazonAPIGateway_{info.api_id}"))
-        append(("Accept-Encoding", "identity"))
         append(("X-Amzn-Apigateway-Api-Id", info.api_id))
         append(("X-Amzn-Trace-Id", trace_id))
         return headers, trace_id
@@ -417,8 +424,12 @@ class _HttpIntegrationBase:
         headers: list[tuple[str, str]] = []
         append = headers.append
         for name, value in backend.raw_headers:
-            rule = rules.get(name.lower())
-            if rule is None:
+            lname = name.lower()
+            rule = rules.get(lname)
+            if lname == "content-encoding":
+                if not decodable(value) and value.strip().lower() != "identity":
+                    append((name, value))  # passed on still encoded: the client decodes it
+            elif rule is None:
                 append((name, value))
             elif rule:
                 append((rule, value))
@@ -442,27 +453,29 @@ class HttpProxyIntegration(_HttpIntegrationBase):
 class HttpIntegration(_HttpIntegrationBase):
     """HTTP (non-proxy) integration, ``HttpIntegration(config, session, client=None)``.
 
-    Done: the request is built like HTTP_PROXY's but with ``User-Agent: AmazonAPIGateway_{apiId}``;
-    response headers named in the non-proxy list are renamed ``x-amzn-Remapped-*``; the response
-    carries the ``X-Amzn-Trace-Id`` sent to the backend (AWS adds it to HTTP integration responses,
-    not to HTTP_PROXY ones, §0.2).
-
-    Not done yet (later issue), and where it goes:
-
-    * request parameter mapping and request templates (passthrough behaviour, 415): override
-      :meth:`build_request`. AWS sends only *mapped* headers and query parameters to a non-proxy
-      backend; until mapping exists the client's are passed through like HTTP_PROXY does.
-    * integration responses (``selectionPattern`` on the status code), response parameters and
-      response templates: override :meth:`build_response`. AWS returns only mapped headers to the
-      client; until then the backend's pass through, remapped.
+    Without request parameters, templates or integration responses (not configurable yet) AWS's
+    defaults apply (recorded, see the module docstring): the backend gets only the gateway's own
+    headers and the body; the client gets status 200, the backend's body, ``Content-Type:
+    application/json`` and the ``X-Amzn-Trace-Id`` sent to the backend, and none of the backend's
+    headers. Parameter mapping and templates will override :meth:`build_request`; integration
+    responses (``selectionPattern`` on the status) and response parameters :meth:`build_response`
+    (``_response_rules`` then renames mapped gateway-owned names ``x-amzn-Remapped-*``).
     """
 
-    _request_rules = _NON_PROXY_REQUEST_RULES
+    _request_rules = _PROXY_REQUEST_RULES
     _response_rules = _NON_PROXY_RESPONSE_RULES
+
+    def _request_headers(self, info: RequestInfo) -> tuple[list[tuple[str, str]], str]:
+        trace_id = _trace(info)
+        headers = [("Accept", "application/json"), ("User-Agent", f"AmazonAPIGateway_{info.api_id}")]
+        content_type = info.request.header("content-type")
+        if info.request.body and content_type is not None:
+            headers.append(("Content-Type", content_type))
+        headers += [("X-Amzn-Apigateway-Api-Id", info.api_id), ("X-Amzn-Trace-Id", trace_id)]
+        return headers, trace_id
 
     def build_response(
         self, info: RequestInfo, request: BackendRequest, backend: BackendResponse
     ) -> HttpResponse:
-        response = super().build_response(info, request, backend)
-        response.headers.append(("X-Amzn-Trace-Id", request.trace_id))
-        return response
+        headers = [("Content-Type", "application/json"), ("X-Amzn-Trace-Id", request.trace_id)]
+        return HttpResponse(200, headers, backend.body)

@@ -223,6 +223,11 @@ def _optional_decoders() -> None:
 _optional_decoders()
 
 
+def decodable(coding: str) -> bool:
+    """True when :func:`decode_body` decodes ``coding`` (else the body is passed on encoded)."""
+    return coding.strip().lower() in _DECODERS
+
+
 def decode_body(coding: str, body: bytes, limit: int) -> bytes:
     decoder = _DECODERS.get(coding.strip().lower())
     if decoder is None or not body:

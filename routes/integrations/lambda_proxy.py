@@ -2,7 +2,7 @@
 
 Drives any :class:`~routes.integrations.base.LambdaInvoker` (a Python handler in process, in worker
 processes, or a real Lambda function) for REST and HTTP API routes, and maps every failure at this
-boundary (reference §0.4 / §0.5):
+boundary (aws-contract.md §0.4 / §0.5):
 
 * the function raised, or could not be run -> ``IntegrationFailure`` (502 REST, 500 HTTP API);
 * the deadline passed -> ``IntegrationTimeout`` (504 ``Endpoint request timed out``);
@@ -19,6 +19,7 @@ from server.errors import IntegrationFailure, IntegrationTimeout
 from server.events import RequestInfo, http_v2_event, rest_v1_event
 from server.messages import HttpResponse
 from server.proxy_response import v1_response, v2_response
+from server.trace import TRACE_HEADER
 
 __all__ = ["LambdaProxyIntegration"]
 
@@ -61,7 +62,12 @@ class LambdaProxyIntegration:
         if self._v2:
             return _framed_by_gateway(v2_response(result))
         accept = info.request.header("accept")
-        return _framed_by_gateway(v1_response(result, accept=accept, binary_media_types=self._binary))
+        response = _framed_by_gateway(v1_response(result, accept=accept, binary_media_types=self._binary))
+        if info.trace_id and not self._http_api:
+            # REST answers from a Lambda integration carry the request's trace (recorded; MOCK
+            # and HTTP_PROXY answers do not): docs/aws-contract.md, "Trace header".
+            response.headers.append((TRACE_HEADER, info.trace_id))
+        return response
 
     async def close(self) -> None:
         # The invoker is shared between routes and closed by its registry.

@@ -64,17 +64,21 @@ def _unsupported(op: str, path: str) -> PatchError:
     return PatchError(f"Invalid patch operation specified: {op} {path} is not supported")
 
 
+_KEY_PATHS = "[/description, /enabled, /name, /customerId]"
+# AWS's limit on an API key's description (recorded: 125,001 characters are refused).
+MAX_KEY_DESCRIPTION = 125_000
+KEY_DESCRIPTION_ERROR = "Invalid API Key description specified."
+
+
+def _bad_key_path(op: str, path: str) -> PatchError:
+    # AWS's wording, two spaces included (recorded: LocalStack test_update_api_key_immutable_field).
+    return PatchError(f"Invalid patch path  '{path}' specified for op '{op}'. Must be one of: {_KEY_PATHS}")
+
+
 def _text(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise PatchError(f"{path}: a string value is required")
     return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    text = _text(value, path).strip().lower()
-    if text not in ("true", "false"):
-        raise PatchError(f"{path}: 'true' or 'false'")
-    return text == "true"
 
 
 def _int(value: Any, path: str) -> int:
@@ -97,21 +101,25 @@ def _number(value: Any, path: str) -> float:
 
 def key_changes(raw_ops: Any) -> dict[str, Any]:
     """The ``update_key`` arguments (``name``, ``description``, ``customer_id``, ``enabled``)
-    that ``patchOperations`` asks for."""
+    that ``patchOperations`` asks for, validated with AWS's messages (aws-contract.md §3.2)."""
     changes: dict[str, Any] = {}
     for op, path, value in _ops(raw_ops):
+        if path not in ("/name", "/description", "/customerId", "/enabled"):
+            raise _bad_key_path(op, path)
         if op != "replace":
             raise _unsupported(op, path)
         if path == "/name":
             changes["name"] = _text(value, path)
         elif path == "/description":
             changes["description"] = "" if value is None else _text(value, path)
+            if len(changes["description"]) > MAX_KEY_DESCRIPTION:
+                raise PatchError(KEY_DESCRIPTION_ERROR)
         elif path == "/customerId":
             changes["customer_id"] = "" if value is None else _text(value, path)
-        elif path == "/enabled":
-            changes["enabled"] = _bool(value, path)
         else:
-            raise _unsupported(op, path)
+            # AWS reads the value as Java's Boolean.parseBoolean does: "true" (any case) or false
+            # (recorded: "not-a-boolean" is accepted and gives false).
+            changes["enabled"] = isinstance(value, str) and value.strip().lower() == "true"
     return changes
 
 
@@ -120,8 +128,12 @@ def _pointer(path: str) -> list[str]:
     return [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
 
 
-def _no_stage(api_id: str, stage: str) -> str:
-    return f"Invalid API Stage {{api: {api_id}, stage: {stage}}} specified for usage plan"
+def _no_stage(api_id: str, stage: str, plan_id: str = "") -> str:
+    # AWS's wording (recorded: LocalStack test_usage_plan_crud), "usageplan" in one word.
+    return f"Invalid API Stage {{api: {api_id}, stage: {stage}}} specified for usageplan {plan_id}".rstrip()
+
+
+INVALID_STAGE = "Invalid API Stage specified"
 
 
 def _stage_entry(plan: dict[str, Any], name: str, path: str) -> dict[str, Any]:
@@ -132,13 +144,14 @@ def _stage_entry(plan: dict[str, Any], name: str, path: str) -> dict[str, Any]:
         if entry["apiId"] == api_id and entry["stage"] == stage:
             entry_dict: dict[str, Any] = entry
             return entry_dict
-    raise PatchNotFound(_no_stage(api_id, stage))
+    raise PatchNotFound(_no_stage(api_id, stage, str(plan.get("id") or "")))
 
 
 def _stages_op(plan: dict[str, Any], op: str, path: str, value: Any) -> None:
-    api_id, sep, stage = _text(value, path).partition(":")
+    # No value, or not apiId:stage: AWS's 400 "Invalid API Stage specified" (recorded).
+    api_id, sep, stage = (value if isinstance(value, str) else "").partition(":")
     if not sep or not api_id or not stage:
-        raise PatchError(f"{path}: the value is apiId:stage")
+        raise PatchError(INVALID_STAGE)
     present = [e for e in plan["apiStages"] if e["apiId"] == api_id and e["stage"] == stage]
     if op == "add":
         if present:
@@ -146,7 +159,7 @@ def _stages_op(plan: dict[str, Any], op: str, path: str, value: Any) -> None:
         plan["apiStages"].append({"apiId": api_id, "stage": stage, "throttle": {}})
     elif op == "remove":
         if not present:
-            raise PatchNotFound(_no_stage(api_id, stage))
+            raise PatchNotFound(_no_stage(api_id, stage, str(plan.get("id") or "")))
         plan["apiStages"].remove(present[0])
     else:
         raise _unsupported(op, path)

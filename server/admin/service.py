@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 
 from server.admin.csv_import import ImportRow, parse_key_file
-from server.admin.patch import PatchConflict, PatchNotFound, apply_plan_patch, key_changes
+from server.admin.patch import (
+    KEY_DESCRIPTION_ERROR,
+    MAX_KEY_DESCRIPTION,
+    PatchConflict,
+    PatchNotFound,
+    apply_plan_patch,
+    key_changes,
+)
 from server.admin.paths import Operation
 from server.admin.shapes import (
     key_shape,
@@ -39,6 +46,12 @@ __all__ = ["AdminError", "AdminService", "Reply"]
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 500
+MAX_KEY_NAME = 1024  # AWS's limits on API keys (aws-contract.md §3.2)
+MIN_KEY_VALUE = 20
+MAX_KEY_VALUE = 128
+# The registry's not-found messages name the id; AWS's do not (recorded: "Invalid Usage Plan ID
+# specified" for UpdateUsagePlan with an unknown id).
+_AWS_NOT_FOUND = ("Invalid Usage Plan ID specified",)
 _VALUES_WARNING = "includeValues is ignored: Portway keeps only a digest of each key value"
 
 
@@ -90,7 +103,9 @@ def _page(items: Sequence[Any], query: Mapping[str, str]) -> tuple[list[Any], st
         start = int(query.get("position") or 0)
     except ValueError:
         raise bad_request("limit and position must be integers") from None
-    if not 1 <= limit <= MAX_LIMIT or start < 0:
+    if limit < 1:
+        limit = DEFAULT_LIMIT  # AWS accepts limit=-1 (recorded: test_negative_get_usage_plan_api_keys)
+    if limit > MAX_LIMIT or start < 0:
         raise bad_request(f"limit is 1 to {MAX_LIMIT}; position is what a previous page returned")
     end = start + limit
     return list(items[start:end]), (str(end) if end < len(items) else None)
@@ -141,7 +156,9 @@ class AdminService:
         try:
             return await handler(Call(operation.params, query, body))
         except (NotFoundError, PatchNotFound) as exc:
-            raise AdminError(404, "NotFoundException", str(exc)) from exc
+            message = str(exc)
+            message = next((m for m in _AWS_NOT_FOUND if message.startswith(m + ":")), message)
+            raise AdminError(404, "NotFoundException", message) from exc
         except (Conflict, PatchConflict) as exc:
             raise AdminError(409, "ConflictException", str(exc)) from exc
         except InvalidRecord as exc:
@@ -166,12 +183,22 @@ class AdminService:
     async def _create_api_key(self, call: Call) -> Reply:
         raw = _json(call.body)
         name, value = raw.get("name"), raw.get("value")
-        if not isinstance(name, str) or not name:
-            raise bad_request("name is required")
+        # AWS's checks and messages, in AWS's order (recorded: LocalStack
+        # test_create_api_key_with_invalid_name/_value, test_update_api_key_invalid_description_length).
+        if isinstance(name, str) and len(name) > MAX_KEY_NAME:
+            raise bad_request(f"Invalid API Key name, can be at most {MAX_KEY_NAME} characters.")
         if value is not None and not isinstance(value, str):
             raise bad_request("value: a string")
+        if value and len(value) < MIN_KEY_VALUE:
+            raise bad_request(f"API Key value should be at least {MIN_KEY_VALUE} characters")
+        if value and len(value) > MAX_KEY_VALUE:
+            raise bad_request(f"API Key value exceeds maximum size of {MAX_KEY_VALUE} characters")
+        if len(str(raw.get("description") or "")) > MAX_KEY_DESCRIPTION:
+            raise bad_request(KEY_DESCRIPTION_ERROR)
+        if name is not None and not isinstance(name, str):
+            raise bad_request("name: a string")
         key, value = await self._keys.create_key(
-            name,
+            name or "",  # AWS creates a nameless key too (recorded)
             value=value or None,
             enabled=raw.get("enabled") is True,  # AWS's default: created disabled
             description=str(raw.get("description") or ""),
@@ -185,8 +212,11 @@ class AdminService:
     async def _update_api_key(self, call: Call) -> Reply:
         changes = key_changes(_json(call.body).get("patchOperations"))
         if not changes:
-            return Reply(200, key_shape(await self._keys.get_key(call.params["apiKey"])))
-        return Reply(200, key_shape(await self._keys.update_key(call.params["apiKey"], **changes)))
+            key = await self._keys.get_key(call.params["apiKey"])
+        else:
+            key = await self._keys.update_key(call.params["apiKey"], **changes)
+        # UpdateApiKey's answer carries "tags" (recorded), CreateApiKey's and GetApiKeys' do not.
+        return Reply(200, {**key_shape(key), "tags": {}})
 
     async def _delete_api_key(self, call: Call) -> Reply:
         await self._keys.delete_key(call.params["apiKey"])
@@ -274,7 +304,9 @@ class AdminService:
         return Reply(201, self._plan_shape(await self._keys.put_plan(plan)))
 
     async def _get_usage_plan(self, call: Call) -> Reply:
-        return Reply(200, self._plan_shape(await self._keys.get_plan(call.params["usagePlanId"])))
+        # GetUsagePlan and UpdateUsagePlan answer with "tags" (recorded), Create and list do not.
+        plan = await self._keys.get_plan(call.params["usagePlanId"])
+        return Reply(200, {**self._plan_shape(plan), "tags": {}})
 
     async def _put_usage_plan(self, call: Call) -> Reply:
         plan = plan_from_aws(_json(call.body), call.params["usagePlanId"], self._websocket_apis)
@@ -287,7 +319,7 @@ class AdminService:
         patched = apply_plan_patch(raw, _json(call.body).get("patchOperations"), self._websocket_apis)
         updated = plan_from_aws(patched, plan.id, self._websocket_apis)
         await self._check_key_stages(updated)
-        return Reply(200, self._plan_shape(await self._keys.put_plan(updated)))
+        return Reply(200, {**self._plan_shape(await self._keys.put_plan(updated)), "tags": {}})
 
     async def _check_key_stages(self, plan: UsagePlanConfig) -> None:
         """A key may be in one plan per API stage: a changed plan must not break that."""
@@ -327,7 +359,11 @@ class AdminService:
 
     async def _get_usage_plan_keys(self, call: Call) -> Reply:
         wanted = _name_filter(call.query.get("name"))
-        keys = [key for key in await self._plan_keys(call.params["usagePlanId"]) if wanted(key.name)]
+        try:
+            plan_keys = await self._plan_keys(call.params["usagePlanId"])
+        except NotFoundError:
+            plan_keys = []  # AWS lists an unknown plan's keys as none (recorded), not a 404
+        keys = [key for key in plan_keys if wanted(key.name)]
         page, position = _page(keys, call.query)
         return Reply(200, _listing([usage_plan_key_shape(key) for key in page], position))
 

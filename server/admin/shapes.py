@@ -47,8 +47,11 @@ def _drop_none(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def key_shape(key: ApiKey, value: str | None = None) -> dict[str, Any]:
-    """An ``ApiKey`` (AWS field names); ``value`` only when just created or rotated."""
-    shape = key.public()
+    """An ``ApiKey`` (AWS field names); ``value`` only when just created or rotated. An empty
+    ``name``, ``description`` or ``customerId`` is left out, as AWS does (recorded)."""
+    shape = {
+        k: v for k, v in key.public().items() if not (k in ("name", "description", "customerId") and v == "")
+    }
     shape["stageKeys"] = []
     if value is not None:
         shape["value"] = value
@@ -75,6 +78,8 @@ def plan_shape(plan: UsagePlanConfig, websocket_apis: Collection[str] = ()) -> d
     """A ``UsagePlan`` as the admin API returns it (no nulls)."""
     shape = _drop_none(plan_to_aws_dict(plan, websocket_apis))
     shape.pop("createdDate", None)  # not in AWS's UsagePlan
+    if shape.get("description") == "":
+        del shape["description"]  # AWS leaves an unset description out (recorded)
     for entry in shape.get("apiStages", ()):
         if not entry["throttle"]:
             del entry["throttle"]

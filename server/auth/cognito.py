@@ -1,4 +1,4 @@
-"""Cognito user pool ARNs and the issuer URL of their tokens (reference §5.3); pure."""
+"""Cognito user pool ARNs and the issuer URL of their tokens (aws-contract.md §5.3); pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``AWS_IAM`` authorization: SigV4 callers with the gateway's own access keys (reference §5.5).
+"""``AWS_IAM`` authorization: SigV4 callers with the gateway's own access keys (aws-contract.md §5.5).
 
 :class:`IamKeyring` holds the configured access keys (secrets read from the environment once, at
 start-up) with their identity-based policies. :func:`authorize_iam` is the whole decision for

@@ -1,4 +1,4 @@
-"""An issuer's signing keys, fetched asynchronously and cached (reference §5.4).
+"""An issuer's signing keys, fetched asynchronously and cached (aws-contract.md §5.4).
 
 Where the keys are: the configured ``jwks_uri``, else the ``jwks_uri`` of the issuer's OpenID
 discovery document (``{issuer}/.well-known/openid-configuration``). Each HTTP request has AWS's

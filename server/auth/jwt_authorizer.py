@@ -1,4 +1,4 @@
-"""HTTP API ``JWT`` and REST ``COGNITO_USER_POOLS`` authorizers (reference §5.3, §5.4).
+"""HTTP API ``JWT`` and REST ``COGNITO_USER_POOLS`` authorizers (aws-contract.md §5.3, §5.4).
 
 Both take a bearer token from the identity source, verify it against the issuer's JWKS
 (:mod:`server.auth.jwt_verify`, keys from :mod:`server.auth.jwks`) and check the route's scopes.

@@ -1,4 +1,4 @@
-"""Verified JWT claims as AWS hands them to integrations (reference §5.3, §5.4); pure.
+"""Verified JWT claims as AWS hands them to integrations (aws-contract.md §5.3, §5.4); pure.
 
 * HTTP API (``jwt`` authorizer): every value a string: numbers and booleans stringified, arrays
   as ``"[a b c]"`` (space-separated in brackets), objects as JSON text, null claims left out.

@@ -1,4 +1,4 @@
-"""IAM policy evaluation for ``execute-api`` (reference §5.1, §5.5); pure (no I/O imports).
+"""IAM policy evaluation for ``execute-api`` (aws-contract.md §5.1, §5.5); pure (no I/O imports).
 
 Used by Lambda authorizers (the ``policyDocument`` they return), IAM callers (the policy of the
 gateway's access key) and resource policies. Rules, as IAM applies them:

@@ -1,4 +1,4 @@
-"""API resource policies (reference §5.5): who may invoke an API, by caller address, transport and
+"""API resource policies (aws-contract.md §5.5): who may invoke an API, by caller address, transport and
 principal; pure (no I/O imports).
 
 A resource policy is an IAM policy whose statements also carry a ``Principal`` and may carry a
@@ -288,7 +288,7 @@ def decide(policy: ResourcePolicy, facts: RequestFacts, action: str, resource: s
 
 def access_denied_message(caller: Caller | None, action: str, resource: str, *, explicit: bool) -> str:
     """AWS's 403 wording for a policy refusal; the account id in the resource is masked to its
-    last four digits, as AWS does (reference §0.4)."""
+    last four digits, as AWS does (aws-contract.md §0.4)."""
     parts = resource.split(":", 5)
     if len(parts) == 6 and parts[4]:
         parts[4] = "********" + parts[4][-4:]

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 verification for ``execute-api`` (reference §5.5); pure (no I/O imports).
+"""AWS Signature Version 4 verification for ``execute-api`` (aws-contract.md §5.5); pure (no I/O imports).
 
 The verifier recomputes the signature the client should have sent over the request as received
 and compares it in constant time. Both forms SDKs produce are accepted:
@@ -223,7 +223,7 @@ def _parse(headers: Headers, pairs: Sequence[tuple[str, str]]) -> _Signed:
         return _parse_query(headers, query)
     if auth:
         # Anything else in Authorization (a bearer token, Basic): AWS tries to read it as SigV4
-        # ``key=value`` pairs and fails (reference §0.4).
+        # ``key=value`` pairs and fails (aws-contract.md §0.4).
         raise IncompleteSigV4(_no_equal_sign(auth))
     raise MissingSignature()
 

@@ -129,7 +129,7 @@ class IntegrationConfig:
 
 
 class AuthorizerType(StrEnum):
-    """How a route authenticates its callers (reference §5). One implementation per value in
+    """How a route authenticates its callers (aws-contract.md §5). One implementation per value in
     :mod:`server.auth.factory`."""
 
     TOKEN = "TOKEN"  # REST Lambda authorizer on one header (type TOKEN)
@@ -180,7 +180,7 @@ class RouteConfig:
     integration: IntegrationConfig
     api_key_required: bool = False
     # WebSocket: a route response (key ``$default``) makes the route two-way: the integration's
-    # output is sent back to the client (reference §1.3). Without one, a route is one-way.
+    # output is sent back to the client (aws-contract.md §1.3). Without one, a route is one-way.
     route_response: bool = False
     # None: no authorization (AWS's NONE). WebSocket APIs authorize on ``$connect`` only.
     authorizer: AuthorizerConfig | None = None
@@ -193,7 +193,7 @@ class RouteConfig:
 
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
-    """A token bucket (reference §3.1): ``rate`` requests per second, at most ``burst`` at once."""
+    """A token bucket (aws-contract.md §3.1): ``rate`` requests per second, at most ``burst`` at once."""
 
     rate: float
     burst: int
@@ -201,7 +201,7 @@ class ThrottleSettings:
 
 @dataclass(frozen=True, slots=True)
 class WebSocketSettings:
-    """Per-API WebSocket limits; defaults are AWS's (reference §1.5). ``None`` switches a timer off,
+    """Per-API WebSocket limits; defaults are AWS's (aws-contract.md §1.5). ``None`` switches a timer off,
     which AWS cannot do.
 
     Attributes:
@@ -260,7 +260,7 @@ class StageConfig:
 
 @dataclass(frozen=True, slots=True)
 class QuotaSettings:
-    """A usage plan's quota (reference §3.3): ``limit`` requests per API key per ``period``
+    """A usage plan's quota (aws-contract.md §3.3): ``limit`` requests per API key per ``period``
     (``DAY``, ``WEEK`` or ``MONTH``, UTC calendar periods, see :mod:`server.throttle.quota`);
     ``offset`` requests are subtracted in the period the plan was created in."""
 
@@ -281,7 +281,7 @@ class PlanStage:
 
 @dataclass(frozen=True, slots=True)
 class UsagePlanConfig:
-    """A usage plan (reference §3.3): who may call which API stages, how fast and how much.
+    """A usage plan (aws-contract.md §3.3): who may call which API stages, how fast and how much.
 
     ``throttle`` and ``quota`` apply per API key, summed across every stage of the plan.
     ``created`` (epoch seconds) places the quota ``offset``; the registry sets it when the plan
@@ -324,8 +324,8 @@ class ApiConfig:
         id: a short id (like AWS's ``restApiId``) used in events and ARNs.
         base_path: optional first path segment(s) after the stage (``v1``), the way AWS custom
             domain base-path mappings place several APIs (versions) under one host.
-        binary_media_types: MIME types (``*/*`` allowed) treated as binary (reference §7.6).
-        route_selection_expression: WebSocket APIs: how a message picks its route (reference §1.2).
+        binary_media_types: MIME types (``*/*`` allowed) treated as binary (aws-contract.md §7.6).
+        route_selection_expression: WebSocket APIs: how a message picks its route (aws-contract.md §1.2).
     """
 
     name: str

@@ -1,4 +1,4 @@
-"""Validation rules shared by both config formats (AWS's rules, reference §0.1, §2.1, §2.2, §6).
+"""Validation rules shared by both config formats (AWS's rules, aws-contract.md §0.1, §2.1, §2.2, §6).
 
 Every check records problems in an :class:`~server.config.errors.Issues` collector and returns
 something usable (or ``None``) so that loading continues and reports every problem at once.
@@ -227,7 +227,7 @@ def check_timeout(timeout_ms: int, kind: ApiKind, location: str, issues: Issues)
 
 
 def check_websocket_route_key(key: str, location: str, issues: Issues) -> bool:
-    """``$connect``, ``$disconnect``, ``$default`` or a key not starting with ``$`` (reference §1.1)."""
+    """``$connect``, ``$disconnect``, ``$default`` or a key not starting with ``$`` (aws-contract.md §1.1)."""
     if _WEBSOCKET_ROUTE_KEY.match(key):
         return True
     issues.error(
@@ -239,7 +239,7 @@ def check_websocket_route_key(key: str, location: str, issues: Issues) -> bool:
 
 
 def check_selection_expression(expression: str, location: str, issues: Issues) -> None:
-    """A route selection expression the gateway can evaluate (reference §1.2)."""
+    """A route selection expression the gateway can evaluate (aws-contract.md §1.2)."""
     try:
         compile_expression(expression)
     except SelectionSyntaxError as exc:
@@ -428,7 +428,7 @@ def check_api_keys(
     *,
     key_required: str = "apiKeyRequired: true",
 ) -> None:
-    """Usage plans and API keys together (reference §3.2, §3.3).
+    """Usage plans and API keys together (aws-contract.md §3.2, §3.3).
 
     Keys: names 1..1024 characters and unique, values AWS's 20..128 letters and digits and
     unique, every plan id declared (``declared_plans``: ids in the document, built or not), at

@@ -1,4 +1,4 @@
-"""``authorizer`` settings of serverless.yml events -> :class:`AuthorizerConfig` (reference §5).
+"""``authorizer`` settings of serverless.yml events -> :class:`AuthorizerConfig` (aws-contract.md §5).
 
 The forms Serverless Framework v3 accepts, classified here and built by one function per type:
 

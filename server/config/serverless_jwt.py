@@ -1,5 +1,5 @@
 """serverless.yml JWT (``httpApi``) and Cognito (``http``) authorizers -> :class:`AuthorizerConfig`
-(reference §5.3, §5.4). Called by :mod:`server.config.serverless_auth`; pure (no I/O imports).
+(aws-contract.md §5.3, §5.4). Called by :mod:`server.config.serverless_auth`; pure (no I/O imports).
 
 HTTP API::
 

@@ -36,7 +36,7 @@ __all__ = ["MAX_PLANS_PER_KEY", "Conflict", "NotFoundError", "RegistryChanges"]
 
 log = logging.getLogger("portway.keys")
 
-MAX_PLANS_PER_KEY = 10  # AWS: "one key may be in up to 10 usage plans" (reference §3.2)
+MAX_PLANS_PER_KEY = 10  # AWS: "one key may be in up to 10 usage plans" (aws-contract.md §3.2)
 
 
 class NotFoundError(LookupError):
@@ -71,9 +71,10 @@ class RegistryChanges:
         customer_id: str = "",
         key_id: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key; returns it and its value (the only time the value is available)."""
-        if not name or len(name) > 1024:
-            raise InvalidRecord("name: 1 to 1024 characters")
+        """A new key; returns it and its value (the only time the value is available). The name
+        may be empty, as on AWS (CreateApiKey without a name)."""
+        if len(name) > 1024:
+            raise InvalidRecord("name: at most 1024 characters")
         value = value if value is not None else generate_value()
         check_value(value)
         key_id = key_id or new_api_id(f"apikey:{name}:{generate_value()}")

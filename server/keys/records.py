@@ -1,4 +1,4 @@
-"""API keys and usage plans as stored records (reference §3.2, §3.3).
+"""API keys and usage plans as stored records (aws-contract.md §3.2, §3.3).
 
 A key's value is never stored: only its SHA-256 digest (:func:`digest`), so a store dump or a
 snapshot file does not reveal usable keys. Values are random and at least 20 characters (AWS's
@@ -56,7 +56,7 @@ KEYS_SET = "pw:apikeys"
 PLANS_SET = "pw:plans"
 CHANGES_CHANNEL = "pw:keys-changed"
 
-MAX_METHOD_THROTTLES = 20  # per API stage of a plan (reference §3.3)
+MAX_METHOD_THROTTLES = 20  # per API stage of a plan (aws-contract.md §3.3)
 _VALUE_RE = re.compile(r"[A-Za-z0-9]{20,128}")
 _ALPHABET = string.ascii_letters + string.digits
 

@@ -1,4 +1,4 @@
-"""The ``authorize`` phase (reference §5): runs after routing, before throttling.
+"""The ``authorize`` phase (aws-contract.md §5): runs after routing, before throttling.
 
 For a route that declares an authorizer, build the method ARN, ask the route's authorizer, and
 record what it returns where later phases and the event builders read it: the event's
@@ -8,7 +8,7 @@ the result itself (``ctx.auth``: the throttle phase reads ``usage_identifier_key
 and rendered by the runner. Routes without an authorizer cost one dict lookup.
 
 An API with a resource policy (:mod:`server.auth.resource_policy`) is checked here too, as AWS
-orders it (reference §5.1, §5.5): the policy's explicit denies for the caller's address first,
+orders it (aws-contract.md §5.1, §5.5): the policy's explicit denies for the caller's address first,
 before any authorizer runs (a refused client never reaches a Lambda authorizer); then, without
 an authorizer, the policy must explicitly allow; with ``aws_iam`` the IAM authorizer combines the
 key's policy with the resource policy for the signed principal (Table A); a Lambda authorizer's
@@ -51,7 +51,7 @@ class AuthorizeStage:
         }
         self._trusted = parse_networks(config.trusted_proxies)
         # Authenticated but not authorized by the policy on their own: the resource policy must
-        # also allow them (reference §5.5, "Cognito plus resource policy").
+        # also allow them (aws-contract.md §5.5, "Cognito plus resource policy").
         self._needs_allow = {
             id(route)
             for api in config.apis

@@ -1,4 +1,4 @@
-"""API keys, usage plans and throttling for REST and HTTP API routes (reference §3).
+"""API keys, usage plans and throttling for REST and HTTP API routes (aws-contract.md §3).
 
 Runs after :class:`server.pipeline.RouteStage` (and, once they exist, the authorizers). For a
 route with ``apiKeyRequired``, the ``x-api-key`` header must name an enabled key that is in a

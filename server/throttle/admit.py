@@ -1,8 +1,9 @@
 """One admission decision for a whole request: every throttling level and the quota, at once.
 
-Reference §3.1 and §3.3. A request passes a list of token buckets, most specific first (the
-caller passes AWS's order: API key through its usage plan, method/route, stage, account), then
-the usage plan's quota for the current window. :func:`admit_state` is the whole decision:
+Reference: docs/aws-contract.md §3.1 and §3.3. A request passes a list of token buckets, most
+specific first (the caller passes AWS's order: API key through its usage plan, method/route,
+stage, account), then the usage plan's quota for the current window. :func:`admit_state` is the
+whole decision:
 
 * every bucket is refilled to ``now`` and checked for ``cost`` tokens, then the quota counter
   for ``count + cost <= allowed``;

@@ -1,6 +1,6 @@
 """Which token buckets, quota and usage counter one request (or WebSocket message) must pass.
 
-Reference §3.1 and §3.3; AWS's order, most specific first:
+Reference: docs/aws-contract.md §3.1 and §3.3; AWS's order, most specific first:
 
 1. the API key's usage plan (only on routes with ``apiKeyRequired``): the plan's per-route
    throttle for this API stage when it has one, else the plan's throttle. One bucket per

@@ -1,8 +1,8 @@
 """Usage-plan quota periods: which window a request falls in, and how much it may use there.
 
-Reference §3.3. A quota allows ``limit`` requests per API key per period (``DAY``, ``WEEK`` or
-``MONTH``), summed across every stage of the plan. Periods are UTC calendar periods (AWS does not
-document the boundaries: unverified, so they live in this one module):
+Reference: docs/aws-contract.md §3.3. A quota allows ``limit`` requests per API key per period
+(``DAY``, ``WEEK`` or ``MONTH``), summed across every stage of the plan. Periods are UTC calendar
+periods (AWS does not document the boundaries: unverified, so they live in this one module):
 
 * ``DAY``: 00:00 UTC to the next 00:00 UTC;
 * ``WEEK``: from 00:00 UTC on ``week_start`` (0 = Sunday, as the older SDK docs number the days;

@@ -140,9 +140,12 @@ def test_key_changes() -> None:
     ]
     assert key_changes(ops) == {"enabled": False, "name": "n", "description": "d", "customer_id": "c"}
     assert key_changes(None) == {}
+    # AWS parses /enabled like Java's Boolean.parseBoolean (recorded: "not-a-boolean" gives false).
+    assert key_changes([{"op": "replace", "path": "/enabled", "value": "yes"}]) == {"enabled": False}
+    assert key_changes([{"op": "replace", "path": "/enabled", "value": "True"}]) == {"enabled": True}
     for bad in (
         [{"op": "add", "path": "/stages", "value": "a/b"}],
-        [{"op": "replace", "path": "/enabled", "value": "yes"}],
+        [{"op": "replace", "path": "/id", "value": "x"}],
         [{"op": "replace", "path": "name", "value": "x"}],
         "nope",
     ):

@@ -1,4 +1,4 @@
-"""The AWS_IAM authorizer on a WebSocket $connect (reference §1.8): the client signs the upgrade
+"""The AWS_IAM authorizer on a WebSocket $connect (aws-contract.md §1.8): the client signs the upgrade
 GET, usually presigned in the query string. The WebSocket adapter's $connect hook builds an
 AuthRequest with the method ARN ``.../{stage}/$connect``; here it is built by hand."""
 

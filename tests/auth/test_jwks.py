@@ -1,6 +1,6 @@
 """The key source (server/auth/jwks.py) against a real local issuer on port 0: discovery,
 caching, refetch on an unknown kid (once, rate-limited, concurrent misses coalesced), stale keys
-kept when a refresh fails, the timeout and the body limit (reference §5.4)."""
+kept when a refresh fails, the timeout and the body limit (aws-contract.md §5.4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """JWT (HTTP API) and Cognito (REST) authorizers end to end: a real gateway on port 0, a real
 local issuer serving discovery + JWKS on port 0, tokens minted with pyjwt, and a Python handler
-echoing the event it received (reference §5.3, §5.4, §0.4, §0.5)."""
+echoing the event it received (aws-contract.md §5.3, §5.4, §0.4, §0.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The pure JWT verifier (server/auth/jwt_verify.py) and claim shaping (jwt_claims.py): every
-claim rule with ``now`` passed in, the leeway edges, and the ``alg`` attacks (reference §5.3, §5.4)."""
+claim rule with ``now`` passed in, the leeway edges, and the ``alg`` attacks (aws-contract.md §5.3, §5.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IAM policy evaluation (server/auth/policy.py): the rules of reference §5.1 / §5.5."""
+"""IAM policy evaluation (server/auth/policy.py): the rules of aws-contract.md §5.1 / §5.5."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Resource policies (server/auth/resource_policy.py and the authorize stage): the matrix of source
 address, X-Forwarded-For from trusted and untrusted peers, principals, aws:SecureTransport, and
-the combination with aws_iam per Table A (reference §5.5)."""
+the combination with aws_iam per Table A (aws-contract.md §5.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Native format: account, stage and method throttling settings (reference §3.1)."""
+"""Native format: account, stage and method throttling settings (aws-contract.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API keys, usage plans and related settings (reference §3.2, §3.3) in both config formats."""
+"""API keys, usage plans and related settings (aws-contract.md §3.2, §3.3) in both config formats."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CONNECT / MESSAGE / DISCONNECT shapes against the key layout of events recorded on AWS (§1.6)."""
+"""CONNECT / MESSAGE / DISCONNECT shapes against the key layout of events recorded on AWS
+(aws-contract.md §1.6)."""
 
 from __future__ import annotations
 

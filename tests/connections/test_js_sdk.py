@@ -1,4 +1,5 @@
-"""The AWS JS SDK v3 ApiGatewayManagementApiClient against the @connections API, unmodified (§1.7).
+"""The AWS JS SDK v3 ApiGatewayManagementApiClient against the @connections API, unmodified
+(aws-contract.md §1.7).
 
 scripts/test.sh installs the SDK (npm, tests/js/package.json) before running the tests.
 """

@@ -1,4 +1,4 @@
-"""The @connections API with boto3's and aiobotocore's apigatewaymanagementapi (reference §1.7)."""
+"""The @connections API with boto3's and aiobotocore's apigatewaymanagementapi (aws-contract.md §1.7)."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ async def test_channels_broadcast_list_and_bulk_disconnect(ws_gateway: GatewayFa
 
 
 async def test_post_during_connect_is_gone(ws_gateway: GatewayFactory) -> None:
-    """The connection does not exist until $connect returned (§1.4)."""
+    """The connection does not exist until $connect returned (aws-contract.md §1.4)."""
     server = await ws_gateway(chat_api())
     async with websockets.connect(ws_url(server)):
         connect_event = ws_handlers.EVENTS[0]

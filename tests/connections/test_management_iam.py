@@ -1,6 +1,6 @@
 """The @connections API requiring SigV4 (management.auth: iam): boto3's apigatewaymanagementapi and
 the AWS JS SDK v3 client with the gateway's keys just work; a missing or bad signature, or a key
-without execute-api:ManageConnections, gets AWS's 403s (reference §1.7, §5.5)."""
+without execute-api:ManageConnections, gets AWS's 403s (aws-contract.md §1.7, §5.5)."""
 
 from __future__ import annotations
 

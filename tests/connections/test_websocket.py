@@ -1,4 +1,4 @@
-"""WebSocket lifecycle with the `websockets` client against a real gateway (reference §1)."""
+"""WebSocket lifecycle with the `websockets` client against a real gateway (aws-contract.md §1)."""
 
 from __future__ import annotations
 

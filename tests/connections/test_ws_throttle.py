@@ -1,4 +1,4 @@
-"""Throttling, API keys and quotas for WebSocket APIs, per message (issue #5; reference §1, §3).
+"""Throttling, API keys and quotas for WebSocket APIs, per message (issue #5; aws-contract.md §1, §3).
 
 A real gateway on port 0 and the `websockets` client, on the embedded store and on Redis:
 ``$connect`` key checks (403) and throttle (429) before the ``$connect`` integration; every

@@ -1,4 +1,4 @@
-"""Selection expressions: AWS's documented vectors (reference §1.2) and property tests."""
+"""Selection expressions: AWS's documented vectors (aws-contract.md §1.2) and property tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Routing precedence (reference §2.1): literal > {param} > {greedy+}, ANY fallback, REST vs HTTP API."""
+"""Routing precedence (aws-contract.md §2.1): literal > {param} > {greedy+}, ANY fallback, REST vs
+HTTP API."""
 
 from __future__ import annotations
 

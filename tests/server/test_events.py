@@ -1,4 +1,4 @@
-"""REST v1 and HTTP API 2.0 event shapes for the edge cases of reference §2.3 and §2.5."""
+"""REST v1 and HTTP API 2.0 event shapes for the edge cases of aws-contract.md §2.3 and §2.5."""
 
 from __future__ import annotations
 

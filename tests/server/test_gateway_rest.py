@@ -1,4 +1,4 @@
-"""End to end: a real gateway on port 0, driven by aiohttp's client (reference §0, §2)."""
+"""End to end: a real gateway on port 0, driven by aiohttp's client (aws-contract.md §0, §2)."""
 
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ async def test_mock_integration(gateway: TestClient[Any, Any]) -> None:
     resp = await raw(gateway, "GET", "/dev/mock")
     assert resp.status == 201 and resp.headers["X-Mock"] == "yes"
     assert await resp.json() == {"mocked": True}
-    assert "X-Amzn-Trace-Id" not in resp.headers  # absent on MOCK (§0.2)
+    assert "X-Amzn-Trace-Id" not in resp.headers  # absent on MOCK (aws-contract.md §0.2)
 
 
 async def test_v1_event_through_the_gateway(gateway: TestClient[Any, Any]) -> None:
@@ -313,7 +313,9 @@ async def test_multi_value_headers_merge(gateway: TestClient[Any, Any]) -> None:
         "headers": {"test-multi": "value-solo", "header-bool": True},
     }
     resp = await raw(gateway, "POST", "/dev/shaped", data=json.dumps(result))
-    assert resp.headers.getall("test-multi") == ["value-multi, value-solo"]
+    # One line per value (aws-contract.md §2.4); a client that folds repeats reads what AWS's
+    # recording shows, "value-multi, value-solo".
+    assert resp.headers.getall("test-multi") == ["value-multi", "value-solo"]
     assert resp.headers["header-bool"] == "true"
 
 

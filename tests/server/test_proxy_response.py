@@ -1,4 +1,4 @@
-"""Lambda proxy response validation, row by row from reference §2.4 (recorded against AWS)."""
+"""Lambda proxy response validation, row by row from aws-contract.md §2.4 (recorded against AWS)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,15 @@ def test_v1_merge_multi_first_and_multi_casing_wins() -> None:
             "headers": {"test-multi": "value-solo"},
         }
     )
-    assert ("tesT-Multi", "value-multi, value-solo") in response.headers
-    assert ("test-list", "value1, value2") in response.headers
+    assert [v for n, v in response.headers if n == "tesT-Multi"] == ["value-multi", "value-solo"]
+    assert [v for n, v in response.headers if n == "test-list"] == ["value1", "value2"]
+
+
+def test_v1_repeated_set_cookie_stays_separate_lines() -> None:
+    # Folding Set-Cookie into one comma-joined line breaks cookies whose Expires has a comma.
+    cookies = ["a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT", "b=2"]
+    response = v1_response({"statusCode": 200, "multiValueHeaders": {"Set-Cookie": cookies}})
+    assert [v for n, v in response.headers if n == "Set-Cookie"] == cookies
 
 
 def test_v1_base64_decoded_only_when_accept_matches() -> None:
@@ -97,3 +104,19 @@ def test_v2_explicit_with_cookies_and_base64() -> None:
 def test_v2_invalid(result: Any) -> None:
     with pytest.raises(IntegrationFailure):
         v2_response(result)
+
+
+def test_binary_media_type_matching_rules() -> None:
+    # Recorded on AWS (LocalStack test_aws_proxy_binary_response): exact or type/*, */* for all;
+    # a left wildcard never matches, a wildcard Accept only an equal listed type.
+    from server.events import media_type_matches
+
+    listed = ("image/png", "*/test", "text/*")
+    assert media_type_matches("image/png", listed)
+    assert media_type_matches("text/csv; charset=utf-8", listed)
+    assert not media_type_matches("image/jpg", listed)
+    assert not media_type_matches("image/*", listed)
+    assert not media_type_matches("*/test", listed)
+    assert not media_type_matches("random/test", listed)
+    assert not media_type_matches("*/*", listed)
+    assert media_type_matches("anything/else", ("*/*",))

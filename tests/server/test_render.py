@@ -1,4 +1,4 @@
-"""Every gateway error body and header, exactly as reference §0.4 / §0.5 records them."""
+"""Every gateway error body and header, exactly as aws-contract.md §0.4 / §0.5 records them."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_rest_error(error: errors.GatewayError, status: int, body: bytes, error_
 
 
 def test_integration_failure_body_is_36_bytes() -> None:
-    # Recorded: Content-Length 36 for the REST integration-failure body (§0.3).
+    # Recorded: Content-Length 36 for the REST integration-failure body (aws-contract.md §0.3).
     assert len(render_error(errors.IntegrationFailure()).body) == 36
 
 

@@ -1,4 +1,4 @@
-"""End to end: API keys and usage plans (reference §3.2, §3.3) on a real gateway, on the embedded
+"""End to end: API keys and usage plans (aws-contract.md §3.2, §3.3) on a real gateway, on the embedded
 store and on Redis: 403 Forbidden for missing/unknown/disabled/unplanned keys, plan throttles
 (basic vs premium), per-route plan throttles, quotas (429 Limit Exceeded), runtime changes
 without a restart, X-RateLimit headers."""

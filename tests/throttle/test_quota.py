@@ -1,4 +1,4 @@
-"""Quota periods: UTC calendar boundaries, week start, offset in the initial period (§3.3)."""
+"""Quota periods: UTC calendar boundaries, week start, offset in the initial period (aws-contract.md §3.3)."""
 
 from __future__ import annotations
 

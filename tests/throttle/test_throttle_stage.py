@@ -1,4 +1,4 @@
-"""End to end: stage, method and account throttling (reference §3.1) on a real gateway, on the
+"""End to end: stage, method and account throttling (aws-contract.md §3.1) on a real gateway, on the
 embedded store and on Redis; fail open / fail closed when the store is unreachable."""
 
 from __future__ import annotations
