@@ -56,6 +56,7 @@ from server.errors import (
     RequestTooLarge,
     ServiceUnavailable,
 )
+from server.health_http import HEALTH_PATHS, handle_health, install_health
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
 from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
@@ -134,6 +135,7 @@ def create_app(
         app[ACCESS_LOG] = access_log
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
+    install_health(app, config)  # /@health, /@ready; draining from the first shutdown step
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url, state_path=state_path)
@@ -314,6 +316,8 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         if dispatch is not None:
             return await app[WEBSOCKETS].handle(request, dispatch)
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
+        if raw_path in HEALTH_PATHS:  # any caller: load balancers and kubelets probe these
+            return await handle_health(request, raw_path, app.get(STORE), GATEWAY in app)
         if is_admin_path(raw_path):
             return await app[ADMIN].handle(request, app[KEYS], app[STORE])
         if raw_path == "/@metrics":

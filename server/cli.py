@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import gc
 import logging
@@ -42,6 +43,7 @@ from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
 from server.console import setup_console
+from server.health_http import LIFECYCLE
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
@@ -118,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="S",
         help="on SIGTERM, seconds in-flight requests get before the process exits (default 10)",
+    )
+    limits.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="on SIGTERM, seconds to keep serving with /@ready answering 503 before closing the "
+        "listener, so load balancers stop sending first (default 0; a second signal ends it)",
     )
     serve.add_argument(
         "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
@@ -234,6 +244,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        await _drain_delay(app, stop, args.drain_delay)
     finally:
         print("Portway shutting down", flush=True)
         try:
@@ -247,6 +258,18 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 
 _CLOSE_MARGIN_S = 5.0
+
+
+async def _drain_delay(app: web.Application, stop: asyncio.Event, delay_s: float) -> None:
+    """Not ready from the first signal on; with ``--drain-delay`` keep serving that long (load
+    balancers and Kubernetes endpoints take a few probe periods to stop routing here)."""
+    app[LIFECYCLE].draining = True
+    if delay_s <= 0:
+        return
+    print(f"Portway draining: /@ready answers 503, closing in {delay_s:g} s", flush=True)
+    stop.clear()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay_s)
 
 
 def _exit_without_hung_threads() -> None:

@@ -39,6 +39,7 @@ PURE_MODULES = [
     "server.auth.factory",
     "server.limits",
     "routes.dot_segments",
+    "server.health",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
