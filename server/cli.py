@@ -58,8 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a gateway process")
     serve.add_argument("config", type=Path)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    # PORTWAY_HOST/PORTWAY_PORT: the Docker image listens on 0.0.0.0 and its HEALTHCHECK reads the port.
+    serve.add_argument("--host", default=os.environ.get("PORTWAY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=os.environ.get("PORTWAY_PORT", "3000"))
     serve.add_argument("--redis-url", default=os.environ.get("PORTWAY_REDIS_URL"))
     serve.add_argument(
         "--state-file",
