@@ -4,6 +4,7 @@
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
                          [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
     portway validate CONFIG [--stage S] [--strict]
+    portway cluster CONFIG [--nodes N] [--port P]  (Redis, N nodes, nginx on loopback: cluster_cmd.py)
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
@@ -39,6 +40,8 @@ from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
 from server.app import create_app
+from server.cluster_cmd import add_parser as add_cluster_parser
+from server.cluster_cmd import run as run_cluster
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
@@ -148,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
     )
     add_admin_parsers(sub)
+    add_cluster_parser(sub)
     return parser
 
 
@@ -332,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_admin(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "cluster":
+        return run_cluster(args)
     setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)

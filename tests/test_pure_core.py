@@ -40,6 +40,7 @@ PURE_MODULES = [
     "server.limits",
     "routes.dot_segments",
     "server.health",
+    "server.cluster_plan",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -1,0 +1,153 @@
+"""``portway cluster CONFIG --nodes 2``: real redis-server, two real gateway processes and real
+nginx (Debian's) on loopback. A WebSocket client connected through nginx reaches a client held by
+the other node with ``@connections`` and ``@broadcast`` (called through nginx too); SIGTERM stops
+everything, bounded: the clients get 1001 through nginx, every port closes, the files go."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from server.cluster_plan import ClusterPlan, nginx_conf, node_command, redis_command
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = Path(__file__).resolve().parent / "handlers"
+CONFIG = f"""\
+portway: 1
+cluster: {{heartbeat: 0.2, nodeTtl: 1.0, reaperInterval: 0.2, rpcTimeout: 2.0}}
+apis:
+  - name: relay
+    type: websocket
+    codeDir: {json.dumps(str(HANDLERS))}
+    defaults: {{isolation: inprocess, timeout: 8000}}
+    routes:
+      whoami: {{python: relay.whoami, routeResponse: true}}
+      relay: {{python: relay.relay, routeResponse: true}}
+      shout: {{python: relay.shout, routeResponse: true}}
+"""
+
+
+def test_plan_renders_loopback_processes_and_a_websocket_aware_nginx(tmp_path: Path) -> None:
+    plan = ClusterPlan(tmp_path / "portway.yaml", 2, tmp_path, "127.0.0.1", 8080, 6390, ("--quiet",))
+    redis = redis_command(plan)
+    assert redis[redis.index("--bind") + 1] == "127.0.0.1" and redis[redis.index("--port") + 1] == "6390"
+    node = node_command(plan)
+    assert node[node.index("--redis-url") + 1] == "redis://127.0.0.1:6390/0" and node[-1] == "--quiet"
+    assert node[node.index("--host") + 1] == "127.0.0.1" and node[node.index("--port") + 1] == "0"
+    conf = nginx_conf(plan, [4001, 4002])
+    assert "server 127.0.0.1:4001 " in conf and "server 127.0.0.1:4002 " in conf
+    assert "listen 127.0.0.1:8080;" in conf and "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "deny all;" in conf  # management paths: loopback/private callers only, as the gateway
+
+
+async def _whoami(ws: ClientConnection) -> tuple[str, int]:
+    await ws.send('{"action":"whoami"}')
+    async with asyncio.timeout(10):
+        reply = json.loads(await ws.recv())
+    return str(reply["connectionId"]), int(reply["pid"])
+
+
+async def _recv_json_or_text(ws: ClientConnection) -> str:
+    async with asyncio.timeout(10):
+        message = await ws.recv()
+    assert isinstance(message, str)
+    return message
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.timeout(120)
+async def test_two_node_cluster_behind_nginx_relays_across_nodes_and_stops(tmp_path: Path) -> None:
+    config = tmp_path / "portway.yaml"
+    config.write_text(CONFIG)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "cluster",
+        str(config),
+        "--nodes",
+        "2",
+        "--port",
+        "0",
+        "--drain-timeout",
+        "5",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    output: list[str] = []
+    clients: list[ClientConnection] = []
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "portway cluster exited before it was up:\n" + "".join(output)
+                output.append(line)
+                if m := re.search(r"behind http://127\.0\.0\.1:(\d+) .*files in (\S+)\)", line):
+                    break
+        lb_port, workdir = int(m.group(1)), Path(m.group(2))
+        node_ports = []
+        while len(node_ports) < 2:
+            line = (await proc.stdout.readline()).decode()
+            output.append(line)
+            if n := re.match(r"  node-\d: http://127\.0\.0\.1:(\d+)", line):
+                node_ports.append(int(n.group(1)))
+        pump = asyncio.create_task(proc.stdout.read())
+
+        # Connect through nginx until two clients are held by different nodes (round robin).
+        url = f"ws://127.0.0.1:{lb_port}/dev"
+        held: dict[int, tuple[ClientConnection, str]] = {}
+        for _ in range(6):
+            ws = await websockets.connect(url, open_timeout=10, close_timeout=5)
+            clients.append(ws)
+            cid, pid = await _whoami(ws)
+            held.setdefault(pid, (ws, cid))
+            if len(held) == 2:
+                break
+        assert len(held) == 2, "nginx sent every client to the same node"
+        (a, a_id), (b, b_id) = held.values()
+
+        await a.send(json.dumps({"action": "relay", "to": b_id, "text": "hello from the other node"}))
+        assert await _recv_json_or_text(b) == "hello from the other node"
+        assert json.loads(await _recv_json_or_text(a)) == {"relayed": 200}
+        await b.send(json.dumps({"action": "shout", "text": "to everyone"}))
+        got_a = await _recv_json_or_text(a)
+        assert got_a == "to everyone"
+        seen_b = {await _recv_json_or_text(b), await _recv_json_or_text(b)}
+        assert seen_b == {"to everyone", json.dumps({"shouted": 200})}
+
+        proc.send_signal(signal.SIGTERM)
+        for ws in (a, b):
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(15):
+                    while True:
+                        await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        async with asyncio.timeout(40):
+            assert await proc.wait() == 0
+        output.append((await pump).decode())
+    finally:
+        for ws in clients:
+            await ws.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = "".join(output)
+    assert "Portway cluster stopped" in log and "Traceback" not in log and "killed" not in log, log
+    assert all(_port_closed(port) for port in (lb_port, *node_ports))
+    assert not await asyncio.to_thread(workdir.exists)
