@@ -45,8 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "cluster",
         help="run Redis, N gateway nodes and nginx on this machine (loopback), until Ctrl-C",
         description="A local multi-node set-up: redis-server, N `portway serve` nodes sharing it, "
-        "and nginx in front (Debian packages redis-server and nginx). Extra `portway serve` "
-        "options for every node follow `--`.",
+        "and nginx in front (Debian packages redis-server and nginx).",
     )
     cluster.add_argument("config", type=Path)
     cluster.add_argument("--nodes", type=int, default=2, help="gateway processes (default 2)")
@@ -55,7 +54,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cluster.add_argument(
         "--drain-timeout", type=float, default=10.0, metavar="S", help="passed to every node (default 10)"
     )
-    cluster.add_argument("serve_args", nargs="*", metavar="-- SERVE_OPTION", help=argparse.SUPPRESS)
+    cluster.add_argument(
+        "--serve",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        dest="serve_args",
+        help="a `portway serve` option for every node, repeatable, with '=': --serve=--quiet",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,12 +135,19 @@ async def _spawn(name: str, command: list[str], env: dict[str, str] | None = Non
     return Child(name, proc)
 
 
+def _say(text: str) -> None:
+    """Print, ignoring a closed stdout (``portway cluster | head``): the children must still be
+    stopped, and their output still drained, after the reader went away."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
+
+
 async def _forward(child: Child) -> None:
-    """Show the child's output, prefixed with its name, until it exits."""
+    """Show the child's output, prefixed with its name, until it exits (draining it even when
+    our own stdout is gone, so the child never blocks on a full pipe)."""
     assert child.proc.stdout is not None
     while line := await child.proc.stdout.readline():
-        sys.stdout.write(f"{child.name} | {line.decode(errors='replace')}")
-        sys.stdout.flush()
+        _say(f"{child.name} | {line.decode(errors='replace').rstrip()}")
 
 
 async def _read_until(child: Child, pattern: re.Pattern[str], deadline: float) -> re.Match[str]:
@@ -255,11 +268,15 @@ class _Cluster:
         """Nodes first (they drain through nginx and need Redis for $disconnect), then nginx
         (SIGQUIT: graceful), then Redis. Each step is bounded; a child that overstays is killed."""
         node_grace = self.args.drain_timeout + 10
-        await _stop([n for n in self.nodes if n.running], signal.SIGTERM, node_grace)
-        if self.nginx is not None and self.nginx.running:
-            await _stop([self.nginx], signal.SIGQUIT, 5)
-        if self.redis is not None and self.redis.running:
-            await _stop([self.redis], signal.SIGTERM, 5)
+        try:
+            await _stop([n for n in self.nodes if n.running], signal.SIGTERM, node_grace)
+        finally:
+            try:
+                if self.nginx is not None and self.nginx.running:
+                    await _stop([self.nginx], signal.SIGQUIT, 5)
+            finally:
+                if self.redis is not None and self.redis.running:
+                    await _stop([self.redis], signal.SIGTERM, 5)
         for child in self.children():
             if child.pump is not None:
                 with contextlib.suppress(TimeoutError):
@@ -286,7 +303,7 @@ async def _stop(children: list[Child], sig: signal.Signals, grace_s: float) -> N
     _, pending = await asyncio.wait(waits, timeout=grace_s)
     for child in children:
         if child.running:
-            print(f"portway cluster: {child.name} did not stop within {grace_s:g} s: killed", flush=True)
+            _say(f"portway cluster: {child.name} did not stop within {grace_s:g} s: killed")
             with contextlib.suppress(ProcessLookupError):
                 child.proc.kill()
     if pending:
@@ -312,16 +329,15 @@ async def _cluster(
             print(f"portway cluster: {exc}", file=sys.stderr, flush=True)
             return 1
         plan = cluster.plan
-        print(
+        _say(
             f"Portway cluster: {plan.nodes} node(s) behind {plan.lb_url} (redis {plan.redis_url}, "
-            f"files in {workdir}), started in {time.monotonic() - started:.1f} s",
-            flush=True,
+            f"files in {workdir}), started in {time.monotonic() - started:.1f} s"
         )
         for node, port in zip(cluster.nodes, ports, strict=True):
-            print(f"  {node.name}: http://{LOOPBACK}:{port} (pid {node.proc.pid})", flush=True)
+            _say(f"  {node.name}: http://{LOOPBACK}:{port} (pid {node.proc.pid})")
         for line in _route_lines(config, plan.lb_url):
-            print(line, flush=True)
-        print("Ctrl-C stops everything.", flush=True)
+            _say(line)
+        _say("Ctrl-C stops everything.")
         exits = {asyncio.create_task(c.proc.wait()): c for c in cluster.children()}
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopping, *exits], return_when=asyncio.FIRST_COMPLETED)
@@ -331,10 +347,10 @@ async def _cluster(
         if stopping not in done:
             dead = [c for c in cluster.children() if not c.running]
             names = ", ".join(f"{c.name} (exit {c.proc.returncode})" for c in dead)
-            print(f"portway cluster: {names} exited: stopping everything", flush=True)
+            _say(f"portway cluster: {names} exited: stopping everything")
             code = 1
     finally:
-        print("Portway cluster stopping", flush=True)
+        _say("Portway cluster stopping")
         await cluster.stop()
-        print("Portway cluster stopped", flush=True)
+        _say("Portway cluster stopped")
     return code
