@@ -69,6 +69,7 @@ async def main() -> None:
     )  # fmt: skip
     assert proc.stdout is not None
     clients = []
+    pump: asyncio.Task[bytes] | None = None
     try:
         async with asyncio.timeout(60):
             while True:
@@ -144,6 +145,8 @@ async def main() -> None:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await proc.wait()
+            rest = await pump if pump is not None else await proc.stdout.read()
+            print(rest.decode(errors="replace")[-3000:], file=sys.stderr)
         for ws in clients:
             ws.transport.abort()
 
