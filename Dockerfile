@@ -30,7 +30,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/portway portway \
+    && groupadd --system --gid 10001 portway \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/portway --shell /usr/sbin/nologin portway \
     && install -d -o portway -g portway -m 0700 /var/lib/portway
 COPY deploy/image/install-runtime.sh /tmp/install-runtime.sh
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

@@ -72,6 +72,7 @@ def test_compose_gateways_match_the_cli_and_nginx() -> None:
         assert args.host == "0.0.0.0"
         assert (name, str(args.port)) in servers
         assert args.redis_url == "redis://redis:6379/0" and "redis" in gateway["depends_on"]
+        assert args.state_file is None  # else serve warns that Redis ignores it
         # The config is mounted, and the path given to serve is inside the mount.
         mounts = [v for v in gateway["volumes"] if isinstance(v, str)]
         source, target = mounts[0].split(":")[:2]
@@ -155,7 +156,7 @@ def test_k8s_deployment_matches_the_cli_health_paths_and_service() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "portway"}
     assert hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
     # Redis: the URL's host is the Redis Service, which selects the AOF StatefulSet.
-    assert args.redis_url == "redis://redis:6379/0"
+    assert args.redis_url == "redis://redis:6379/0" and args.state_file is None
     redis = docs[("StatefulSet", "redis")]
     redis_args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert redis_args[redis_args.index("--appendonly") + 1] == "yes"
