@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _binaries() -> tuple[str, str]:
-    redis = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+    redis = shutil.which(os.environ.get("REDIS_SERVER") or "redis-server")
     nginx = shutil.which("nginx") or next((p for p in _NGINX_PATHS if os.access(p, os.X_OK)), None)
     missing = [name for name, path in (("redis-server", redis), ("nginx", nginx)) if path is None]
     if missing:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -151,3 +152,52 @@ async def test_two_node_cluster_behind_nginx_relays_across_nodes_and_stops(tmp_p
     assert "Portway cluster stopped" in log and "Traceback" not in log and "killed" not in log, log
     assert all(_port_closed(port) for port in (lb_port, *node_ports))
     assert not await asyncio.to_thread(workdir.exists)
+
+
+async def _start(config: Path, *extra: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "cluster", str(config), "--port", "0", *extra,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+
+
+async def test_a_node_that_dies_stops_the_cluster_with_exit_1(tmp_path: Path) -> None:
+    config = tmp_path / "portway.yaml"
+    config.write_text(CONFIG)
+    proc = await _start(config, "--nodes", "2")
+    assert proc.stdout is not None
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            pids: list[int] = []
+            while len(pids) < 2:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(output)
+                output.append(line)
+                if m := re.search(r"behind http://127\.0\.0\.1:(\d+) ", line):
+                    lb_port = int(m.group(1))
+                if n := re.match(r"  node-\d: http://127\.0\.0\.1:(\d+) \(pid (\d+)\)", line):
+                    pids.append(int(n.group(2)))
+        os.kill(pids[0], signal.SIGKILL)
+        async with asyncio.timeout(40):
+            assert await proc.wait() == 1
+        output.append((await proc.stdout.read()).decode())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = "".join(output)
+    assert "node-1 (exit -9) exited: stopping everything" in log and "Portway cluster stopped" in log, log
+    assert _port_closed(lb_port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[1], 0)  # the other node was stopped too
+
+
+async def test_missing_binaries_are_named(tmp_path: Path) -> None:
+    config = tmp_path / "portway.yaml"
+    config.write_text(CONFIG)
+    proc = await _start(config, env={**os.environ, "REDIS_SERVER": str(tmp_path / "no-redis-server")})
+    async with asyncio.timeout(30):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 1
+    assert "portway cluster: needs redis-server (Debian: apt-get install redis-server)" in out.decode()
