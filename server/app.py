@@ -130,12 +130,12 @@ def create_app(
     app[MAX_BODY] = max_body
     app[LIMITS] = limits
     app[BODY_BUDGET] = BodyBudget(limits.max_body_bytes_in_flight)
+    install_health(app, config)  # /@health, /@ready; draining from the first shutdown step
     app[PASS_ENV] = pass_env
     if access_log is not None:
         app[ACCESS_LOG] = access_log
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
-    install_health(app, config)  # /@health, /@ready; draining from the first shutdown step
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = open_store(redis_url, state_path=state_path)

@@ -10,6 +10,8 @@ import pytest
 PURE_MODULES = [
     "server.errors",
     "server.messages",
+    "server.health",
+    "server.cluster_plan",
     "server.ids",
     "server.events",
     "server.proxy_response",
@@ -39,8 +41,6 @@ PURE_MODULES = [
     "server.auth.factory",
     "server.limits",
     "routes.dot_segments",
-    "server.health",
-    "server.cluster_plan",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
