@@ -2,8 +2,11 @@
 and the nginx configuration in front of them. The processes themselves: server/cluster_cmd.py.
 
 nginx's server block follows deploy/nginx.conf (the compose set-up): WebSocket upgrades passed
-through with long timeouts, and the management paths limited to loopback and private client
-addresses, the gateway's own default policy, which behind a proxy it cannot apply itself.
+through with long timeouts. The management paths (``@connections``, ``/@metrics``, ...) are the
+exception: nginx lets only loopback clients reach them, and relays them without forwarding
+headers, so a node sees what it would see from a direct loopback call. (Behind a proxy every
+caller's address is the proxy's, so the gateway refuses relayed unsigned management calls: the
+loopback check is applied here, to the real client address, instead.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 __all__ = ["ClusterPlan", "nginx_conf", "node_command", "redis_command"]
 
 LOOPBACK = "127.0.0.1"
-MANAGEMENT_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1", "fc00::/7")
+MANAGEMENT_NETWORKS = ("127.0.0.0/8", "::1")  # the gateway's own default for unsigned management calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,13 @@ http {{
     location ~* "^/@|/@(connections|channels|broadcast)(/|$)" {{
 {allow}
       deny all;
+      # A location's proxy_set_header replaces the server's: all of them again, forwarding
+      # headers cleared (nginx drops a header set to "").
+      proxy_set_header Host $http_host;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For "";
+      proxy_set_header Forwarded "";
+      proxy_set_header X-Real-IP "";
       proxy_pass http://portway;
     }}
     location / {{

@@ -48,7 +48,13 @@ def test_plan_renders_loopback_processes_and_a_websocket_aware_nginx(tmp_path: P
     conf = nginx_conf(plan, [4001, 4002])
     assert "server 127.0.0.1:4001 " in conf and "server 127.0.0.1:4002 " in conf
     assert "listen 127.0.0.1:8080;" in conf and "proxy_set_header Upgrade $http_upgrade;" in conf
-    assert "deny all;" in conf  # management paths: loopback/private callers only, as the gateway
+    # Management paths: loopback clients only, relayed as a plain loopback call (no forwarding
+    # headers, which the gateway refuses on unsigned management calls).
+    management = conf[conf.index('location ~* "^/@') :]
+    management = management[: management.index("}")]
+    assert "allow 127.0.0.0/8;" in management and "deny all;" in management
+    assert "allow 10.0.0.0/8;" not in management
+    assert 'proxy_set_header X-Forwarded-For "";' in management
 
 
 async def _whoami(ws: ClientConnection) -> tuple[str, int]:
