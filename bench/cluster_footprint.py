@@ -59,8 +59,13 @@ async def main() -> None:
     opts = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    config = Path(tempfile.mkdtemp(prefix="portway-footprint-")) / "portway.yaml"
-    config.write_text(CONFIG)
+    with tempfile.TemporaryDirectory(prefix="portway-footprint-") as folder:
+        config = Path(folder) / "portway.yaml"
+        config.write_text(CONFIG)
+        await measure(opts, config)
+
+
+async def measure(opts: argparse.Namespace, config: Path) -> None:
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "cluster", str(config), "--nodes", str(opts.nodes), "--port", "0",

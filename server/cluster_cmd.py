@@ -123,8 +123,17 @@ def _free_port(host: str) -> int:
         return port
 
 
+def _orphan_guard() -> list[str]:
+    """``setpriv --pdeathsig TERM --`` (util-linux, on every Debian): the child gets SIGTERM if
+    this command dies without stopping it (SIGKILL, a crash), instead of running on unnoticed in
+    its own session. Nothing where setpriv is missing."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
 async def _spawn(name: str, command: list[str], env: dict[str, str] | None = None) -> Child:
     proc = await asyncio.create_subprocess_exec(
+        *_orphan_guard(),
         *command,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

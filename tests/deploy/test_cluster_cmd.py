@@ -9,9 +9,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,35 @@ async def test_missing_binaries_are_named(tmp_path: Path) -> None:
         out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert "portway cluster: needs redis-server (Debian: apt-get install redis-server)" in out.decode()
+
+
+async def test_children_stop_when_the_command_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the command no chance to stop its children (they run in their own session
+    so that Ctrl-C reaches the command only): each was started with a parent-death signal."""
+    config = tmp_path / "portway.yaml"
+    config.write_text(CONFIG)
+    proc = await _start(config, "--nodes", "1")
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "portway cluster exited"
+                if m := re.search(r"behind \S+:(\d+) \(redis \S+:(\d+)/0, files in (\S+)\)", line):
+                    lb_port, redis_port, workdir = int(m.group(1)), int(m.group(2)), Path(m.group(3))
+                if n := re.match(r"  node-1: http://127\.0\.0\.1:(\d+) \(pid (\d+)\)", line):
+                    node_port, node_pid = int(n.group(1)), int(n.group(2))
+                    break
+    finally:
+        proc.kill()
+        await proc.wait()
+    deadline = time.monotonic() + 20
+    ports = (lb_port, redis_port, node_port)
+    while not all(_port_closed(port) for port in ports):
+        assert time.monotonic() < deadline, f"children still listening: {ports}"
+        await asyncio.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        while time.monotonic() < deadline:  # the node drains, then exits
+            os.kill(node_pid, 0)
+            await asyncio.sleep(0.1)
+    await asyncio.to_thread(shutil.rmtree, workdir)  # the command had no chance to remove it
