@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Install what the tests need and run every gate: redis-server (Debian package; the tests start
-# their own servers on free ports), the AWS JS SDK client (npm), the project with its test extras
+# Install what the tests need and run every gate: redis-server and nginx (Debian packages; the tests
+# start their own servers on free ports), the AWS JS SDK client (npm), the project with its test extras
 # in .venv, then ruff, ruff format, mypy --strict and pytest (warnings are errors, per-test timeouts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# nginx: the load balancer of `portway cluster` and the check of deploy/nginx.conf (not started).
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 redis-server --version
 

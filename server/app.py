@@ -58,6 +58,7 @@ from server.errors import (
     RequestTooLarge,
     ServiceUnavailable,
 )
+from server.health_http import HEALTH_PATHS, handle_health, install_health
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
 from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
@@ -133,6 +134,7 @@ def create_app(
     app[MAX_BODY] = max_body
     app[LIMITS] = limits
     app[BODY_BUDGET] = BodyBudget(limits.max_body_bytes_in_flight)
+    install_health(app, config)  # /@health, /@ready; draining from the first shutdown step
     app[PASS_ENV] = pass_env
     if access_log is not None:
         app[ACCESS_LOG] = access_log
@@ -332,6 +334,8 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
         # A WebSocket endpoint asked for plain HTTP: 426, as AWS answers (aws-contract.md §1.4).
         return web.Response(status=426, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
+        if raw_path in HEALTH_PATHS:  # any caller: load balancers and kubelets probe these
+            return await handle_health(request, raw_path, app.get(STORE), GATEWAY in app)
         if is_admin_path(raw_path):
             return await app[ADMIN].handle(request, app[KEYS], app[STORE])
         if raw_path == "/@metrics":

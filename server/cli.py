@@ -4,6 +4,7 @@
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
                          [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
     portway validate CONFIG [--stage S] [--strict]
+    portway cluster CONFIG [--nodes N] [--port P]  (Redis, N nodes, nginx on loopback: cluster_cmd.py)
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import gc
 import logging
@@ -43,6 +45,7 @@ from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
 from server.console import setup_console
+from server.health_http import LIFECYCLE
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
@@ -57,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a gateway process")
     serve.add_argument("config", type=Path)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    # PORTWAY_HOST/PORTWAY_PORT: the Docker image listens on 0.0.0.0 and its HEALTHCHECK reads the port.
+    serve.add_argument("--host", default=os.environ.get("PORTWAY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=os.environ.get("PORTWAY_PORT", "3000"))
     serve.add_argument("--redis-url", default=os.environ.get("PORTWAY_REDIS_URL"))
     serve.add_argument(
         "--state-file",
@@ -120,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="on SIGTERM, seconds in-flight requests get before the process exits (default 10)",
     )
+    limits.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="on SIGTERM, seconds to keep serving with /@ready answering 503 before closing the "
+        "listener, so load balancers stop sending first (default 0; a second signal ends it)",
+    )
     serve.add_argument(
         "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
     )
@@ -138,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
     )
     add_admin_parsers(sub)
+    from server.cluster_cmd import add_parser as add_cluster_parser  # its own module: portway cluster
+
+    add_cluster_parser(sub)
     return parser
 
 
@@ -235,6 +250,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        await _drain_delay(app, stop, args.drain_delay)
     finally:
         print("Portway shutting down", flush=True)
         try:
@@ -248,6 +264,18 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 
 _CLOSE_MARGIN_S = 5.0
+
+
+async def _drain_delay(app: web.Application, stop: asyncio.Event, delay_s: float) -> None:
+    """Not ready from the first signal on; with ``--drain-delay`` keep serving that long (load
+    balancers and Kubernetes endpoints take a few probe periods to stop routing here)."""
+    app[LIFECYCLE].draining = True
+    if delay_s <= 0:
+        return
+    print(f"Portway draining: /@ready answers 503, closing in {delay_s:g} s", flush=True)
+    stop.clear()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay_s)
 
 
 def _exit_without_hung_threads() -> None:
@@ -309,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_admin(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "cluster":
+        from server.cluster_cmd import run as run_cluster
+
+        return run_cluster(args)
     setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)

@@ -10,6 +10,8 @@ import pytest
 PURE_MODULES = [
     "server.errors",
     "server.messages",
+    "server.health",
+    "server.cluster_plan",
     "server.ids",
     "server.events",
     "server.proxy_response",

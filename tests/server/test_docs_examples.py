@@ -35,7 +35,7 @@ def test_every_referenced_document_exists() -> None:
     sources = [
         *DOCUMENTS,
         ROOT / "Dockerfile",
-        *sorted((ROOT / "deploy").iterdir()),
+        *sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file()),
         ROOT / "scripts/example.sh",
     ]
     missing = []
