@@ -38,6 +38,7 @@ from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_handler import HandlerInvokers
 from server.admin.http import ADMIN, AdminApi, is_admin_path
+from server.auth import lambda_authorizer  # noqa: F401  (registers the TOKEN and REQUEST builders)
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.config.model import ApiKind, GatewayConfig
@@ -161,7 +162,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
         registry = ConnectionRegistry(store, app[NODE_ID])
         websockets = WebSocketGateway(
-            config, registry, ws_integrations, keys=app[KEYS], admission=throttle.admission
+            config,
+            registry,
+            ws_integrations,
+            keys=app[KEYS],
+            admission=throttle.admission,
+            authorizers=authorizers,
         )
         app[WEBSOCKETS] = websockets
         manager = ConnectionManager(registry)

@@ -35,6 +35,9 @@ PURE_MODULES = [
     "server.auth.base",
     "server.auth.policy",
     "server.auth.factory",
+    "server.auth.lambda_input",
+    "server.auth.lambda_output",
+    "server.config.authorizer_rules",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 
