@@ -88,7 +88,7 @@ def _check_lambda(auth: AuthorizerConfig, kind: ApiKind, field: Callable[[str], 
             continue
         if auth.type is AuthorizerType.TOKEN and source.where != "header":
             issues.error(
-                field("identitySource"), "a TOKEN authorizer reads one header: method.request.header.NAME"
+                field("identitySource"), "a TOKEN authorizer reads a header: method.request.header.NAME"
             )
     if auth.type is AuthorizerType.TOKEN and len(auth.identity_sources) != 1:
         issues.error(field("identitySource"), "a TOKEN authorizer has exactly one identity source (a header)")
