@@ -30,6 +30,7 @@ errors (a route is never served open when its definition asks for authentication
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -128,8 +129,23 @@ def load_serverless(
         _number(r, ("provider", "timeout"), issues) or DEFAULT_FUNCTION_TIMEOUT_S,
         int(_number(r, ("provider", "memorySize"), issues) or DEFAULT_MEMORY_MB),
     )
-    for parts, name in _function_entries(r, issues):
-        function = _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
+    entries = _function_entries(r, issues)
+    parts_of = {name: parts for parts, name in entries}
+    functions: dict[str, Function | None] = {}
+
+    def function_named(name: str) -> Function | None:
+        # Read once, when first needed: by its own events or by an authorizer naming it.
+        if name not in functions:
+            parts = parts_of.get(name)
+            functions[name] = (
+                None if parts is None else _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
+            )
+        return functions[name]
+
+    build.function_named = function_named
+    build.function_keys = tuple(parts_of)
+    for parts, name in entries:
+        function = function_named(name)
         if function is not None:
             add_events(build, parts, function)
     apis: list[BuiltApi] = []
@@ -140,9 +156,8 @@ def load_serverless(
         rest_stage = StageConfig(
             r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
         )
-        apis.append(
-            _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
-        )
+        rest_api = _api(name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary)))
+        apis.append(_with_key_source(r, rest_api, issues))
     if build.http:
         name = str(r.get("provider", "httpApi", "name") or f"{service}-httpApi")
         http_stage = StageConfig(
@@ -385,6 +400,19 @@ def _count(value: Any, location: str, issues: Issues) -> bool:
         issues.error(location, f"{value!r} is not an integer >= 0")
         return False
     return True
+
+
+def _with_key_source(r: Resolver, built: BuiltApi, issues: Issues) -> BuiltApi:
+    """``provider.apiGateway.apiKeySourceType``: HEADER (default) or AUTHORIZER."""
+    where = (*_API_GATEWAY, "apiKeySourceType")
+    source = r.get(*where)
+    if source is None:
+        return built
+    if str(source).upper() not in ("HEADER", "AUTHORIZER"):
+        issues.error(loc_path(where), f"{source!r}: use HEADER or AUTHORIZER")
+        return built
+    api = dataclasses.replace(built.api, api_key_source=str(source).upper())
+    return dataclasses.replace(built, api=api)
 
 
 def _api(

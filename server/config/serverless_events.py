@@ -16,6 +16,7 @@ method throttle, its missing values taken from the stage's (``custom.apiGatewayT
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from server.config.model import (
     DEFAULT_STAGE,
     HTTP_METHODS,
     ApiKind,
+    AuthorizerConfig,
     IntegrationConfig,
     IntegrationType,
     MockResponse,
@@ -89,6 +91,13 @@ class Build:
     rest_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     http_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     throttling_at: str = ""  # the first route `throttling:`, for the missing-plugin warning
+    # The service's functions by key (authorizers name them; read on first use), and the
+    # authorizers built so far by (API kind, name) with where they were first declared.
+    function_named: Callable[[str], Function | None] = lambda _: None
+    function_keys: tuple[str, ...] = ()
+    authorizers: dict[tuple[ApiKind, str], tuple[AuthorizerConfig, str]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:

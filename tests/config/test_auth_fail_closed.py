@@ -15,12 +15,12 @@ from server.config.serverless_auth import UNENFORCED_AUTHORIZER
 from tests.config.test_serverless import problems
 
 _POOL = "arn:aws:cognito-idp:us-east-1:1:userpool/p"
+# Lambda authorizers (REST http.authorizer, httpApi type: request, websocket $connect) are
+# enforced now: tests/config/test_serverless_authorizers.py.
 _ROUTES = {
-    "rest": "- http: {path: a, method: get, authorizer: {name: auth, type: token}}",
     "rest-iam": "- http: {path: a, method: get, authorizer: aws_iam}",
     "rest-arn": "- http: {path: a, method: get, authorizer: {arn: '" + _POOL + "'}}",
     "http-api": "- httpApi: {path: /a, method: get, authorizer: {name: jwt}}",
-    "websocket": "- websocket: {route: $connect, authorizer: {name: auth}}",
 }
 
 
@@ -69,7 +69,7 @@ def test_a_resource_policy_is_refused(tmp_path: Path, where: str) -> None:
 @pytest.mark.parametrize("command", ["validate", "serve"])
 def test_validate_and_serve_both_refuse(tmp_path: Path, command: str) -> None:
     config = tmp_path / "serverless.yml"
-    config.write_text(textwrap.dedent(_document(_ROUTES["rest"])))
+    config.write_text(textwrap.dedent(_document(_ROUTES["rest-iam"])))
     (tmp_path / "handler.py").write_text("def f(event, context):\n    return {}\n")
     args = [sys.executable, "-m", "server", command, str(config)]
     if command == "serve":
