@@ -208,3 +208,13 @@ def test_refused_forms(tmp_path: Path) -> None:
     # The same function with other settings under one name: one authorizer per name, as on AWS.
     assert any(where == f"{auth}[5].http.authorizer" and "other settings" in m for where, m in found), found
     assert not any(where.startswith(f"{auth}[4]") for where, _ in found), found
+
+
+def test_the_example_in_the_docs_loads(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in docs.split("```yaml\n")[1:]]
+    (text,) = [block for block in blocks if "service:" in block and "enableSimpleResponses" in block]
+    config = load(tmp_path, text)
+    kinds = {api.kind: api for api in config.apis}
+    assert kinds[ApiKind.REST].api_key_source == "AUTHORIZER"
+    assert all(route.authorizer is not None for api in config.apis for route in api.routes)
