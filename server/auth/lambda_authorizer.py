@@ -39,7 +39,7 @@ from server.auth.lambda_input import (
 )
 from server.auth.lambda_output import MalformedResult, Verdict, decide, parse_verdict
 from server.config.model import ApiConfig, ApiKind, AuthorizerConfig, AuthorizerType
-from server.errors import AuthorizerConfigurationError, Unauthorized
+from server.errors import AccessDenied, AuthorizerConfigurationError, Unauthorized
 from server.store.base import Store, StoreError
 
 __all__ = ["MAX_TIMEOUT_MS", "LambdaAuthorizer"]
@@ -71,8 +71,13 @@ class LambdaAuthorizer:
         self._timeout_s = min(function.timeout_ms, MAX_TIMEOUT_MS) / 1000
         self._ttl = config.ttl_s if self._sources else 0  # no identity: nothing to key a cache on
         self._prefix = f"auth:{api.id}:{config.name}:"
-        # Parsed responses by their cached bytes: a cache hit costs a store read and a dict lookup.
+        # Per node, bounded: parsed responses by their cached bytes, decisions by (cached bytes,
+        # method ARN), cache keys by identity values. A cache hit then costs the identity lookup,
+        # one store read and one dict lookup (bench/bench_auth.py); the store stays the only cache
+        # of what the function answered, so every node sees the same answer for an identity.
         self._parsed: dict[bytes, Verdict] = {}
+        self._decisions: dict[tuple[bytes, str], AuthResult | str] = {}
+        self._keys: dict[tuple[str, ...], str] = {}
         self.invocations = 0
 
     async def authorize(self, request: AuthRequest) -> AuthResult:
@@ -85,7 +90,7 @@ class LambdaAuthorizer:
         if key is not None:
             cached = await self._cached(key)
             if cached is not None:
-                return decide(self._verdict(cached), request.method_arn, self._kind, 0)
+                return self._decide_cached(cached, request.method_arn)
         started = time.monotonic()
         raw = await self._invoke(self._event(request, values), request.info.request_id)
         latency_ms = int((time.monotonic() - started) * 1000)
@@ -101,8 +106,30 @@ class LambdaAuthorizer:
         return decide(verdict, request.method_arn, self._kind, latency_ms)
 
     def _cache_key(self, values: tuple[str, ...]) -> str:
-        digest = hashlib.sha256("\x00".join(values).encode("utf-8", "surrogatepass")).hexdigest()
-        return self._prefix + digest
+        key = self._keys.get(values)
+        if key is None:
+            digest = hashlib.sha256("\x00".join(values).encode("utf-8", "surrogatepass")).hexdigest()
+            key = self._prefix + digest
+            if len(self._keys) >= _PARSED_MAX:
+                self._keys.clear()
+            self._keys[values] = key
+        return key
+
+    def _decide_cached(self, cached: bytes, method_arn: str) -> AuthResult:
+        """:func:`decide` for a cached response, remembered per (response, method ARN)."""
+        memo = (cached, method_arn)
+        known = self._decisions.get(memo)
+        if known is None:
+            try:
+                known = decide(self._verdict(cached), method_arn, self._kind, 0)
+            except AccessDenied as exc:
+                known = exc.message or ""
+            if len(self._decisions) >= _PARSED_MAX:
+                self._decisions.clear()
+            self._decisions[memo] = known
+        if isinstance(known, str):
+            raise AccessDenied(known or None)
+        return known
 
     async def _cached(self, key: str) -> bytes | None:
         assert self._store is not None

@@ -118,7 +118,7 @@ def decide(verdict: Verdict, method_arn: str, kind: ApiKind, latency_ms: int) ->
         authorizer["principalId"] = verdict.principal_id
         authorizer["integrationLatency"] = latency_ms
     return AuthResult(
-        authorizer=authorizer,
+        authorizer=MappingProxyType(authorizer),  # may be shared by the requests of a cached result
         principal_id=verdict.principal_id,
         usage_identifier_key=verdict.usage_identifier_key,
     )
