@@ -15,7 +15,8 @@ import websockets
 from aiohttp.test_utils import TestServer
 from websockets.exceptions import InvalidStatus
 
-from server.app import create_app
+from connections.registry import conn_key
+from server.app import STORE, create_app
 from tests.auth.conftest import InvocationLog, write_config
 
 CONFIG = """
@@ -41,14 +42,19 @@ apis:
 
 
 @pytest.fixture
-async def server(
+async def gateway(
     tmp_path: Path, auth_log: InvocationLog, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[str]:
+) -> AsyncIterator[TestServer]:
     monkeypatch.setenv("WS_LOG", str(tmp_path / "ws-events.jsonl"))
     test_server = TestServer(create_app(write_config(tmp_path, CONFIG)), port=0)
     await test_server.start_server()
-    yield f"ws://127.0.0.1:{test_server.port}/dev"
+    yield test_server
     await test_server.close()
+
+
+@pytest.fixture
+def server(gateway: TestServer) -> str:
+    return f"ws://127.0.0.1:{gateway.port}/dev"
 
 
 def ws_events(tmp_path: Path) -> list[dict[str, Any]]:
@@ -132,3 +138,15 @@ async def test_cached_per_identity(server: str, auth_log: InvocationLog) -> None
         async with websockets.connect(f"{server}?token=allow", additional_headers={"X-Tenant": "t1"}):
             pass
     assert len(auth_log) == 1
+
+
+async def test_context_is_in_the_connection_record(gateway: TestServer, server: str) -> None:
+    """Other nodes build this connection's events from its store record (a dead node's
+    $disconnect): the authorizer's context is in it."""
+    async with websockets.connect(f"{server}?token=allow", additional_headers={"X-Tenant": "t1"}) as ws:
+        await ws.send(json.dumps({"action": "whoami"}))
+        async with asyncio.timeout(5):
+            connection_id = json.loads(await ws.recv())["requestContext"]["connectionId"]
+        record = await gateway.app[STORE].hgetall(conn_key(connection_id))
+        stored = json.loads(record["authorizer"])
+        assert stored["principalId"] == "user-allow" and stored["number"] == "7"
