@@ -53,6 +53,8 @@ class ConnectionInfo:
     # (aws-contract.md §3.2).
     api_key: str | None = None
     api_key_id: str | None = None
+    # Fields an authorizer adds to ``identity`` (IAM callers), in every event of the connection.
+    identity_extra: Mapping[str, Any] | None = None
 
 
 def _context(
@@ -64,6 +66,8 @@ def _context(
     if conn.api_key_id is not None:
         identity["apiKey"] = conn.api_key
         identity["apiKeyId"] = conn.api_key_id
+    if conn.identity_extra:
+        identity.update(conn.identity_extra)
     ctx: JsonDict = {
         "routeKey": route_key,
         "eventType": event_type,

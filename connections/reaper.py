@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
+
 from connections.bus import NODES, alive_key
 from connections.events import ConnectionInfo
 from connections.registry import ConnectionRegistry, forget_connection, node_conns_key
@@ -97,6 +99,7 @@ class NodeReaper:
                 connected_at_ms=int(record.get("connectedAt", "0")),
                 user_agent=record.get("userAgent") or None,
                 stage_variables=self._stage_variables.get((api_id, stage), {}),
+                authorizer=orjson.loads(record["authorizer"]) if record.get("authorizer") else None,
             )
             await self.websockets.run_disconnect(integration, info, LOST_CODE, LOST_REASON)
         await forget_connection(self.registry.store, connection_id, node, api_id, stage, ())

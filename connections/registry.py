@@ -24,12 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
+import orjson
 from aiohttp import web
 
 from connections.core import Close, ConnectionCore
 from connections.events import ConnectionInfo
 from server.config.model import ApiConfig, UsagePlanConfig, WebSocketSettings
-from server.store.base import Store, StoreUnavailable
+from server.store.base import FieldValue, Store, StoreUnavailable
 from server.store.bucket import BucketState
 
 __all__ = [
@@ -192,18 +193,19 @@ class ConnectionRegistry:
 
     async def _write(self, conn: LocalConnection) -> None:
         info = conn.info
-        await self.store.hset(
-            conn_key(conn.id),
-            {
-                "node": self.node_id,
-                "api": info.api_id,
-                "stage": info.stage,
-                "connectedAt": info.connected_at_ms,
-                "sourceIp": info.source_ip,
-                "userAgent": info.user_agent or "",
-                "domain": info.domain_name,
-            },
-        )
+        record: dict[str, FieldValue] = {
+            "node": self.node_id,
+            "api": info.api_id,
+            "stage": info.stage,
+            "connectedAt": info.connected_at_ms,
+            "sourceIp": info.source_ip,
+            "userAgent": info.user_agent or "",
+            "domain": info.domain_name,
+        }
+        if info.authorizer is not None:
+            # So that events built on another node (a dead node's $disconnect) carry it too.
+            record["authorizer"] = orjson.dumps(dict(info.authorizer))
+        await self.store.hset(conn_key(conn.id), record)
         await self.store.sadd(node_conns_key(self.node_id), conn.id)
         await self.store.sadd(stage_conns_key(info.api_id, info.stage), conn.id)
         for channel in conn.channels or ():

@@ -68,14 +68,17 @@ class WebSocketThrottle:
         now: float,
         *,
         key_required: bool,
+        authorizer_key: str | None = None,
     ) -> tuple[str | None, ApiKey | None, UsagePlanConfig | None]:
         """(key value, key, plan) for a new connection, or raises the handshake's refusal
-        (:class:`InvalidApiKey`, :class:`Throttled`, :class:`QuotaExceeded`)."""
+        (:class:`InvalidApiKey`, :class:`Throttled`, :class:`QuotaExceeded`). With
+        ``apiKeySource: AUTHORIZER`` the key is ``authorizer_key`` (the authorizer's
+        ``usageIdentifierKey``) instead of the ``x-api-key`` header."""
         value: str | None = None
         key: ApiKey | None = None
         plan: UsagePlanConfig | None = None
         if key_required:
-            value = headers.get("x-api-key")
+            value = authorizer_key if api.api_key_source == "AUTHORIZER" else headers.get("x-api-key")
             registry = self._sync_keys()
             found = None if registry is None else registry.resolve(value, api.id, stage.name)
             if found is None:

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from connections.connect_auth import authorize_connect
 from connections.core import (
     ABNORMAL,
     CONTROL_FLOOD,
@@ -56,6 +57,7 @@ from connections.registry import ConnectionRegistry, LocalConnection
 from connections.throttle import FLOOD_CLOSE_CODE, FLOOD_CLOSE_REASON, WebSocketThrottle
 from routes.dispatch import Dispatch
 from routes.selection import SelectionExpression, compile_expression, select_route
+from server.auth.base import Authorizer, AuthResult
 from server.config.model import (
     ApiConfig,
     ApiKind,
@@ -86,6 +88,7 @@ class _ApiRuntime:
 
     __slots__ = (
         "api",
+        "connect_authorizer",
         "connect_key_required",
         "expression",
         "integrations",
@@ -94,7 +97,12 @@ class _ApiRuntime:
         "stages",
     )
 
-    def __init__(self, api: ApiConfig, integrations: Mapping[str, RouteIntegration]) -> None:
+    def __init__(
+        self,
+        api: ApiConfig,
+        integrations: Mapping[str, RouteIntegration],
+        authorizers: Mapping[int, Authorizer],
+    ) -> None:
         self.api = api
         self.expression: SelectionExpression = compile_expression(api.route_selection_expression)
         self.routes: dict[str, RouteConfig] = {r.path: r for r in api.routes}
@@ -105,6 +113,8 @@ class _ApiRuntime:
         # apiKeyRequired counts on $connect only (aws-contract.md §1.1): checked once per connection.
         connect = self.routes.get("$connect")
         self.connect_key_required = connect is not None and connect.api_key_required
+        # Authorization is set on $connect only and protects every later message (§1.1).
+        self.connect_authorizer = authorizers.get(id(connect)) if connect is not None else None
 
 
 class WebSocketGateway:
@@ -112,7 +122,9 @@ class WebSocketGateway:
 
     ``keys``: the API key registry (None: every key check fails, 403). ``admission``: the store
     decision shared with HTTP (the throttle stage's, so its counters cover both); None switches
-    throttling off. Counter: ``flood_closes``, connections closed by the flood policy.
+    throttling off. ``authorizers``: ``id(route) -> Authorizer`` from the factory (the
+    ``$connect`` route's is asked before the handshake, :mod:`connections.connect_auth`).
+    Counter: ``flood_closes``, connections closed by the flood policy.
     """
 
     def __init__(
@@ -123,11 +135,14 @@ class WebSocketGateway:
         *,
         keys: KeyRegistry | None = None,
         admission: Admission | None = None,
+        authorizers: Mapping[int, Authorizer] | None = None,
     ) -> None:
         self.registry = registry
+        self._region = config.region
+        self._account_id = config.account_id
         self.throttle = WebSocketThrottle(config, keys, admission)
         self._apis = {
-            api.id: _ApiRuntime(api, integrations.get(api.id, {}))
+            api.id: _ApiRuntime(api, integrations.get(api.id, {}), authorizers or {})
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
@@ -164,13 +179,34 @@ class WebSocketGateway:
         it closes, then ``$disconnect``."""
         runtime = self._apis[dispatch.api.id]
         now = time.time()
+        now_ms = int(now * 1000)
+        connection_id = new_apigw_id()
+        auth: AuthResult | None = None
         try:
+            if runtime.connect_authorizer is not None:  # before the key, as on AWS
+                auth = await authorize_connect(
+                    runtime.connect_authorizer,
+                    request,
+                    dispatch,
+                    connection_id=connection_id,
+                    request_id=new_apigw_id(),
+                    now_ms=now_ms,
+                    region=self._region,
+                    account_id=self._account_id,
+                )
             key_value, key, plan = await self.throttle.admit_connect(
-                runtime.api, dispatch.stage, request.headers, now, key_required=runtime.connect_key_required
+                runtime.api,
+                dispatch.stage,
+                request.headers,
+                now,
+                key_required=runtime.connect_key_required,
+                authorizer_key=auth.usage_identifier_key if auth is not None else None,
             )
-        except GatewayError as exc:  # InvalidApiKey, Throttled, QuotaExceeded
+        except GatewayError as exc:  # Unauthorized, AccessDenied, InvalidApiKey, Throttled, ...
             return _refusal(exc)
-        info = _connection_info(request, runtime.api, dispatch.stage, now, key_value, key)
+        info = _connection_info(
+            request, runtime.api, dispatch.stage, now, key_value, key, connection_id, auth
+        )
         connected = await self._run_connect(request, runtime, info)
         if isinstance(connected, web.Response):
             return connected
@@ -471,12 +507,15 @@ def _connection_info(
     now: float,
     key_value: str | None,
     key: ApiKey | None,
+    connection_id: str,
+    auth: AuthResult | None,
 ) -> ConnectionInfo:
-    """The new connection's identity (a fresh id; the peer address; the API key it came with)."""
+    """The new connection's identity (its id; the peer address; the API key it came with; what
+    the ``$connect`` authorizer returned, kept for every later event of the connection)."""
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
     return ConnectionInfo(
-        connection_id=new_apigw_id(),
+        connection_id=connection_id,
         api_id=api.id,
         stage=stage.name,
         domain_name=request.host,
@@ -486,6 +525,8 @@ def _connection_info(
         stage_variables=stage.variables,
         api_key=key_value if key is not None else None,
         api_key_id=key.id if key is not None else None,
+        authorizer=auth.authorizer if auth is not None else None,
+        identity_extra=auth.identity if auth is not None else None,
     )
 
 

@@ -45,7 +45,10 @@ from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
 from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
-from server.auth import jwt_authorizer  # noqa: F401  (registers the JWT and Cognito builders)
+from server.auth import (
+    jwt_authorizer,  # noqa: F401  (registers the JWT and Cognito builders)
+    lambda_authorizer,  # noqa: F401  (registers the TOKEN and REQUEST builders)
+)
 from server.auth.base import Authorizer
 from server.auth.factory import AuthDeps, build_authorizers, close_authorizers
 from server.auth.iam import IamKeyring
@@ -241,7 +244,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
         registry = ConnectionRegistry(store, app[NODE_ID])
         websockets = WebSocketGateway(
-            config, registry, ws_integrations, keys=app[KEYS], admission=throttle.admission
+            config,
+            registry,
+            ws_integrations,
+            keys=app[KEYS],
+            admission=throttle.admission,
+            authorizers=authorizers,
         )
         app[WEBSOCKETS] = websockets
         manager = ConnectionManager(registry)

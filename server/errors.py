@@ -149,6 +149,9 @@ class AccessDenied(ClientError):
     error_type = "AccessDeniedException"
     default_message = "User is not authorized to access this resource"
     message_key = "Message"
+    # HTTP APIs answer a Lambda authorizer's deny (and isAuthorized: false) with a plain
+    # {"message":"Forbidden"} (reference §0.5).
+    http_api_message = "Forbidden"
 
 
 # SigV4 (AWS_IAM routes, the @connections API; aws-contract.md §5.5). AWS's wording, 403, and the same

@@ -29,7 +29,9 @@ def render_error(error: GatewayError, *, http_api: bool = False) -> HttpResponse
         if error.http_api_message is not None and message == error.default_message:
             message = error.http_api_message
     separator = ": " if error.spaced_body and not http_api else ":"
-    body = "{" + json.dumps(error.message_key) + separator + json.dumps(message) + "}"
+    # HTTP API bodies are always {"message":...}; REST keeps the capital M of AccessDenied (§0.4).
+    key = "message" if http_api else error.message_key
+    body = "{" + json.dumps(key) + separator + json.dumps(message) + "}"
     headers = [("Content-Type", "application/json")]
     if error.error_type and not http_api:
         headers.append(("x-amzn-ErrorType", error.error_type))

@@ -48,6 +48,9 @@ PURE_MODULES = [
     "server.config.iam",
     "server.trace",
     "server.event_headers",
+    "server.auth.lambda_input",
+    "server.auth.lambda_output",
+    "server.config.authorizer_rules",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

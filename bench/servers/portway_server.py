@@ -37,6 +37,12 @@ and ``ANY /jwt/{proxy+}`` (a JWT authorizer: issuer ``--jwt-issuer``, audience `
 JWKS in ``JWKS_FILE`` is served by this process on another loopback port (fetched once, on the
 first token).
 
+``--auth-bench`` (issue #9's benchmark, ``bench/bench_auth.py``): the account bucket is off and
+there are two HTTP_PROXY routes to the same backend: ``ANY /dev/proxy/{proxy+}`` without auth and
+``ANY /dev/authed/{proxy+}`` with a TOKEN Lambda authorizer (``bench_authorizer.authorize``, in
+process, result cached for 3600 s in the store: one store ``GET`` per request, the cached policy
+evaluated against the request's method ARN).
+
 The config is built from :mod:`server.config.model` rather than loaded from YAML, so the benchmark
 does not depend on the loader. Serving mirrors ``server/cli.py`` (``AppRunner`` without access log,
 ``GatewayRunner``, ``TCPSite`` with backlog 1024, ``uvloop.run``).
@@ -90,6 +96,35 @@ KEYED_ROUTE = "ANY /keyed/{proxy+}"
 # Far above what one process can reach: nothing is refused during a benchmark.
 HIGH_LIMIT = ThrottleSettings(rate=1e6, burst=1_000_000)
 HIGH_QUOTA = QuotaSettings(limit=1_000_000_000, period="DAY")
+
+
+def auth_bench_config(backend: str) -> GatewayConfig:
+    """``--auth-bench``: the same HTTP_PROXY route without and with a cached Lambda authorizer."""
+    proxy = IntegrationConfig(type=IntegrationType.HTTP_PROXY, uri=backend.rstrip("/") + "/{proxy}")
+    authorizer = AuthorizerConfig(
+        name="bench",
+        type=AuthorizerType.TOKEN,
+        function=IntegrationConfig(
+            type=IntegrationType.PYTHON,
+            handler="bench_authorizer.authorize",
+            code_dir=HANDLERS_DIR,
+            function_name="bench-authorizer",
+            isolation=Isolation.INPROCESS,
+        ),
+        identity_sources=("method.request.header.Authorization",),
+        ttl_s=3600,
+    )
+    api = ApiConfig(
+        name="bench",
+        id="benchapi01",
+        kind=ApiKind.REST,
+        stages=(StageConfig("dev"),),
+        routes=(
+            RouteConfig("ANY", "/proxy/{proxy+}", proxy),
+            RouteConfig("ANY", "/authed/{proxy+}", proxy, authorizer=authorizer),
+        ),
+    )
+    return GatewayConfig(apis=(api,), account_throttle=None)
 
 
 def bench_config(
@@ -229,10 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=BENCH_API_KEY, help="value of the key (--throttle-bench)")
     parser.add_argument("--jwt-bench", type=Path, metavar="JWKS_FILE", help="issue #9 definition (JWT)")
     parser.add_argument("--jwt-issuer", default="https://issuer.bench", help="iss of --jwt-bench tokens")
-    args = parser.parse_args(argv)
-    config = bench_config(
-        args.backend, workers=args.workers, throttle_bench=args.throttle_bench, api_key=args.api_key
+    parser.add_argument(
+        "--auth-bench",
+        action="store_true",
+        help="issue #9 definition: HTTP_PROXY without and with a cached Lambda authorizer",
     )
+    args = parser.parse_args(argv)
+    if args.auth_bench:
+        config = auth_bench_config(args.backend)
+    else:
+        config = bench_config(
+            args.backend, workers=args.workers, throttle_bench=args.throttle_bench, api_key=args.api_key
+        )
     jwt = (args.backend, args.jwt_issuer, args.jwt_bench.read_bytes()) if args.jwt_bench else None
     profiler = cProfile.Profile() if args.cprofile else None
     if profiler is not None:

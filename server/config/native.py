@@ -16,12 +16,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.config.authorizer_rules import TYPE_NAMES, check_authorizer, check_scopes, unknown_authorizer
 from server.config.errors import Issues, loc
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     ApiConfig,
     ApiKeyConfig,
     ApiKind,
+    AuthorizerConfig,
+    AuthorizerType,
     ClusterSettings,
     GatewayConfig,
     IntegrationConfig,
@@ -88,6 +91,7 @@ _CLUSTER_KEYS = {
     "reaperInterval": "reaper_interval_s",
     "rpcTimeout": "rpc_timeout_s",
 }
+_ROUTE_ONLY = ("apiKeyRequired", "routeResponse", "authorizer", "authorizationScopes")
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
@@ -340,6 +344,8 @@ class _Context:
     payload: str
     defaults: Mapping[str, Any]
     stage_refs: dict[str, str] = dataclasses.field(default_factory=dict)  # stage variable -> location
+    # name -> authorizer (None: declared with errors, already reported); "aws_iam" added on use.
+    authorizers: dict[str, AuthorizerConfig | None] = dataclasses.field(default_factory=dict)
 
 
 def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], issues: Issues) -> BuiltApi:
@@ -370,6 +376,10 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         check_timeout(defaults["timeout"], kind, loc(loc(location, "defaults"), "timeout"), issues)
     stages = _stages(raw.get("stages"), kind, loc(location, "stages"), issues)
     context = _Context(kind, code_dir, payload or ("2.0" if kind is ApiKind.HTTP else "1.0"), defaults)
+    context.authorizers = _authorizers(raw.get("authorizers"), loc(location, "authorizers"), context, issues)
+    api_key_source = str(raw.get("apiKeySource", "HEADER")).upper()
+    if api_key_source == "AUTHORIZER" and kind is ApiKind.HTTP:
+        issues.error(loc(location, "apiKeySource"), HTTP_API_NO_KEYS)
     located: list[tuple[RouteConfig, str]] = []
     for key, value in raw["routes"].items():
         if key in skip:
@@ -401,6 +411,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         websocket=websocket,
         throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
         resource_policy=_resource_policy(raw, kind, location, issues),
+        api_key_source=api_key_source,
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
 
@@ -475,6 +486,7 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
     spec: Mapping[str, Any] = {"python": value} if isinstance(value, str) else value
     api_key = bool(spec.get("apiKeyRequired", False))
     route_response = bool(spec.get("routeResponse", False))
+    authorizer, scopes, auth_ok = _route_authorizer(spec, key, location, context, issues)
     if "routeResponse" in spec and context.kind is not ApiKind.WEBSOCKET:
         issues.error(loc(location, "routeResponse"), "routeResponse applies to WebSocket routes only")
     if api_key and context.kind is ApiKind.HTTP:
@@ -485,7 +497,98 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         return None
     method, path, parameters = parsed
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
-    return None if integration is None else RouteConfig(method, path, integration, api_key, route_response)
+    if integration is None or not auth_ok:
+        return None
+    return RouteConfig(method, path, integration, api_key, route_response, authorizer, scopes)
+
+
+def _route_authorizer(
+    spec: Mapping[str, Any], key: str, location: str, context: _Context, issues: Issues
+) -> tuple[AuthorizerConfig | None, tuple[str, ...], bool]:
+    """A route's ``authorizer`` (a name from the API's ``authorizers``, or ``aws_iam``) and
+    ``authorizationScopes``; the flag is False when the route must not be served."""
+    name = spec.get("authorizer")
+    scopes = tuple(str(scope) for scope in spec.get("authorizationScopes") or ())
+    if name is None:
+        check_scopes(None, scopes, loc(location, "authorizationScopes"), issues)
+        return None, scopes, True
+    where = loc(location, "authorizer")
+    if context.kind is ApiKind.WEBSOCKET and key != "$connect":
+        issues.error(where, "WebSocket APIs authorize on $connect only (it covers every later message)")
+        return None, scopes, False
+    name = str(name)
+    if name.lower() == "aws_iam" and name not in context.authorizers:
+        iam = AuthorizerConfig("aws_iam", AuthorizerType.AWS_IAM)
+        if not check_authorizer(iam, context.kind, where, lambda key: loc(where, key), issues):
+            return None, scopes, False
+        found = context.authorizers.setdefault("aws_iam", iam)
+    elif name in context.authorizers:
+        found = context.authorizers[name]
+    else:
+        issues.error(where, unknown_authorizer(name, context.authorizers))
+        return None, scopes, False
+    if found is None:  # declared with errors (reported where it is declared)
+        return None, scopes, False
+    check_scopes(found, scopes, loc(location, "authorizationScopes"), issues)
+    return found, scopes, True
+
+
+def _strings(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return tuple(str(item) for item in raw)
+
+
+def _authorizers(
+    raw: Any, location: str, context: _Context, issues: Issues
+) -> dict[str, AuthorizerConfig | None]:
+    """The API's ``authorizers:`` map (types already checked by the schema)."""
+    declared: dict[str, AuthorizerConfig | None] = {}
+    for name, body in (raw if isinstance(raw, dict) else {}).items():
+        where = loc(location, str(name))
+        if not isinstance(body, dict):
+            continue
+
+        def field(key: str, where: str = where) -> str:
+            return loc(where, key)
+
+        auth_type = TYPE_NAMES[str(body["type"]).lower()]
+        function: IntegrationConfig | None = None
+        if "function" in body:
+            raw_function = body["function"]
+            spec = {"python": raw_function} if isinstance(raw_function, str) else raw_function
+            function = _integration(
+                spec, isinstance(raw_function, str), field("function"), (), context, issues
+            )
+            if function is None:
+                declared[str(name)] = None
+                continue
+        sources = _strings(body.get("identitySource"))
+        if auth_type is AuthorizerType.TOKEN and not sources:
+            sources = ("method.request.header.Authorization",)  # AWS's default
+        payload = body.get("payloadFormat")
+        default_payload = "2.0" if context.kind is ApiKind.HTTP else "1.0"
+        arns = _strings(body.get("userPoolArns")) or _strings(body.get("userPoolArn"))
+        authorizer = AuthorizerConfig(
+            name=str(name),
+            type=auth_type,
+            function=function,
+            identity_sources=sources,
+            identity_validation=body.get("identityValidationExpression"),
+            ttl_s=int(body.get("resultTtlInSeconds", 300)),
+            payload_format=default_payload if payload is None else f"{float(payload):.1f}",
+            simple_responses=bool(body.get("simpleResponses", False)),
+            issuer=body.get("issuer"),
+            audiences=_strings(body.get("audience")),
+            jwks_uri=body.get("jwksUri"),
+            algorithms=_strings(body.get("algorithms")) or ("RS256",),
+            user_pool_arns=arns,
+        )
+        ok = check_authorizer(authorizer, context.kind, where, field, issues)
+        declared[str(name)] = authorizer if ok else None
+    return declared
 
 
 def _integration(
@@ -511,9 +614,7 @@ def _integration(
             if isinstance(raw, dict)
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
-        options = {
-            key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired", "routeResponse")
-        }
+        options = {key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY)}
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:
         if option not in _APPLIES[kind]:

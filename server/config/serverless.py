@@ -144,8 +144,22 @@ def load_serverless(
         int(_number(r, ("provider", "memorySize"), issues) or DEFAULT_MEMORY_MB),
     )
     check_requirements_plugin(r, source.parent, issues)
+    parts_of = {name: parts for parts, name in entries}
+    functions: dict[str, Function | None] = {}
+
+    def function_named(name: str) -> Function | None:
+        # Read once, when first needed: by its own events or by an authorizer naming it.
+        if name not in functions:
+            parts = parts_of.get(name)
+            functions[name] = (
+                None if parts is None else _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
+            )
+        return functions[name]
+
+    build.function_named = function_named
+    build.function_keys = tuple(parts_of)
     for parts, name in entries:
-        function = _function(build, parts, f"{service}-{r.stage}-{name}", defaults)
+        function = function_named(name)
         if function is not None:
             add_events(build, parts, function)
     apis: list[BuiltApi] = []
@@ -164,7 +178,7 @@ def load_serverless(
             built_rest = dataclasses.replace(
                 built_rest, api=dataclasses.replace(built_rest.api, resource_policy=policy)
             )
-        apis.append(built_rest)
+        apis.append(_with_key_source(r, built_rest, issues))
     elif _resource_policy(r, issues) is not None:
         issues.error(
             loc_path((*_API_GATEWAY, "resourcePolicy")),
@@ -446,6 +460,19 @@ def _count(value: Any, location: str, issues: Issues) -> bool:
         issues.error(location, f"{value!r} is not an integer >= 0")
         return False
     return True
+
+
+def _with_key_source(r: Resolver, built: BuiltApi, issues: Issues) -> BuiltApi:
+    """``provider.apiGateway.apiKeySourceType``: HEADER (default) or AUTHORIZER."""
+    where = (*_API_GATEWAY, "apiKeySourceType")
+    source = r.get(*where)
+    if source is None:
+        return built
+    if str(source).upper() not in ("HEADER", "AUTHORIZER"):
+        issues.error(loc_path(where), f"{source!r}: use HEADER or AUTHORIZER")
+        return built
+    api = dataclasses.replace(built.api, api_key_source=str(source).upper())
+    return dataclasses.replace(built, api=api)
 
 
 def _api(

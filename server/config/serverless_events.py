@@ -16,6 +16,7 @@ method throttle, its missing values taken from the stage's (``custom.apiGatewayT
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ class Build:
     # JWT/Cognito authorizers built so far, by name: routes naming one share one object (one JWKS
     # cache and one verified-token cache per authorizer, as on AWS).
     jwt_authorizers: dict[str, AuthorizerConfig] = dataclasses.field(default_factory=dict)
+    # The service's functions by key (authorizers name them; read on first use), and the
+    # authorizers built so far by (API kind, name) with where they were first declared.
+    function_named: Callable[[str], Function | None] = lambda _: None
+    function_keys: tuple[str, ...] = ()
+    authorizers: dict[tuple[ApiKind, str], tuple[AuthorizerConfig, str]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:

@@ -1,8 +1,9 @@
 """API keys, usage plans and throttling for REST and HTTP API routes (aws-contract.md §3).
 
-Runs after :class:`server.pipeline.RouteStage` (and, once they exist, the authorizers). For a
-route with ``apiKeyRequired``, the ``x-api-key`` header must name an enabled key that is in a
-usage plan covering this API stage (else 403 ``Forbidden``); keys are ignored on other routes,
+Runs after :class:`server.pipeline.RouteStage` and the authorize phase. For a route with
+``apiKeyRequired``, the ``x-api-key`` header (``apiKeySource: AUTHORIZER``: the Lambda
+authorizer's ``usageIdentifierKey``) must name an enabled key that is in a usage plan covering
+this API stage (else 403 ``Forbidden``); keys are ignored on other routes,
 as AWS does. Then one :meth:`Store.admit <server.store.base.Store.admit>` call decides every
 level at once (:mod:`server.throttle.levels`): refused by a bucket, 429 ``Too Many Requests``
 with ``Retry-After``; by the quota, 429 ``Limit Exceeded`` (no ``Retry-After``, like AWS).
@@ -70,7 +71,11 @@ class ThrottleStage:
         route = match.route
         if route.api_key_required:
             registry = self._registry
-            value = ctx.request.header("x-api-key")
+            if dispatch.api.api_key_source == "AUTHORIZER":
+                # The Lambda authorizer's usageIdentifierKey picks the plan key (§3.2).
+                value = ctx.auth.usage_identifier_key if ctx.auth is not None else None
+            else:
+                value = ctx.request.header("x-api-key")
             if registry is None or not value:
                 raise InvalidApiKey()
             if self._levels.at_version(registry.version):

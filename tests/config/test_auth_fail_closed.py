@@ -15,11 +15,11 @@ from server.config.model import AuthorizerType
 from server.config.serverless_auth import UNENFORCED_AUTHORIZER
 from tests.config.test_serverless import load, problems
 
+# Lambda authorizers (REST http.authorizer, httpApi type: request, websocket $connect) are enforced
+# (tests/config/test_serverless_authorizers.py), and so are aws_iam (tests/config/test_iam_config.py),
+# Cognito ARNs (REST) and httpApi jwt authorizers (tests/config/test_serverless_jwt.py).
 _ROUTES = {
-    "rest": "- http: {path: a, method: get, authorizer: {name: auth, type: token}}",
-    # Cognito ARNs (REST) and httpApi jwt authorizers are enforced: tests/config/test_serverless_jwt.py
-    "http-api-request": "- httpApi: {path: /a, method: get, authorizer: {name: custom}}",
-    "websocket": "- websocket: {route: $connect, authorizer: {name: auth}}",
+    "http-api-undeclared": "- httpApi: {path: /a, method: get, authorizer: {name: nowhere}}",
 }
 
 
@@ -45,7 +45,7 @@ def _document(event: str) -> str:
 def test_a_route_with_an_authorizer_is_refused(tmp_path: Path, event: str) -> None:
     found = problems(tmp_path, _document(event))
     kind = event.split(":")[0].lstrip("- ")
-    assert (f"functions.f.events[0].{kind}.authorizer", UNENFORCED_AUTHORIZER) in found
+    assert [location for location, _ in found] == [f"functions.f.events[0].{kind}.authorizer"]
 
 
 @pytest.mark.parametrize(
@@ -103,12 +103,12 @@ def test_a_resource_policy_that_cannot_be_enforced_is_refused(
 @pytest.mark.parametrize("command", ["validate", "serve"])
 def test_validate_and_serve_both_refuse(tmp_path: Path, command: str) -> None:
     config = tmp_path / "serverless.yml"
-    config.write_text(textwrap.dedent(_document(_ROUTES["rest"])))
+    config.write_text(textwrap.dedent(_document(_ROUTES["http-api-undeclared"])))
     (tmp_path / "handler.py").write_text("def f(event, context):\n    return {}\n")
     args = [sys.executable, "-m", "server", command, str(config)]
     if command == "serve":
         args += ["--port", "0"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode != 0
-    assert "functions.f.events[0].http.authorizer" in done.stderr + done.stdout
+    assert "functions.f.events[0].httpApi.authorizer" in done.stderr + done.stdout
     assert "serving" not in done.stdout.lower()
