@@ -25,9 +25,16 @@ from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_strea
 from routes.integrations.lambda_env import lambda_environment
 from routes.integrations.python_deps import WorkerCode
 
-__all__ = ["TLS_TRUST_VARIABLE", "WorkerGone", "WorkerProcess", "function_env", "tls_trust_environment"]
+__all__ = [
+    "FRAME_HEADER",
+    "TLS_TRUST_VARIABLE",
+    "WorkerGone",
+    "WorkerProcess",
+    "function_env",
+    "tls_trust_environment",
+]
 
-_HEADER = struct.Struct(">I")
+_HEADER = FRAME_HEADER = struct.Struct(">I")
 _MAX_FRAME = MAX_RESPONSE_BYTES + 64 * 1024  # the child enforces the 6 MB limit; this guards the pipe
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -48,6 +55,7 @@ class WorkerProcess:
         self._stopping: asyncio.Task[None] | None = None
         self._reading = False
         self._signalled: signal.Signals | None = None
+        self.ready = False  # set by the pool once the child said it loaded the handler
 
     @classmethod
     async def launch(
@@ -73,6 +81,14 @@ class WorkerProcess:
     async def send(self, data: bytes) -> None:
         try:
             self._stdin.writelines((_HEADER.pack(len(data)), data))
+            await self._stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:  # RuntimeError: transport already closed
+            raise WorkerGone(await self.exit_reason()) from exc
+
+    async def send_raw(self, frames: bytes) -> None:
+        """Write frames already prefixed with :data:`FRAME_HEADER` (a batch) in one write."""
+        try:
+            self._stdin.write(frames)
             await self._stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # RuntimeError: transport already closed
             raise WorkerGone(await self.exit_reason()) from exc
