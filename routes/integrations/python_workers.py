@@ -20,6 +20,12 @@ environment (Lambda's, never the gateway's: :mod:`routes.integrations.lambda_env
   to the head of the queue. A call that times out while queued just leaves the queue. Any other
   failure of a worker (it exited, crashed, ran out of its ``memorySize``, broke the protocol)
   fails the call it was running and discards it; the lane spawns a fresh one for the next batch.
+* ``prestart`` workers are started by :meth:`WorkerPoolInvoker.start` before serving
+  (``provisionedConcurrency``). Every worker start is a cold start: its init time is logged and
+  kept in ``cold_starts_ms``, and the function's first invocation's time in ``first_invocation_ms``.
+* ``reserved_concurrency`` (``reservedConcurrency``) caps the pool and the invocations in flight,
+  queued ones included: one more is refused at once with :class:`ConcurrencyLimitExceeded`
+  (Lambda's ``TooManyRequestsException``, 429 to REST/HTTP API clients); 0 refuses every call.
 * The child's stdout and stderr are logged line by line to ``portway.function.<name>``.
 """
 
@@ -38,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from routes.integrations.base import FunctionError, InvokeFailure
+from routes.integrations.base import ConcurrencyLimitExceeded, FunctionError, InvokeFailure
 from routes.integrations.lambda_context import is_runtime_failure
 from routes.integrations.python_deps import WorkerCode
 from routes.integrations.python_worker_process import FRAME_HEADER, WorkerGone, WorkerProcess, function_env
@@ -92,9 +98,11 @@ class WorkerPoolInvoker:
         grace_s: float = 2.0,
         pass_env: tuple[str, ...] = (),
         code: WorkerCode | None = None,
+        prestart: int = 0,
+        reserved_concurrency: int | None = None,
     ) -> None:
-        if workers < 1 or max_queue < 0:
-            raise ValueError("workers must be >= 1 and max_queue >= 0")
+        if workers < 1 or max_queue < 0 or prestart < 0 or (reserved_concurrency or 0) < 0:
+            raise ValueError("workers must be >= 1; max_queue, prestart and reserved_concurrency >= 0")
         self._code_dir = os.path.abspath(code_dir)
         self._name = function_name
         self._account_id = account_id
@@ -105,7 +113,16 @@ class WorkerPoolInvoker:
         self._env = function_env(
             handler, self._code_dir, function_name, region, memory_mb, environment, pass_env, self._code
         )
-        self._lanes = [_Lane() for _ in range(workers)]
+        size = max(workers, prestart)
+        if reserved_concurrency is not None:
+            size = max(1, min(size, reserved_concurrency))
+        self._lanes = [_Lane() for _ in range(size)]
+        self._prestart = min(prestart, size)
+        self._reserved = reserved_concurrency
+        self._active = 0  # invocations queued or running (what reserved concurrency counts)
+        self._started_at = time.monotonic()
+        self.cold_starts_ms: list[float] = []
+        self.first_invocation_ms: float | None = None
         self._queue: collections.deque[_Call] = collections.deque()
         self._live: set[WorkerProcess] = set()
         self._reaping: set[asyncio.Task[None]] = set()
@@ -132,9 +149,21 @@ class WorkerPoolInvoker:
         """The live worker processes that finished their init (for monitoring and tests)."""
         return [worker.proc for worker in self._live if worker.ready]
 
-    async def start(self) -> None:
-        """Start every idle slot's worker now; raises InvokeFailure if the handler fails to load."""
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def prestart(self) -> int:
+        """Workers to start before serving (:meth:`start` with no argument at start-up)."""
+        return self._prestart
+
+    async def start(self, count: int | None = None) -> None:
+        """Start ``count`` (default: every) idle slot's worker now; raises InvokeFailure if the
+        handler fails to load."""
         empty = [lane for lane in self._lanes if lane.task is None and lane.worker is None]
+        if count is not None:
+            empty = empty[: max(0, count - sum(1 for lane in self._lanes if lane.worker is not None))]
         async with asyncio.timeout(_INIT_TIMEOUT_S):
             started = await asyncio.gather(*(self._spawn() for _ in empty), return_exceptions=True)
         for lane, result in zip(empty, started, strict=True):
@@ -159,6 +188,10 @@ class WorkerPoolInvoker:
             )
         except TypeError as exc:
             raise InvokeFailure(f"event is not JSON-serialisable: {exc}") from None
+        if self._reserved is not None and self._active >= self._reserved:
+            raise ConcurrencyLimitExceeded(
+                f"function {self._name}: Rate Exceeded (reserved concurrency {self._reserved} in use)"
+            )
         free = self._free_lane()
         if free is None and self.waiting >= self._max_queue:
             raise InvokeFailure(f"function {self._name}: too many concurrent invocations (queue full)")
@@ -166,6 +199,9 @@ class WorkerPoolInvoker:
         self._queue.append(call)
         if free is not None:
             free.task = asyncio.create_task(self._drive(free))
+        first = self.first_invocation_ms is None
+        started = time.monotonic() if first else 0.0
+        self._active += 1
         scope = asyncio.timeout(timeout_s)
         try:
             async with scope:
@@ -175,6 +211,15 @@ class WorkerPoolInvoker:
             if isinstance(exc, TimeoutError) and scope.expired():
                 self.timeouts += 1
             raise
+        finally:
+            self._active -= 1
+        if first and self.first_invocation_ms is None:
+            self.first_invocation_ms = round((time.monotonic() - started) * 1000, 1)
+            self._log.info(
+                "first invocation: %.1f ms (%.0f ms after start)",
+                self.first_invocation_ms,
+                (time.monotonic() - self._started_at) * 1000,
+            )
         return _result(reply)
 
     def _free_lane(self) -> _Lane | None:
@@ -296,6 +341,7 @@ class WorkerPoolInvoker:
     async def _spawn(self) -> WorkerProcess:
         if self._closed:
             raise InvokeFailure(f"function {self._name} is closed")
+        launched = time.monotonic()
         try:
             worker = await WorkerProcess.launch(
                 self._env, self._code_dir, self._account_id, self._log, self._code
@@ -318,6 +364,9 @@ class WorkerPoolInvoker:
             error = hello["init_error"]
             raise InvokeFailure(f"{error.get('errorType')}: {error.get('errorMessage')}")
         worker.ready = True
+        init_ms = round((time.monotonic() - launched) * 1000, 1)
+        self.cold_starts_ms.append(init_ms)
+        self._log.info("cold start: worker %d ready in %.1f ms", worker.proc.pid, init_ms)
         return worker
 
     def _discard(self, worker: WorkerProcess) -> None:

@@ -73,6 +73,8 @@ class Function:
     runtime: str | None = None
     layers: tuple[Path, ...] = ()
     requirements: Path | None = None
+    prestart: int = 0  # provisionedConcurrency
+    reserved_concurrency: int | None = None  # reservedConcurrency
 
 
 @dataclasses.dataclass(slots=True)
@@ -180,6 +182,8 @@ def _python(function: Function, timeout_cap_s: int, payload: str) -> Integration
         runtime=function.runtime,
         layers=function.layers,
         requirements=function.requirements,
+        prestart=function.prestart,
+        reserved_concurrency=function.reserved_concurrency,
     )
 
 
