@@ -87,7 +87,17 @@ _CLUSTER_KEYS = {
     "rpcTimeout": "rpc_timeout_s",
 }
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
-_FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
+_FUNCTION_KEYS = {
+    "function",
+    "timeout",
+    "isolation",
+    "environment",
+    "workers",
+    "provisionedConcurrency",
+    "reservedConcurrency",
+    "memorySize",
+    "payloadFormat",
+}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
     "lambda": {"function", "timeout", "payloadFormat"},
@@ -392,6 +402,10 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     return BuiltApi(api, location, tuple(where for _, where in located))
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
 def _payload(value: object, kind: ApiKind, location: str, issues: Issues) -> str | None:
     if value is None:
         return None
@@ -516,6 +530,10 @@ def _integration(
             workers=int(options.get("workers", defaults.get("workers", 1))),
             payload_format=payload,
             memory_mb=int(options.get("memorySize", defaults.get("memorySize", 1024))),
+            prestart=int(options.get("provisionedConcurrency", defaults.get("provisionedConcurrency", 0))),
+            reserved_concurrency=_optional_int(
+                options.get("reservedConcurrency", defaults.get("reservedConcurrency"))
+            ),
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])

@@ -127,3 +127,22 @@ async def test_serverless_yml_provisioned_and_reserved_concurrency(tmp_path: Pat
         assert response.status == 200
         assert (await client.get("/capped")).status == 200
         assert capped.spawned == 1  # reservedConcurrency 1 caps the pool at one worker
+
+
+def test_native_config_takes_both_settings(tmp_path: Path) -> None:
+    (tmp_path / "handler.py").write_text((PROJECT / "handler.py").read_text())
+    (tmp_path / "portway.yaml").write_text(
+        "portway: 1\n"
+        "apis:\n"
+        "  - name: n\n"
+        "    type: http\n"
+        "    codeDir: .\n"
+        "    defaults: {reservedConcurrency: 3}\n"
+        "    routes:\n"
+        "      GET /a: {python: handler.wait, provisionedConcurrency: 2}\n"
+        "      GET /b: handler.wait\n"
+    )
+    config = load_config(tmp_path / "portway.yaml", env={})
+    a, b = (route.integration for route in config.apis[0].routes)
+    assert (a.prestart, a.reserved_concurrency) == (2, 3)
+    assert (b.prestart, b.reserved_concurrency) == (0, 3)
