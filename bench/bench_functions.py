@@ -161,6 +161,86 @@ def front_probe(root: int) -> Callable[[], Callable[[], dict[str, Any]]]:
     return start
 
 
+# Stages of a request in Portway's gateway process, by the first matching frame of a sampled stack
+# (innermost first: a stack inside the invoker counts as "invoke" even though the pipeline called it).
+STAGES = (
+    (
+        "invoke: pipe write to the worker (+ time descheduled while the worker runs)",
+        ("WorkerProcess.send_raw",),
+    ),
+    ("invoke: queue, batch, reply read and decode", ("WorkerPoolInvoker.", "WorkerProcess.", "_Slots.")),
+    ("Lambda event build", ("http_v2_event", "rest_v1_event")),
+    ("proxy response check", ("v2_response", "v1_response", "_framed_by_gateway")),
+    ("throttle (account bucket)", ("ThrottleStage.",)),
+    ("route", ("RouteStage.",)),
+    ("access log", ("AccessLog.",)),
+    ("pipeline runner", ("Gateway.handle", "IntegrateStage.", "LambdaProxyIntegration.", "ReadBodyStage.")),
+    (
+        "HTTP server (aiohttp: parse, request, response write)",
+        ("aiohttp/", "handle_request", "server/app.py"),
+    ),
+)
+
+
+def stage_budget(raw: Path, front_us: float) -> list[tuple[str, float, float]]:
+    """(stage, share of samples, us/request) from a py-spy raw profile of the gateway process."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(n)
+        stage = "event loop, other"
+        for frame in reversed(frames):
+            hit = next((name for name, keys in STAGES if any(k in frame for k in keys)), None)
+            if hit is not None:
+                stage = hit
+                break
+        counts[stage] = counts.get(stage, 0) + int(n)
+    return [
+        (stage, round(n / total, 3), round(front_us * n / total, 1))
+        for stage, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def profile_portway(
+    tool: LoadTool, url: str, root: int, seconds: int, out: Path
+) -> tuple[list[tuple[str, float, float]], dict[str, Any]] | None:
+    """Load Portway while py-spy samples its gateway process (on the load core); the stage budget."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        print("--profile: py-spy not found (pip install py-spy); no stage budget", file=sys.stderr)
+        return None
+    raw = out / "functions-profile.collapsed"
+    cmd = [
+        "taskset",
+        "-c",
+        str(LOAD_CORE),
+        py_spy,
+        "record",
+        "--nonblocking",
+        "--function",
+        "--format",
+        "raw",
+    ]
+    cmd += ["-r", "200", "-d", str(seconds + 1), "-p", str(root), "-o", str(raw)]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    finish = front_probe(root)()
+    result, _ = tool.run(url, seconds)
+    cpu = finish()
+    spy.wait(timeout=seconds + 30)
+    if not raw.exists():
+        print("--profile: py-spy wrote nothing", file=sys.stderr)
+        return None
+    front_us = cpu["front_cpu_pct"] / 100 * 1e6 / result["rps"]
+    cpu.update(rps=result["rps"], front_us_per_req=round(front_us, 1))
+    cpu["handler_us_per_req"] = round(cpu["handler_cpu_pct"] / 100 * 1e6 / result["rps"], 1)
+    return stage_budget(raw, front_us), cpu
+
+
 def us_per_req(attempt: Attempt, key: str) -> float:
     return round(attempt.raw.get(key, 0.0) / 100 * 1e6 / attempt.rps, 1) if attempt.rps else 0.0
 
@@ -247,6 +327,23 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def budget_markdown(budget: list[tuple[str, float, float]], cpu: dict[str, Any]) -> str:
+    lines = [
+        "",
+        f"Portway's CPU per request by stage (py-spy on the gateway process during a separate "
+        f"{cpu.get('seconds', 0)} s load at {cpu['rps']:,.0f} req/s; the profiler costs the gateway a "
+        "little; py-spy counts the time the gateway is descheduled inside its pipe write, while "
+        "the worker it woke runs, as that write, so the first row overstates the write itself):",
+        "",
+        "| stage | share of gateway samples | us/request |",
+        "|---|---:|---:|",
+        *[f"| {stage} | {share:.1%} | {us:.1f} |" for stage, share, us in budget],
+        f"| **gateway process, total** | | **{cpu['front_us_per_req']:.1f}** |",
+        f"| handler worker (decode, context, handler, encode) | | {cpu['handler_us_per_req']:.1f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_results(table: str, meta: dict[str, Any], json_path: Path) -> None:
     kept = ""
     if RESULTS.exists():
@@ -278,6 +375,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sls-dir", type=Path, default=OUT / "serverless-offline")
     parser.add_argument(
         "--prime", type=int, default=5, help="seconds of load on each server once before the runs (default 5)"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="S", help="then profile Portway for S s: CPU by stage"
     )
     parser.add_argument("--no-results-file", action="store_true", help="leave RESULTS-functions.md alone")
     return finish_run_args(parser, parser.parse_args(argv), defaults)
@@ -359,10 +459,18 @@ def main(argv: list[str] | None = None) -> int:
                 trees = {"server": root}
                 records.append(measure(tool, url, trees, args, record, describe, front_probe(root)))
                 check_alive(started)
+        if args.profile and not meta.get("interrupted"):
+            url = f"http://{HOST}:{ports['portway']}{PATH}"
+            profiled = profile_portway(tool, url, started["portway"].pid, args.profile, args.out)
+            if profiled is not None:
+                meta["stage_budget"], meta["profile_cpu"] = profiled
+                meta["profile_cpu"]["seconds"] = args.profile
     if meta.get("interrupted") and not records:
         return 130
     summary = summarize(records)
     table = markdown(summary, meta)
+    if meta.get("stage_budget"):
+        table += budget_markdown(meta["stage_budget"], meta["profile_cpu"])
     json_path, _ = save_results(args.out, f"functions-{stamp}", meta, summary, records, table)
     if not args.no_results_file and not meta.get("interrupted"):
         write_results(table, meta, json_path)
