@@ -259,15 +259,17 @@ class WorkerPoolInvoker:
                     try:
                         async with asyncio.timeout(_INIT_TIMEOUT_S):
                             lane.worker = await self._spawn()
-                    except (InvokeFailure, TimeoutError) as exc:
-                        # The calls waiting now fail like invocations of a sandbox whose init failed.
-                        failure = (
-                            exc
-                            if isinstance(exc, InvokeFailure)
-                            else InvokeFailure(
+                    except Exception as exc:  # any init failure fails the waiting calls
+                        # The calls waiting now fail like invocations of a sandbox whose init failed
+                        # (and a lane restarted by the next call tries again, never in a loop).
+                        if isinstance(exc, InvokeFailure):
+                            failure = exc
+                        elif isinstance(exc, TimeoutError):
+                            failure = InvokeFailure(
                                 f"function {self._name}: init did not finish in {_INIT_TIMEOUT_S:g} s"
                             )
-                        )
+                        else:
+                            failure = InvokeFailure(f"function {self._name}: cannot start a worker: {exc!r}")
                         self._fail_queued(failure)
                         return
                     finally:
