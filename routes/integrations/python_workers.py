@@ -8,10 +8,11 @@ environment (Lambda's, never the gateway's: :mod:`routes.integrations.lambda_env
   is free, the call fails at once with ``InvokeFailure`` (Lambda's throttle) instead of piling up.
 * A *lane* is one pool slot: at most one worker process, driven by a task that exists only while
   there is work. An idle lane takes the calls queued at that moment (its fair share when other
-  lanes are free too) and writes them to its worker in one write; the worker runs them one at a
-  time, in order, and writes their replies back together (:mod:`routes.integrations._worker_main`).
-  Under load this makes one pipe round trip (two context switches) per batch instead of per call,
-  which is most of what process isolation costs on a shared core; a lone call is a batch of one.
+  lanes are free too) and writes them to its worker in one write; the worker reads them in one
+  read, runs them one at a time, in order, and writes each reply as its call returns
+  (:mod:`routes.integrations._worker_main`); replies that arrive together are decoded together.
+  Under load this makes about one pipe round trip per batch instead of per call, which is most of
+  what process isolation costs on a shared core; a lone call is a batch of one.
 * Workers start lazily (or with :meth:`WorkerPoolInvoker.start`); an import failure is an
   ``InvokeFailure`` for the calls waiting then, and the next call tries again, like a fresh sandbox.
 * The deadline covers queueing, a cold start and the handler. When it passes (or the caller is
