@@ -120,3 +120,28 @@ async def test_a_caller_gone_behind_the_running_call_costs_nothing(
     assert (await running)["calls"] == 2
     assert (await last)["calls"] == 3  # "behind" left the queue without running
     assert fn.spawned == 1 and fn.timeouts == 0
+
+
+async def test_a_worker_start_failing_unexpectedly_fails_the_waiting_calls_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from routes.integrations.python_worker_process import WorkerProcess
+
+    attempts: list[int] = []
+
+    async def broken(cls: type[WorkerProcess], *args: Any) -> WorkerProcess:
+        attempts.append(1)
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(WorkerProcess, "launch", classmethod(broken))
+    fn = WorkerPoolInvoker(
+        handler="fx_batch.step", code_dir=HANDLERS, function_name="f", region="eu-west-1", account_id="1"
+    )
+    calls = [asyncio.create_task(fn.invoke_event({}, request_id=str(i), timeout_s=5)) for i in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, InvokeFailure) and "cannot start a worker" in str(r) for r in results)
+    assert len(attempts) == 1  # one failed start for the three waiting calls, no retry loop
+    with pytest.raises(InvokeFailure):  # the next call tries again
+        await fn.invoke_event({}, request_id="again", timeout_s=5)
+    assert len(attempts) == 2
+    await fn.close()
