@@ -82,7 +82,9 @@ class Children:
         self._log_dir = log_dir
         self.items: list[Child] = []
 
-    def start(self, name: str, argv: list[str], core: int) -> Child:
+    def start(
+        self, name: str, argv: list[str], core: int, cwd: Path = ROOT, env: dict[str, str] | None = None
+    ) -> Child:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"{name}.log"
         log = log_path.open("w")
@@ -91,7 +93,8 @@ class Children:
         log.flush()
         popen = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -241,6 +241,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             for api in config.apis
             if api.kind is ApiKind.WEBSOCKET
         }
+        await invokers.prestart()  # provisionedConcurrency: warm before the first request
         store = app[STORE]
         registry = ConnectionRegistry(store, app[NODE_ID])
         websockets = WebSocketGateway(

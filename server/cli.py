@@ -45,6 +45,9 @@ from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
 from server.console import setup_console
+from server.functions_cli import COMMANDS as FUNCTION_COMMANDS
+from server.functions_cli import add_parsers as add_function_parsers
+from server.functions_cli import run as run_functions
 from server.health_http import LIFECYCLE
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
@@ -143,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also give handler workers this variable of the gateway's environment (repeatable; "
         "PORTWAY_PASS_ENV=A,B too). AWS credential/endpoint variables always pass; PORTWAY_* never do",
     )
+    add_function_parsers(sub)
     validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
@@ -341,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.cluster_cmd import run as run_cluster
 
         return run_cluster(args)
+    if args.command in FUNCTION_COMMANDS:
+        return run_functions(args, _load)
     setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from server.events import RequestInfo
 from server.messages import HttpResponse
 
-__all__ = ["FunctionError", "Integration", "InvokeFailure", "LambdaInvoker"]
+__all__ = ["ConcurrencyLimitExceeded", "FunctionError", "Integration", "InvokeFailure", "LambdaInvoker"]
 
 
 class FunctionError(Exception):
@@ -35,6 +35,11 @@ class FunctionError(Exception):
 
 class InvokeFailure(Exception):
     """The function could not be run (import error, crashed worker, invalid result encoding)."""
+
+
+class ConcurrencyLimitExceeded(InvokeFailure):
+    """Lambda's ``TooManyRequestsException``: the function's reserved concurrency is all in use
+    (REST and HTTP API clients get 429 ``Too Many Requests``)."""
 
 
 class Integration(Protocol):

@@ -6,7 +6,8 @@ boundary (aws-contract.md §0.4 / §0.5):
 
 * the function raised, or could not be run -> ``IntegrationFailure`` (502 REST, 500 HTTP API);
 * the deadline passed -> ``IntegrationTimeout`` (504 ``Endpoint request timed out``);
-* a malformed proxy response -> ``MalformedProxyResponse`` (502).
+* a malformed proxy response -> ``MalformedProxyResponse`` (502);
+* the function's reserved concurrency is in use -> ``Throttled`` (429 ``TooManyRequestsException``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from routes.integrations.base import FunctionError, InvokeFailure, LambdaInvoker
-from server.errors import IntegrationFailure, IntegrationTimeout
+from routes.integrations.base import ConcurrencyLimitExceeded, FunctionError, InvokeFailure, LambdaInvoker
+from server.errors import IntegrationFailure, IntegrationTimeout, Throttled
 from server.events import RequestInfo, http_v2_event, rest_v1_event
 from server.messages import HttpResponse
 from server.proxy_response import v1_response, v2_response
@@ -56,6 +57,9 @@ class LambdaProxyIntegration:
         except FunctionError as exc:
             log.error("%s: unhandled function error %s: %s", self._name, exc.error_type, exc.error_message)
             raise IntegrationFailure() from exc
+        except ConcurrencyLimitExceeded as exc:
+            log.warning("%s: %s", self._name, exc)
+            raise Throttled() from exc
         except InvokeFailure as exc:
             log.error("%s: invoke failed: %s", self._name, exc)
             raise IntegrationFailure() from exc

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import Hashable
@@ -19,6 +20,8 @@ from routes.integrations.python_workers import WorkerPoolInvoker
 from server.config.model import GatewayConfig, IntegrationConfig, IntegrationType, Isolation
 
 __all__ = ["HandlerInvokers", "function_name_of", "python_invoker"]
+
+log = logging.getLogger("portway.functions")
 
 
 def function_name_of(config: IntegrationConfig) -> str:
@@ -57,6 +60,8 @@ def python_invoker(
         workers=config.workers,
         pass_env=pass_env,
         code=code or worker_code(config),
+        prestart=config.prestart,
+        reserved_concurrency=config.reserved_concurrency,
     )
 
 
@@ -91,6 +96,10 @@ class HandlerInvokers:
     def __len__(self) -> int:
         return len(self._invokers)
 
+    def all(self) -> list[LambdaInvoker]:
+        """Every invoker built so far (monitoring, tests)."""
+        return list(self._invokers.values())
+
     def get(self, config: IntegrationConfig) -> LambdaInvoker:
         key = (
             os.path.abspath(config.code_dir or Path()),
@@ -101,6 +110,8 @@ class HandlerInvokers:
             function_name_of(config),
             config.memory_mb,
             code_key(config),
+            config.prestart,
+            config.reserved_concurrency,
         )
         invoker = self._invokers.get(key)
         if invoker is None:
@@ -113,6 +124,21 @@ class HandlerInvokers:
             )
             self._invokers[key] = invoker
         return invoker
+
+    async def prestart(self) -> None:
+        """Start each worker pool's ``prestart`` workers (``provisionedConcurrency``), all at once.
+        A function that fails to load is logged, not fatal: its calls fail as on a cold start."""
+        pools = [
+            inv for inv in self._invokers.values() if isinstance(inv, WorkerPoolInvoker) and inv.prestart
+        ]
+        results = await asyncio.gather(*(pool.start(pool.prestart) for pool in pools), return_exceptions=True)
+        for pool, result in zip(pools, results, strict=True):
+            if isinstance(result, Exception):
+                log.error(
+                    "function %s: pre-starting %d worker(s) failed: %s", pool.name, pool.prestart, result
+                )
+            elif isinstance(result, BaseException):
+                raise result
 
     async def close_all(self) -> None:
         """Close every invoker (worker pools stop their processes); the registry is then empty."""

@@ -10,6 +10,7 @@ without leaving a zombie or an open transport. The pool policy lives in
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -25,9 +26,16 @@ from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, new_log_strea
 from routes.integrations.lambda_env import lambda_environment
 from routes.integrations.python_deps import WorkerCode
 
-__all__ = ["TLS_TRUST_VARIABLE", "WorkerGone", "WorkerProcess", "function_env", "tls_trust_environment"]
+__all__ = [
+    "FRAME_HEADER",
+    "TLS_TRUST_VARIABLE",
+    "WorkerGone",
+    "WorkerProcess",
+    "function_env",
+    "tls_trust_environment",
+]
 
-_HEADER = struct.Struct(">I")
+_HEADER = FRAME_HEADER = struct.Struct(">I")
 _MAX_FRAME = MAX_RESPONSE_BYTES + 64 * 1024  # the child enforces the 6 MB limit; this guards the pipe
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -47,7 +55,10 @@ class WorkerProcess:
         self._log_task = asyncio.create_task(_log_lines(proc.stderr, log, proc.pid))
         self._stopping: asyncio.Task[None] | None = None
         self._reading = False
+        self._buf = bytearray()  # bytes read from the child, not yet a whole frame
+        self._frames: collections.deque[dict[str, Any]] = collections.deque()  # decoded, not yet taken
         self._signalled: signal.Signals | None = None
+        self.ready = False  # set by the pool once the child said it loaded the handler
 
     @classmethod
     async def launch(
@@ -77,22 +88,48 @@ class WorkerProcess:
         except (ConnectionError, RuntimeError) as exc:  # RuntimeError: transport already closed
             raise WorkerGone(await self.exit_reason()) from exc
 
+    async def send_raw(self, frames: bytes) -> None:
+        """Write frames already prefixed with :data:`FRAME_HEADER` (a batch) in one write."""
+        try:
+            self._stdin.write(frames)
+            await self._stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:  # RuntimeError: transport already closed
+            raise WorkerGone(await self.exit_reason()) from exc
+
     async def receive(self) -> dict[str, Any]:
+        """The next frame. Frames already read come without a trip through the event loop: the
+        replies to a batch usually arrive in one read."""
+        while not self._frames:
+            await self._read_frames()
+        return self._frames.popleft()
+
+    async def _read_frames(self) -> None:
         self._reading = True
         try:
-            (size,) = _HEADER.unpack(await self._stdout.readexactly(_HEADER.size))
-            if size > _MAX_FRAME:
-                raise WorkerGone(f"worker sent a {size}-byte frame")
-            frame = orjson.loads(await self._stdout.readexactly(size))
-        except asyncio.IncompleteReadError:
-            raise WorkerGone(await self.exit_reason()) from None
-        except orjson.JSONDecodeError as exc:
-            raise WorkerGone(f"worker sent an undecodable frame: {exc}") from None
+            chunk = await self._stdout.read(1 << 20)
         finally:
             self._reading = False
-        if not isinstance(frame, dict):
-            raise WorkerGone("worker sent a frame that is not an object")
-        return frame
+        if not chunk:
+            raise WorkerGone(await self.exit_reason())
+        buf = self._buf
+        buf += chunk
+        pos = 0
+        while len(buf) - pos >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            if size > _MAX_FRAME:
+                raise WorkerGone(f"worker sent a {size}-byte frame")
+            end = pos + _HEADER.size + size
+            if end > len(buf):
+                break
+            try:
+                frame = orjson.loads(memoryview(buf)[pos + _HEADER.size : end])
+            except orjson.JSONDecodeError as exc:
+                raise WorkerGone(f"worker sent an undecodable frame: {exc}") from None
+            if not isinstance(frame, dict):
+                raise WorkerGone("worker sent a frame that is not an object")
+            self._frames.append(frame)
+            pos = end
+        del buf[:pos]
 
     async def exit_reason(self) -> str:
         """Lambda's wording for a dead runtime; waits briefly for the exit status after EOF."""

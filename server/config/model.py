@@ -108,6 +108,11 @@ class IntegrationConfig:
             ``/opt/python`` (PYTHON).
         requirements: the ``requirements.txt`` whose packages the function imports
             (serverless-python-requirements), installed before serving (PYTHON, process isolation).
+        prestart: workers started before the gateway serves (``provisionedConcurrency``); 0 starts
+            them on first use (process isolation). The pool has ``max(workers, prestart)`` slots.
+        reserved_concurrency: at most this many invocations at once, queued ones included
+            (``reservedConcurrency``; it also caps the pool); beyond it a call is refused with
+            Lambda's ``TooManyRequestsException`` (429). ``None``: no limit but the queue's.
     """
 
     type: IntegrationType
@@ -126,6 +131,8 @@ class IntegrationConfig:
     runtime: str | None = None
     layers: tuple[Path, ...] = ()
     requirements: Path | None = None
+    prestart: int = 0
+    reserved_concurrency: int | None = None
 
 
 class AuthorizerType(StrEnum):

@@ -93,7 +93,17 @@ _CLUSTER_KEYS = {
 }
 _ROUTE_ONLY = ("apiKeyRequired", "routeResponse", "authorizer", "authorizationScopes")
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
-_FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
+_FUNCTION_KEYS = {
+    "function",
+    "timeout",
+    "isolation",
+    "environment",
+    "workers",
+    "provisionedConcurrency",
+    "reservedConcurrency",
+    "memorySize",
+    "payloadFormat",
+}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
     "lambda": {"function", "timeout", "payloadFormat"},
@@ -428,6 +438,10 @@ def _resource_policy(raw: Mapping[str, Any], kind: ApiKind, location: str, issue
     return parse_resource_policy_at(raw["resourcePolicy"], where, issues)
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
 def _payload(value: object, kind: ApiKind, location: str, issues: Issues) -> str | None:
     if value is None:
         return None
@@ -642,6 +656,10 @@ def _integration(
             workers=int(options.get("workers", defaults.get("workers", 1))),
             payload_format=payload,
             memory_mb=int(options.get("memorySize", defaults.get("memorySize", 1024))),
+            prestart=int(options.get("provisionedConcurrency", defaults.get("provisionedConcurrency", 0))),
+            reserved_concurrency=_optional_int(
+                options.get("reservedConcurrency", defaults.get("reservedConcurrency"))
+            ),
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])

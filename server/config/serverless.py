@@ -533,6 +533,17 @@ def _number(r: Resolver, parts: Parts, issues: Issues) -> float | None:
     return value
 
 
+def _whole_count(r: Resolver, parts: Parts, issues: Issues) -> int | None:
+    """A whole number >= 0 (``reservedConcurrency: 0`` is how Lambda turns a function off)."""
+    value = r.get(*parts)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        issues.error(loc_path(parts), f"{value!r} is not a whole number >= 0")
+        return None
+    return value
+
+
 def _environment(r: Resolver, parts: Parts, issues: Issues) -> dict[str, str]:
     values = r.get_deep(*parts)
     if values is None:
@@ -618,4 +629,7 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         runtime=code.runtime,
         layers=code.layers,
         requirements=code.requirements,
+        # Provisioned concurrency = warm sandboxes before the first call: pre-started workers.
+        prestart=_whole_count(r, (*parts, "provisionedConcurrency"), issues) or 0,
+        reserved_concurrency=_whole_count(r, (*parts, "reservedConcurrency"), issues),
     )

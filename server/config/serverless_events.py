@@ -75,6 +75,8 @@ class Function:
     runtime: str | None = None
     layers: tuple[Path, ...] = ()
     requirements: Path | None = None
+    prestart: int = 0  # provisionedConcurrency
+    reserved_concurrency: int | None = None  # reservedConcurrency
 
 
 @dataclasses.dataclass(slots=True)
@@ -192,6 +194,8 @@ def _python(function: Function, timeout_cap_s: int, payload: str) -> Integration
         runtime=function.runtime,
         layers=function.layers,
         requirements=function.requirements,
+        prestart=function.prestart,
+        reserved_concurrency=function.reserved_concurrency,
     )
 
 

@@ -233,6 +233,7 @@ async def test_waiters_are_served_in_order_and_a_cancelled_waiter_loses_no_slot(
     pool: Factory, tmp_path: Path
 ) -> None:
     fn = pool("block_until", workers=1)
+    await fn.start()  # warm, so "a" is written alone; the calls after it queue behind it
     latch = {"path": str(tmp_path / "go")}
     finished: list[str] = []
 
