@@ -2,7 +2,7 @@
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
-                         [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
+                         [--quiet] [--pass-env NAME] [--workers N] [client limits: docs/operations.md]
     portway validate CONFIG [--stage S] [--strict]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
@@ -45,6 +45,7 @@ from server.console import setup_console
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
+from server.supervisor import Supervisor, WorkerSpec, reserve_port
 
 __all__ = ["main"]
 
@@ -75,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("PORTWAY_WORKERS", "1")),
+        metavar="N",
+        help="gateway processes sharing the port (SO_REUSEPORT) under a supervisor; N > 1 needs "
+        "--redis-url (default 1; docs/operations.md, 'All cores')",
+    )
+    # A supervisor's worker: listen with SO_REUSEPORT, then write one byte on this fd.
+    serve.add_argument("--worker-ready-fd", type=int, help=argparse.SUPPRESS)
     limits = serve.add_argument_group("client limits (docs/operations.md, 'Client limits')")
     d = DEFAULT_LIMITS
     limits.add_argument(
@@ -207,7 +218,10 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 1000)
-    site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context, backlog=1024)
+    worker = args.worker_ready_fd is not None
+    site = web.TCPSite(
+        runner, args.host, args.port, ssl_context=ssl_context, backlog=1024, reuse_port=worker or None
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -217,21 +231,21 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         errno = exc.errno or 0
         reason = (os.strerror(errno) if errno > 0 else exc.strerror or str(exc)).lower()
         raise ListenError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+    if worker:
+        os.write(args.worker_ready_fd, b"1")  # the supervisor prints the banner
     scheme = "https" if ssl_context else "http"
     # --port 0 binds a free port: report the real one.
     port = runner.addresses[0][1] if runner.addresses else args.port
     base_url = f"{scheme}://{args.host}:{port}"
-    if args.redis_url:
-        store = "redis " + args.redis_url
-    else:
-        store = "embedded store" + (f", state {args.state_file}" if args.state_file else "")
-    print(f"Portway listening on {base_url} ({store})", flush=True)
-    for line in _route_lines(config, base_url):
-        print(line, flush=True)
+    if not worker:
+        _banner(base_url, args, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if worker:  # a terminal's hangup reaches the whole group: the supervisor handles it
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        loop.add_reader(args.worker_ready_fd, _watch_supervisor, args.worker_ready_fd, stop)
     try:
         await stop.wait()
     finally:
@@ -247,6 +261,81 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 
 _CLOSE_MARGIN_S = 5.0
+
+
+def _watch_supervisor(fd: int, stop: asyncio.Event) -> None:
+    """A worker's line to its supervisor turned readable: EOF means the supervisor is gone
+    (even killed with SIGKILL), so drain and exit like on SIGTERM."""
+    try:
+        data = os.read(fd, 64)
+    except OSError:
+        data = b""
+    if not data:
+        asyncio.get_running_loop().remove_reader(fd)
+        log.warning("the supervisor is gone: stopping")
+        stop.set()
+
+
+def _banner(base_url: str, args: argparse.Namespace, config: GatewayConfig, workers: int = 1) -> None:
+    if args.redis_url:
+        store = "redis " + args.redis_url
+    else:
+        store = "embedded store" + (f", state {args.state_file}" if args.state_file else "")
+    if workers > 1:
+        store += f", {workers} workers"
+    print(f"Portway listening on {base_url} ({store})", flush=True)
+    for line in _route_lines(config, base_url):
+        print(line, flush=True)
+
+
+def _supervise(args: argparse.Namespace, config: GatewayConfig, argv: Sequence[str]) -> int:
+    """``--workers N`` (N > 1): reserve the port, start N ``portway serve`` workers on it."""
+    try:
+        reserved = reserve_port(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"portway: cannot listen on {args.host}:{args.port}: {os.strerror(exc.errno or 0).lower()}",
+            file=sys.stderr,
+        )
+        return 1
+    port = reserved.getsockname()[1]
+
+    def worker_argv(index: int, ready_fd: int) -> list[str]:
+        # Later options win in argparse: the resolved port, and the readiness pipe.
+        return [
+            sys.executable,
+            "-m",
+            "server",
+            *argv,
+            "--port",
+            str(port),
+            "--worker-ready-fd",
+            str(ready_fd),
+        ]
+
+    spec = WorkerSpec(
+        argv=worker_argv,
+        count=args.workers,
+        start_timeout_s=_WORKER_START_TIMEOUT_S,
+        stop_timeout_s=args.drain_timeout + _CLOSE_MARGIN_S,
+    )
+    supervisor = Supervisor(spec, check=lambda: _load(args.config, args.stage) is not None)
+    supervisor.install_signals()
+    try:
+        if not supervisor.start():
+            print("portway: a worker did not start (its output is above)", file=sys.stderr)
+            return 1
+        scheme = "https" if args.tls_cert else "http"
+        _banner(f"{scheme}://{args.host}:{port}", args, config, workers=args.workers)
+        supervisor.run()
+        print("Portway stopped", flush=True)
+        return 0
+    finally:
+        reserved.close()
+
+
+# A worker installs its functions' requirements before it listens (cached after the first).
+_WORKER_START_TIMEOUT_S = 600.0
 
 
 def _exit_without_hung_threads() -> None:
@@ -303,6 +392,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
@@ -326,6 +416,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:  # e.g. an unwritable PORTWAY_TLS_DIR: one line, not a traceback
             print(f"portway: --tls self-signed: {exc}", file=sys.stderr)
             return 1
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.worker_ready_fd is None and not args.redis_url:
+        print(
+            "--workers N > 1 needs --redis-url: workers share connections, throttle buckets, quotas "
+            "and API keys only through Redis (with the embedded store each would have its own)",
+            file=sys.stderr,
+        )
+        return 2
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
         args.state_file = None
@@ -334,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
+    if args.workers > 1 and args.worker_ready_fd is None:
+        return _supervise(args, config, argv)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep asyncio as a fallback
