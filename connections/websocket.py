@@ -259,11 +259,13 @@ class WebSocketGateway:
         while True:
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
+                conn.received += 1
                 body: str | bytes = msg.data
             elif msg.type is WSMsgType.BINARY:
                 if not settings.binary_frames:
                     await conn.close(1003, "Binary frames are not supported")
                     return 1003, "Binary frames are not supported"
+                conn.received += 1
                 body = msg.data
             elif msg.type is WSMsgType.CLOSE:
                 # autoclose is off so that the client's code and reason reach us before we answer.

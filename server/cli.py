@@ -202,6 +202,8 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         limits=limits,
         pass_env=args.pass_env_names,
         access_log=None if args.quiet else AccessLog(),
+        # Off only to measure what the per-route counters and histograms cost (bench/).
+        request_metrics=os.environ.get("PORTWAY_REQUEST_METRICS", "1") != "0",
     )
     runner = GatewayRunner(
         app,

@@ -15,6 +15,7 @@ PURE_MODULES = [
     "server.proxy_response",
     "server.render",
     "server.pipeline",
+    "server.request_metrics",
     "server.config.model",
     "routes.table",
     "routes.dispatch",

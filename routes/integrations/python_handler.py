@@ -91,6 +91,10 @@ class HandlerInvokers:
     def __len__(self) -> int:
         return len(self._invokers)
 
+    def all(self) -> list[LambdaInvoker]:
+        """Every invoker built so far (``/@metrics`` reads the worker pools' counters)."""
+        return list(self._invokers.values())
+
     def get(self, config: IntegrationConfig) -> LambdaInvoker:
         key = (
             os.path.abspath(config.code_dir or Path()),

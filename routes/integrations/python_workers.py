@@ -128,6 +128,12 @@ class WorkerPoolInvoker:
         self.spawned = 0
         self.timeouts = 0
         self.out_of_memory = 0
+        self.killed = 0  # workers killed (timeout, out of memory, broken, failed start)
+        self.queue_full = 0  # invocations refused because max_queue callers already waited
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @property
     def waiting(self) -> int:
@@ -174,6 +180,7 @@ class WorkerPoolInvoker:
         except TypeError as exc:
             raise InvokeFailure(f"event is not JSON-serialisable: {exc}") from None
         if not self._slots.free and self._slots.waiting >= self._max_queue:
+            self.queue_full += 1
             raise InvokeFailure(f"function {self._name}: too many concurrent invocations (queue full)")
         scope = asyncio.timeout(timeout_s)
         worker: WorkerProcess | None = None
@@ -241,6 +248,7 @@ class WorkerPoolInvoker:
 
     def _discard(self, worker: WorkerProcess) -> None:
         """Kill now (synchronous, so it happens even when we are being cancelled); reap later."""
+        self.killed += 1
         worker.kill()
         self._live.discard(worker)
         task = worker.stop(self._grace_s)
