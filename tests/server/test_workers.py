@@ -230,3 +230,39 @@ async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, redis_
                 break
             await asyncio.sleep(0.05)
         assert not any(alive(pid) for pid in pids)
+
+
+THROTTLED = """\
+portway: 1
+throttle: off
+apis:
+  - name: limited
+    type: rest
+    stages:
+      dev:
+        throttle: {rate: 0.001, burst: 3}
+    routes:
+      GET /mock:
+        mock: {status: 200, body: ok}
+"""
+
+
+async def status_of_new_connection(port: int) -> int:
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with (
+        aiohttp.ClientSession(connector=connector) as http,
+        http.get(f"http://127.0.0.1:{port}/dev/mock") as resp,
+    ):
+        return resp.status
+
+
+@pytest.mark.redis
+async def test_workers_share_one_bucket_on_redis_cluster(
+    tmp_path: Path, clean_redis_cluster_url: str
+) -> None:
+    """Two workers on a 3-master Redis Cluster admit what one process would: burst 3, then 429."""
+    config = tmp_path / "portway.yaml"
+    config.write_text(THROTTLED)
+    async with supervised(config, "--workers", "2", "--redis-url", clean_redis_cluster_url) as served:
+        statuses = [await status_of_new_connection(served.port) for _ in range(8)]
+    assert statuses == [200, 200, 200] + [429] * 5
