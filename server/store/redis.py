@@ -15,7 +15,7 @@ namespace must then contain no braces).
 
 :meth:`RedisStore.admit` is the request hot path: it goes through :class:`RedisPipe` (one
 socket, concurrent calls pipelined), not redis.asyncio. To measure both on this machine:
-``python -m server.store.measure_admit`` (see that module).
+``bench/measure_admit.py`` (see that script).
 """
 
 from __future__ import annotations

@@ -19,11 +19,13 @@ Why this works on a cluster:
   node bus uses that count to spot a dead node at once). The node bus carries little traffic;
   its one slot makes one master carry it all.
 
-:meth:`admit` does not use the pipelined single-socket client (:mod:`server.store.redis_pipe`),
-which knows neither the slot map nor redirections: it runs ``EVALSHA`` through the cluster
-client (bench/RESULTS.md, "Redis Cluster", has the cost). All throttle keys share the ``{tb}``
-tag, so every throttling decision goes to the one master owning that slot: a cluster spreads
-connection records, keys and pub/sub, not the throttling load.
+:meth:`admit` keeps the single-socket pipelined client (:mod:`server.store.redis_pipe`), which
+follows no redirection, by pointing it at the master that owns the ``{tb}`` slot (every throttle
+key's: one slot, so one node serves every decision). A ``MOVED``/``ASK`` reply or a failure of
+that master drops the pipe; that call goes through the cluster client (slot map refresh,
+redirections, retries) and the next one opens a pipe to the new owner. bench/RESULTS.md ("Redis
+Cluster") has both paths' cost. A cluster spreads connection records, keys and pub/sub, not the
+throttling load.
 """
 
 from __future__ import annotations
@@ -31,16 +33,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import NoScriptError
 
-from server.store.base import StoreError
+from server.store.base import StoreError, StoreUnavailable
 from server.store.bucket import validate_now_cost
 from server.store.lua import ADMIT
 from server.store.redis import RedisStore
+from server.store.redis_admit import pack_now
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
 from server.store.redis_pipe import RedisPipe
 from server.store.spec_cache import SpecCache
@@ -119,6 +122,8 @@ class RedisClusterStore(RedisStore):
     name = "redis-cluster"
 
     def __init__(self, url: str, **options: Any) -> None:
+        self._parsed = parse_cluster_url(url)
+        self._tb_pipe: RedisPipe | None = None
         super().__init__(url, **options)
         # One slot for every channel: a subscription's connection goes to the node owning the
         # channel's slot, and so does a PUBLISH, so PUBLISH's count (local to the node that
@@ -128,7 +133,7 @@ class RedisClusterStore(RedisStore):
         self._keys: SpecCache[tuple[str, ...]] = SpecCache(lambda keys, *_: tuple(self._ns + k for k in keys))
 
     def _open_clients(self, url: str, max_connections: int, options: dict[str, Any]) -> tuple[Any, Any]:
-        parsed = parse_cluster_url(url)
+        parsed = self._parsed
         settings = {key: value for key, value in options.items() if key != "retry"}
         # A command that meets a broken connection or a failover is retried by the cluster
         # client after refreshing its slot map (its own retry policy, bounded by the timeouts).
@@ -146,6 +151,34 @@ class RedisClusterStore(RedisStore):
     def _open_pipe(self, url: str, timeout: float, connect_timeout: float | None) -> RedisPipe | None:
         return None  # admit goes through the cluster client (see the module docstring)
 
+    def _admit_pipe(self) -> RedisPipe | None:
+        """The pipelined client to the master owning the ``{tb}`` slot (every ADMIT_LUA key's),
+        opened on first use and again after a redirection or failure; None until the slot map
+        is known (the cluster client learns it on its first command, in :meth:`start`)."""
+        if self._tb_pipe is not None:
+            return self._tb_pipe
+        try:
+            node = self._client.get_node_from_key(self._ns + "{tb}")
+        except Exception:  # no slot map yet, or no owner: the cluster client's path copes
+            return None
+        if node is None:
+            return None
+        auth = ""
+        if self._parsed.password is not None:
+            auth = f"{quote(self._parsed.username or '', safe='')}:{quote(self._parsed.password, safe='')}@"
+        scheme = "rediss" if self._parsed.tls else "redis"
+        self._tb_pipe = RedisPipe(f"{scheme}://{auth}{node.host}:{node.port}/0", timeout=self._timeout)
+        return self._tb_pipe
+
+    async def _drop_pipe(self) -> None:
+        pipe, self._tb_pipe = self._tb_pipe, None
+        if pipe is not None:
+            await pipe.close()
+
+    async def close(self) -> None:
+        await self._drop_pipe()
+        await super().close()
+
     async def admit(
         self,
         buckets: Sequence[BucketSpec],
@@ -157,6 +190,20 @@ class RedisClusterStore(RedisStore):
     ) -> AdmitDecision:
         validate_now_cost(now, cost)
         self._check_open()
+        pipe = self._admit_pipe()
+        if pipe is not None:
+            # Fast path: one pipelined EVALSHA to the slot's master, as with one Redis.
+            prefix, suffix = self._prepared.get(buckets, quota, usage)
+            try:
+                reply = await pipe.submit(prefix + pack_now(cost, now) + suffix, ADMIT)
+            except StoreError as exc:
+                # MOVED/ASK (resharding, failover) or that master unreachable: forget the pipe,
+                # and let the cluster client (slot map refresh, redirections, retries) answer.
+                if not isinstance(exc, StoreUnavailable) and not str(exc).startswith(("MOVED", "ASK")):
+                    raise
+                await self._drop_pipe()
+            else:
+                return self._admit.decision(reply, buckets, quota)
         keys = self._keys.get(buckets, quota, usage)
         argv = self._admit.argv(buckets, quota, usage, now, cost)
         with _TRANSLATE:
