@@ -31,13 +31,12 @@ from aiohttp import web
 
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_deps import DependencyError
-from routes.integrations.python_inprocess import handler_threads_alive, shutdown_handler_executor
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
 from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
-from server.app import create_app
+from server.app import INVOKERS, create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
@@ -258,8 +257,10 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
             await asyncio.wait_for(runner.cleanup(), args.drain_timeout + _CLOSE_MARGIN_S)
         except TimeoutError:
             log.warning("shutdown took longer than the drain timeout: exiting anyway")
-        shutdown_handler_executor()
-        _exit_without_hung_threads()
+        invokers = app.get(INVOKERS)
+        if invokers is not None:
+            invokers.drop_queued()
+        _exit_without_hung_threads(invokers.threads_alive() if invokers is not None else 0)
 
 
 _CLOSE_MARGIN_S = 5.0
@@ -340,10 +341,9 @@ def _supervise(args: argparse.Namespace, config: GatewayConfig, argv: Sequence[s
 _WORKER_START_TIMEOUT_S = 600.0
 
 
-def _exit_without_hung_threads() -> None:
+def _exit_without_hung_threads(alive: int) -> None:
     """Python joins thread-pool threads at exit, and a hung in-process sync handler never
     returns (SIGTERM used to leave the process alive for minutes): exit without them."""
-    alive = handler_threads_alive()
     if alive:
         log.warning("exiting with %d in-process handler thread(s) still running", alive)
         logging.shutdown()
