@@ -107,6 +107,8 @@ BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
 REQUEST_METRICS = web.AppKey("request_metrics", RequestMetrics)
+# False when /@metrics is served by a separate admin listener (--admin-port) instead.
+METRICS_ON_API = web.AppKey("metrics_on_api", bool)
 
 
 def create_app(
@@ -118,6 +120,7 @@ def create_app(
     pass_env: tuple[str, ...] = (),
     access_log: AccessLog | None = None,
     request_metrics: bool = True,
+    metrics_on_api: bool = True,
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
     durable keys kept in ``state_path`` if given, which the Redis store ignores). ``limits``:
@@ -125,7 +128,8 @@ def create_app(
     :class:`server.http_server.GatewayRunner`. ``pass_env``: gateway environment variables handler
     workers also get, see ``lambda_env``; ``access_log``: where the access lines go, none by
     default: the CLI's console has them unless ``--quiet``; ``request_metrics``: count requests
-    per route and time them for ``/@metrics`` (``PORTWAY_REQUEST_METRICS=0`` turns it off)."""
+    per route and time them for ``/@metrics`` (``PORTWAY_REQUEST_METRICS=0`` turns it off);
+    ``metrics_on_api``: False when an admin listener serves ``/@metrics`` instead of this one."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
@@ -139,6 +143,7 @@ def create_app(
         app[ACCESS_LOG] = access_log
     if request_metrics:
         app[REQUEST_METRICS] = RequestMetrics()  # plain ints: no resource to open or close
+    app[METRICS_ON_API] = metrics_on_api
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
 
@@ -291,9 +296,13 @@ def _logged(
 
 def _metrics(request: web.Request) -> web.Response:
     """``GET /@metrics`` (Prometheus), for the callers the @connections API accepts."""
+    return metrics_response(request.app, request)
+
+
+def metrics_response(app: web.Application, request: web.Request) -> web.Response:
+    """The metrics page of gateway ``app`` (also served by the admin listener, server/admin_site.py)."""
     if not caller_allowed(request.remote):
         return web.json_response({"message": "Forbidden"}, status=403)
-    app = request.app
     admission = app[THROTTLE].admission
     keys = app[KEYS]
     registry = app[WEBSOCKETS].registry
@@ -352,7 +361,7 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
     if "/@" in raw_path or "%40" in raw_path:  # every management path has one (cheap pre-check)
         if is_admin_path(raw_path):
             return await app[ADMIN].handle(request, app[KEYS], app[STORE])
-        if raw_path == "/@metrics":
+        if raw_path == "/@metrics" and app[METRICS_ON_API]:
             return _metrics(request)
         management = parse_management_path(raw_path)
         if management is not None:

@@ -36,6 +36,7 @@ from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
+from server.admin_site import start_admin_site
 from server.app import INVOKERS, create_app
 from server.config.errors import ConfigError
 from server.config.load import load_config
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         help="gateway processes sharing the port (SO_REUSEPORT) under a supervisor; N > 1 needs "
         "--redis-url (default 1; docs/operations.md, 'All cores')",
     )
+    serve.add_argument(
+        "--admin-port",
+        type=int,
+        default=int(os.environ["PORTWAY_ADMIN_PORT"]) if os.environ.get("PORTWAY_ADMIN_PORT") else None,
+        metavar="P",
+        help="serve /@metrics on this port only, not on the API's (with --workers N: worker i on P+i)",
+    )
+    serve.add_argument("--admin-host", default="127.0.0.1", help="address of the admin listener")
     # A supervisor's worker: listen with SO_REUSEPORT, then write one byte on this fd.
     serve.add_argument("--worker-ready-fd", type=int, help=argparse.SUPPRESS)
     limits = serve.add_argument_group("client limits (docs/operations.md, 'Client limits')")
@@ -203,6 +212,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         access_log=None if args.quiet else AccessLog(),
         # Off only to measure what the per-route counters and histograms cost (bench/).
         request_metrics=os.environ.get("PORTWAY_REQUEST_METRICS", "1") != "0",
+        metrics_on_api=args.admin_port is None,
     )
     runner = GatewayRunner(
         app,
@@ -232,6 +242,19 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         errno = exc.errno or 0
         reason = (os.strerror(errno) if errno > 0 else exc.strerror or str(exc)).lower()
         raise ListenError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+    admin: web.AppRunner | None = None
+    admin_line = ""
+    if args.admin_port is not None:
+        # Workers of one supervisor each get their own port: metrics are per process.
+        admin_port = args.admin_port + int(os.environ.get("PORTWAY_WORKER", "0")) if args.admin_port else 0
+        try:
+            admin = await start_admin_site(app, args.admin_host, admin_port)
+        except OSError as exc:
+            await runner.cleanup()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {args.admin_host}:{admin_port}: {reason.lower()}") from None
+        bound = admin.addresses[0][1] if admin.addresses else admin_port
+        admin_line = f"Portway metrics on http://{args.admin_host}:{bound}/@metrics"
     if worker:
         os.write(args.worker_ready_fd, b"1")  # the supervisor prints the banner
     scheme = "https" if ssl_context else "http"
@@ -240,6 +263,8 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     base_url = f"{scheme}://{args.host}:{port}"
     if not worker:
         _banner(base_url, args, config)
+    if admin is not None:
+        print(admin_line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -251,6 +276,8 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         await stop.wait()
     finally:
         print("Portway shutting down", flush=True)
+        if admin is not None:
+            await admin.cleanup()
         try:
             # aiohttp cancels requests still running after the drain; the margin is for the
             # resources' own bounded closes (sockets' $disconnect, workers, store).
