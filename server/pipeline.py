@@ -44,7 +44,7 @@ from server.events import RequestInfo
 from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
-from server.request_metrics import RequestMetrics, RouteLabels
+from server.request_metrics import RequestMetrics, RouteLabels, RouteSeries, series_key
 
 __all__ = ["PHASES", "BodyReader", "Gateway", "ReadBodyStage", "RequestContext", "Stage", "default_stages"]
 
@@ -214,21 +214,21 @@ class IntegrateStage:
         try:
             return await integration.invoke(ctx.info)
         finally:
-            route_id, stage = route_identity(ctx, metrics)
-            metrics.integration(route_id, stage, self._clock() - started)
+            route_series(ctx, metrics).integration.observe(self._clock() - started)
 
 
-def route_identity(ctx: RequestContext, metrics: RequestMetrics) -> tuple[int, str]:
-    """The metrics key of the request's route (``(0, "-")`` when none matched), named once."""
+def route_series(ctx: RequestContext, metrics: RequestMetrics) -> RouteSeries:
+    """The metrics series of the request's route and stage (named the first time it is seen)."""
     match, dispatch = ctx.match, ctx.dispatch
     if match is None or dispatch is None:
-        return 0, "-"
-    route_id, stage = id(match.route), dispatch.stage.name
-    if not metrics.knows(route_id, stage):
+        return metrics.unmatched
+    key = series_key(id(match.route), id(dispatch.stage))
+    series = metrics.series(key)
+    if series is None:
         route = match.route
-        key = route.path if route.path == "$default" else f"{route.method} {route.path}"
-        metrics.label(route_id, stage, RouteLabels(dispatch.api.name, stage, key))
-    return route_id, stage
+        name = route.path if route.path == "$default" else f"{route.method} {route.path}"
+        series = metrics.add_series(key, RouteLabels(dispatch.api.name, dispatch.stage.name, name))
+    return series
 
 
 def default_stages(
@@ -315,8 +315,7 @@ class Gateway:
         )
         metrics = self._metrics
         if metrics is not None:
-            route_id, stage_name = route_identity(ctx, metrics)
-            metrics.request(route_id, stage_name, response.status, self._clock() - started)
+            route_series(ctx, metrics).answered(response.status, self._clock() - started)
         if self._access is not None:
             target = "-"
             if ctx.match is not None:
