@@ -266,3 +266,51 @@ async def test_workers_share_one_bucket_on_redis_cluster(
     async with supervised(config, "--workers", "2", "--redis-url", clean_redis_cluster_url) as served:
         statuses = [await status_of_new_connection(served.port) for _ in range(8)]
     assert statuses == [200, 200, 200] + [429] * 5
+
+
+WS_CONFIG = """\
+portway: 1
+apis:
+  - name: ws
+    type: websocket
+    codeDir: ./handlers
+    stages: [dev]
+    routes:
+      $default: {python: whoami.handler, isolation: inprocess, routeResponse: true}
+"""
+
+WS_HANDLER = """\
+def handler(event, context):
+    return {"statusCode": 200, "body": event["requestContext"]["connectionId"]}
+"""
+
+
+@pytest.mark.redis
+async def test_connections_api_reaches_a_socket_on_another_worker_over_redis_cluster(
+    tmp_path: Path, clean_redis_cluster_url: str
+) -> None:
+    """A socket held by one worker gets every @connections post, whichever worker the post's
+    connection lands on (the other one relays it over the node bus: cluster pub/sub)."""
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "whoami.py").write_text(WS_HANDLER)
+    config = tmp_path / "portway.yaml"
+    config.write_text(WS_CONFIG)
+    async with (
+        supervised(config, "--workers", "2", "--redis-url", clean_redis_cluster_url) as served,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"ws://127.0.0.1:{served.port}/dev") as ws,
+    ):
+        await ws.send_str("who")
+        connection_id = await ws.receive_str(timeout=10)
+        sent = {f"m{i}" for i in range(12)}  # new connections: both workers take some
+        for text in sorted(sent):
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as poster,
+                poster.post(
+                    f"http://127.0.0.1:{served.port}/dev/@connections/{connection_id}", data=text
+                ) as resp,
+            ):
+                assert resp.status == 200, await resp.text()
+        received = {await ws.receive_str(timeout=10) for _ in sent}
+        assert received == sent
