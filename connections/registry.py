@@ -100,6 +100,9 @@ class LocalConnection:
     # A broadcast's send to this socket is waiting for its buffer to drain (connections/
     # management.py): further broadcasts skip it until then (at most one waiting send each).
     draining: bool = False
+    # Messages received from / sent to the client (/@metrics; totals in ConnectionRegistry).
+    received: int = 0
+    sent: int = 0
 
     @property
     def id(self) -> str:
@@ -142,6 +145,7 @@ class LocalConnection:
         queued = self.buffered()
         if queued > self.settings.send_buffer_bytes:
             return SendStatus.FULL
+        self.sent += 1  # written to the transport (a timed-out drain below still counts as sent)
         try:
             if queued == 0:
                 # Hot path: an empty buffer cannot cross the transport's high-water mark (set
@@ -172,6 +176,12 @@ class ConnectionRegistry:
         self._by_channel: dict[tuple[str, str, str], set[str]] = {}
         self.store_errors = 0
         self.dirty = False  # a store write failed: records may be missing or stale until sync()
+        # /@metrics: connections opened and closed on this node, and the messages of closed ones
+        # (open ones keep their own counts: received/sent on LocalConnection).
+        self.connected = 0
+        self.disconnected = 0
+        self.closed_received = 0
+        self.closed_sent = 0
 
     def __len__(self) -> int:
         return len(self._local)
@@ -179,11 +189,20 @@ class ConnectionRegistry:
     def __iter__(self) -> Iterator[LocalConnection]:
         return iter(list(self._local.values()))
 
+    def messages(self) -> tuple[int, int]:
+        """Messages received and sent on this node so far (scrape time: sums the open sockets)."""
+        received, sent = self.closed_received, self.closed_sent
+        for conn in list(self._local.values()):
+            received += conn.received
+            sent += conn.sent
+        return received, sent
+
     def local(self, connection_id: str) -> LocalConnection | None:
         return self._local.get(connection_id)
 
     async def register(self, conn: LocalConnection) -> None:
         self._local[conn.id] = conn
+        self.connected += 1
         try:
             await self._write(conn)
         except StoreUnavailable as exc:
@@ -253,6 +272,9 @@ class ConnectionRegistry:
     async def unregister(self, conn: LocalConnection) -> None:
         if self._local.pop(conn.id, None) is None:
             return
+        self.disconnected += 1
+        self.closed_received += conn.received
+        self.closed_sent += conn.sent
         for channel in conn.channels or ():
             members = self._by_channel.get((conn.info.api_id, conn.info.stage, channel))
             if members is not None:

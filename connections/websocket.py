@@ -349,6 +349,7 @@ class WebSocketGateway:
                 if refused is not None:
                     await conn.close(*refused)
                     return
+                conn.received += 1
             elif msg.type is WSMsgType.CLOSE:
                 # autoclose is off so that the client's code and reason reach us before we answer.
                 answer, close = client_close(int(msg.data or 0), msg.extra or "")

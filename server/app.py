@@ -43,6 +43,7 @@ from routes.integrations.factory import build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
+from routes.integrations.python_workers import WorkerPoolInvoker
 from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth import (
@@ -67,9 +68,10 @@ from server.keys.registry import KeyRegistry
 from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
 from server.messages import HttpRequest, HttpResponse
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from server.metrics import Sources, exposition
+from server.metrics import PoolFigures, Sources, exposition
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
+from server.request_metrics import RequestMetrics
 from server.stages.authorize import AuthorizeStage
 from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
@@ -112,6 +114,9 @@ PASS_ENV = web.AppKey("pass_env", tuple[str, ...])
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
 IAM_KEYRING = web.AppKey("iam_keyring", IamKeyring)
 MANAGEMENT_ACCESS = web.AppKey("management_access", ManagementAccess)
+REQUEST_METRICS = web.AppKey("request_metrics", RequestMetrics)
+# False when /@metrics is served by a separate admin listener (--admin-port) instead.
+METRICS_ON_API = web.AppKey("metrics_on_api", bool)
 
 
 def create_app(
@@ -122,13 +127,17 @@ def create_app(
     limits: ServerLimits = DEFAULT_LIMITS,
     pass_env: tuple[str, ...] = (),
     access_log: AccessLog | None = None,
+    request_metrics: bool = True,
+    metrics_on_api: bool = True,
 ) -> web.Application:
     """Build the gateway application for ``config`` (embedded store unless ``redis_url``; its
     durable keys kept in ``state_path`` if given, which the Redis store ignores). ``limits``:
     the body deadline and in-flight cap used here; the listener's own deadlines are applied by
     :class:`server.http_server.GatewayRunner`. ``pass_env``: gateway environment variables handler
     workers also get, see ``lambda_env``; ``access_log``: where the access lines go, none by
-    default: the CLI's console has them unless ``--quiet``."""
+    default: the CLI's console has them unless ``--quiet``; ``request_metrics``: count requests
+    per route and time them for ``/@metrics`` (``PORTWAY_REQUEST_METRICS=0`` turns it off);
+    ``metrics_on_api``: False when an admin listener serves ``/@metrics`` instead of this one."""
     max_body = max((api.max_body_bytes for api in config.apis), default=10 * 1024 * 1024)
     # aiohttp enforces the limit while reading; +1 so that exactly `max_body` bytes are accepted.
     app = web.Application(client_max_size=max_body + 1, handler_args={"max_field_size": 16384})
@@ -141,6 +150,9 @@ def create_app(
     app[PASS_ENV] = pass_env
     if access_log is not None:
         app[ACCESS_LOG] = access_log
+    if request_metrics:
+        app[REQUEST_METRICS] = RequestMetrics()  # plain ints: no resource to open or close
+    app[METRICS_ON_API] = metrics_on_api
     app[NODE_ID] = uuid.uuid4().hex[:12]
     app[ADMIN] = AdminApi.from_env(config)  # credentials from the environment, read once
     # SigV4 keys (aws_iam routes, @connections): secrets read once; a missing one stops here.
@@ -230,9 +242,13 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         policies = any(api.resource_policy is not None for api in config.apis)
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
+        metrics = app.get(REQUEST_METRICS)
         app[GATEWAY] = Gateway(
-            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
+            default_stages(
+                app[DISPATCHER], config, integrations, metrics=metrics, authorize=authorize, throttle=throttle
+            ),
             access=access.line if access is not None else None,
+            metrics=metrics,
         )
         ws_integrations = {
             api.id: _logged(
@@ -303,11 +319,17 @@ def _logged(
 def _metrics(request: web.Request) -> web.Response:
     """``GET /@metrics`` (Prometheus), for the networks the @connections API accepts (no
     signature: scrapers do not sign; keep ``management.allowNetworks`` to the scraper's)."""
-    if not request.app[MANAGEMENT_ACCESS].network_allows(request.remote, request.headers):
+    return metrics_response(request.app, request)
+
+
+def metrics_response(app: web.Application, request: web.Request) -> web.Response:
+    """The metrics page of gateway ``app`` (also served by the admin listener, server/admin_site.py)."""
+    if not app[MANAGEMENT_ACCESS].network_allows(request.remote, request.headers):
         return web.json_response({"message": "Forbidden"}, status=403)
-    app = request.app
     admission = app[THROTTLE].admission
     keys = app[KEYS]
+    registry = app[WEBSOCKETS].registry
+    invokers = app[INVOKERS]
     sources = Sources(
         throttle_checked=lambda: admission.checked,
         throttle_limited=lambda: admission.limited,
@@ -319,8 +341,31 @@ def _metrics(request: web.Request) -> web.Response:
         websocket_connections=lambda: len(app[WEBSOCKETS].registry),
         websocket_flood_closes=lambda: app[WEBSOCKETS].flood_closes,
         websocket_control_flood_closes=lambda: app[WEBSOCKETS].control_flood_closes,
+        requests=app.get(REQUEST_METRICS),
+        websocket_connects=lambda: registry.connected,
+        websocket_disconnects=lambda: registry.disconnected,
+        websocket_messages=registry.messages,
+        connection_store_errors=lambda: registry.store_errors,
+        store_latency=lambda: admission.store_latency,
+        worker_pools=lambda: _pool_figures(invokers),
     )
     return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def _pool_figures(invokers: HandlerInvokers) -> list[PoolFigures]:
+    return [
+        PoolFigures(
+            function=pool.name,
+            workers=len(pool.processes),
+            waiting=pool.waiting,
+            spawned=pool.spawned,
+            killed=pool.killed,
+            timeouts=pool.timeouts,
+            queue_full=pool.queue_full,
+        )
+        for pool in invokers.all()
+        if isinstance(pool, WorkerPoolInvoker)
+    ]
 
 
 async def _close_websockets(app: web.Application) -> None:
@@ -347,15 +392,19 @@ async def handle_request(request: web.Request) -> web.StreamResponse:
             return await handle_health(request, raw_path, app.get(STORE), GATEWAY in app)
         if is_admin_path(raw_path):
             return await app[ADMIN].handle(request, app[KEYS], app[STORE])
-        if raw_path == "/@metrics":
+        if raw_path == "/@metrics" and app[METRICS_ON_API]:
             return _metrics(request)
         management = parse_management_path(raw_path)
         if management is not None:
             ws_dispatch = app[DISPATCHER].resolve_websocket(management.prefix)
             if ws_dispatch is not None:
-                return await handle_management(
+                answer = await handle_management(
                     request, management, ws_dispatch, app[CONNECTIONS], app[MANAGEMENT_ACCESS]
                 )
+                metrics = app.get(REQUEST_METRICS)
+                if metrics is not None:
+                    metrics.management_call(request.method, answer.status)
+                return answer
     if request.version < HttpVersion10:
         return _refuse(MalformedRequest())  # HTTP/0.9 has no headers: no Host, no framing
     raw = request.raw_path

@@ -2,7 +2,7 @@
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
-                         [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
+                         [--quiet] [--pass-env NAME] [--workers N] [client limits: docs/operations.md]
     portway validate CONFIG [--stage S] [--strict]
     portway cluster CONFIG [--nodes N] [--port P]  (Redis, N nodes, nginx on loopback: cluster_cmd.py)
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
@@ -33,13 +33,13 @@ from aiohttp import web
 
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_deps import DependencyError
-from routes.integrations.python_inprocess import handler_threads_alive, shutdown_handler_executor
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
 from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
 from server.admin.commands import run as run_admin
-from server.app import create_app
+from server.admin_site import start_admin_site
+from server.app import INVOKERS, create_app
 from server.auth.iam import MissingSecret, missing_secrets
 from server.config.errors import ConfigError
 from server.config.load import load_config
@@ -52,6 +52,7 @@ from server.health_http import LIFECYCLE
 from server.http_server import GatewayRunner, raise_fd_limit
 from server.limits import DEFAULT_LIMITS, ServerLimits
 from server.store.base import StoreError
+from server.supervisor import Supervisor, WorkerSpec, reserve_port
 
 __all__ = ["main"]
 
@@ -83,6 +84,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("PORTWAY_WORKERS", "1")),
+        metavar="N",
+        help="gateway processes sharing the port (SO_REUSEPORT) under a supervisor; N > 1 needs "
+        "--redis-url (default 1; docs/operations.md, 'All cores')",
+    )
+    serve.add_argument(
+        "--admin-port",
+        type=int,
+        default=int(os.environ["PORTWAY_ADMIN_PORT"]) if os.environ.get("PORTWAY_ADMIN_PORT") else None,
+        metavar="P",
+        help="serve /@metrics on this port only, not on the API's (with --workers N: worker i on P+i)",
+    )
+    serve.add_argument("--admin-host", default="127.0.0.1", help="address of the admin listener")
+    # A supervisor's worker: listen with SO_REUSEPORT, then write one byte on this fd.
+    serve.add_argument("--worker-ready-fd", type=int, help=argparse.SUPPRESS)
     limits = serve.add_argument_group("client limits (docs/operations.md, 'Client limits')")
     d = DEFAULT_LIMITS
     limits.add_argument(
@@ -211,6 +230,9 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         limits=limits,
         pass_env=args.pass_env_names,
         access_log=None if args.quiet else AccessLog(),
+        # Off only to measure what the per-route counters and histograms cost (bench/).
+        request_metrics=os.environ.get("PORTWAY_REQUEST_METRICS", "1") != "0",
+        metrics_on_api=args.admin_port is None,
     )
     runner = GatewayRunner(
         app,
@@ -227,7 +249,10 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 1000)
-    site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context, backlog=1024)
+    worker = args.worker_ready_fd is not None
+    site = web.TCPSite(
+        runner, args.host, args.port, ssl_context=ssl_context, backlog=1024, reuse_port=worker or None
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -237,34 +262,53 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         errno = exc.errno or 0
         reason = (os.strerror(errno) if errno > 0 else exc.strerror or str(exc)).lower()
         raise ListenError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+    admin: web.AppRunner | None = None
+    admin_line = ""
+    if args.admin_port is not None:
+        # Workers of one supervisor each get their own port: metrics are per process.
+        admin_port = args.admin_port + int(os.environ.get("PORTWAY_WORKER", "0")) if args.admin_port else 0
+        try:
+            admin = await start_admin_site(app, args.admin_host, admin_port)
+        except OSError as exc:
+            await runner.cleanup()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {args.admin_host}:{admin_port}: {reason.lower()}") from None
+        bound = admin.addresses[0][1] if admin.addresses else admin_port
+        admin_line = f"Portway metrics on http://{args.admin_host}:{bound}/@metrics"
+    if worker:
+        os.write(args.worker_ready_fd, b"1")  # the supervisor prints the banner
     scheme = "https" if ssl_context else "http"
     # --port 0 binds a free port: report the real one.
     port = runner.addresses[0][1] if runner.addresses else args.port
     base_url = f"{scheme}://{args.host}:{port}"
-    if args.redis_url:
-        store = "redis " + args.redis_url
-    else:
-        store = "embedded store" + (f", state {args.state_file}" if args.state_file else "")
-    print(f"Portway listening on {base_url} ({store})", flush=True)
-    for line in _route_lines(config, base_url):
-        print(line, flush=True)
+    if not worker:
+        _banner(base_url, args, config)
+    if admin is not None:
+        print(admin_line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if worker:  # a terminal's hangup reaches the whole group: the supervisor handles it
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        loop.add_reader(args.worker_ready_fd, _watch_supervisor, args.worker_ready_fd, stop)
     try:
         await stop.wait()
         await _drain_delay(app, stop, args.drain_delay)
     finally:
         print("Portway shutting down", flush=True)
+        if admin is not None:
+            await admin.cleanup()
         try:
             # aiohttp cancels requests still running after the drain; the margin is for the
             # resources' own bounded closes (sockets' $disconnect, workers, store).
             await asyncio.wait_for(runner.cleanup(), args.drain_timeout + _CLOSE_MARGIN_S)
         except TimeoutError:
             log.warning("shutdown took longer than the drain timeout: exiting anyway")
-        shutdown_handler_executor()
-        _exit_without_hung_threads()
+        invokers = app.get(INVOKERS)
+        if invokers is not None:
+            invokers.drop_queued()
+        _exit_without_hung_threads(invokers.threads_alive() if invokers is not None else 0)
 
 
 _CLOSE_MARGIN_S = 5.0
@@ -282,10 +326,84 @@ async def _drain_delay(app: web.Application, stop: asyncio.Event, delay_s: float
         await asyncio.wait_for(stop.wait(), delay_s)
 
 
-def _exit_without_hung_threads() -> None:
+def _watch_supervisor(fd: int, stop: asyncio.Event) -> None:
+    """A worker's line to its supervisor turned readable: EOF means the supervisor is gone
+    (even killed with SIGKILL), so drain and exit like on SIGTERM."""
+    try:
+        data = os.read(fd, 64)
+    except OSError:
+        data = b""
+    if not data:
+        asyncio.get_running_loop().remove_reader(fd)
+        log.warning("the supervisor is gone: stopping")
+        stop.set()
+
+
+def _banner(base_url: str, args: argparse.Namespace, config: GatewayConfig, workers: int = 1) -> None:
+    if args.redis_url:
+        store = "redis " + args.redis_url
+    else:
+        store = "embedded store" + (f", state {args.state_file}" if args.state_file else "")
+    if workers > 1:
+        store += f", {workers} workers"
+    print(f"Portway listening on {base_url} ({store})", flush=True)
+    for line in _route_lines(config, base_url):
+        print(line, flush=True)
+
+
+def _supervise(args: argparse.Namespace, config: GatewayConfig, argv: Sequence[str]) -> int:
+    """``--workers N`` (N > 1): reserve the port, start N ``portway serve`` workers on it."""
+    try:
+        reserved = reserve_port(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"portway: cannot listen on {args.host}:{args.port}: {os.strerror(exc.errno or 0).lower()}",
+            file=sys.stderr,
+        )
+        return 1
+    port = reserved.getsockname()[1]
+
+    def worker_argv(index: int, ready_fd: int) -> list[str]:
+        # Later options win in argparse: the resolved port, and the readiness pipe.
+        return [
+            sys.executable,
+            "-m",
+            "server",
+            *argv,
+            "--port",
+            str(port),
+            "--worker-ready-fd",
+            str(ready_fd),
+        ]
+
+    spec = WorkerSpec(
+        argv=worker_argv,
+        count=args.workers,
+        start_timeout_s=_WORKER_START_TIMEOUT_S,
+        stop_timeout_s=args.drain_timeout + _CLOSE_MARGIN_S,
+    )
+    supervisor = Supervisor(spec, check=lambda: _load(args.config, args.stage) is not None)
+    supervisor.install_signals()
+    try:
+        if not supervisor.start():
+            print("portway: a worker did not start (its output is above)", file=sys.stderr)
+            return 1
+        scheme = "https" if args.tls_cert else "http"
+        _banner(f"{scheme}://{args.host}:{port}", args, config, workers=args.workers)
+        supervisor.run()
+        print("Portway stopped", flush=True)
+        return 0
+    finally:
+        reserved.close()
+
+
+# A worker installs its functions' requirements before it listens (cached after the first).
+_WORKER_START_TIMEOUT_S = 600.0
+
+
+def _exit_without_hung_threads(alive: int) -> None:
     """Python joins thread-pool threads at exit, and a hung in-process sync handler never
     returns (SIGTERM used to leave the process alive for minutes): exit without them."""
-    alive = handler_threads_alive()
     if alive:
         log.warning("exiting with %d in-process handler thread(s) still running", alive)
         logging.shutdown()
@@ -336,6 +454,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
@@ -365,6 +484,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:  # e.g. an unwritable PORTWAY_TLS_DIR: one line, not a traceback
             print(f"portway: --tls self-signed: {exc}", file=sys.stderr)
             return 1
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.worker_ready_fd is None and not args.redis_url:
+        print(
+            "--workers N > 1 needs --redis-url: workers share connections, throttle buckets, quotas "
+            "and API keys only through Redis (with the embedded store each would have its own)",
+            file=sys.stderr,
+        )
+        return 2
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
         args.state_file = None
@@ -373,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
+    if args.workers > 1 and args.worker_ready_fd is None:
+        return _supervise(args, config, argv)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep asyncio as a fallback

@@ -11,16 +11,47 @@ and without ``management.auth: iam`` no request relayed by a proxy); anyone else
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "GatewayCollector", "Sources", "exposition"]
+from server.request_metrics import Histogram, RequestMetrics
+
+__all__ = ["CONTENT_TYPE", "GatewayCollector", "PoolFigures", "Sources", "exposition"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFigures:
+    """One function's handler worker pool (process isolation)."""
+
+    function: str
+    workers: int  # live worker processes
+    waiting: int  # invocations queued for a free worker
+    spawned: int
+    killed: int
+    timeouts: int
+    queue_full: int
+
+
+def _zero() -> int:
+    return 0
+
+
+def _no_messages() -> tuple[int, int]:
+    return 0, 0
+
+
+def _no_pools() -> Iterable[PoolFigures]:
+    return ()
+
+
+def _no_histogram() -> Histogram | None:
+    return None
 
 
 @dataclass(slots=True)
@@ -37,6 +68,13 @@ class Sources:
     websocket_connections: Callable[[], int]
     websocket_flood_closes: Callable[[], int]
     websocket_control_flood_closes: Callable[[], int] = lambda: 0
+    requests: RequestMetrics | None = None
+    websocket_connects: Callable[[], int] = _zero
+    websocket_disconnects: Callable[[], int] = _zero
+    websocket_messages: Callable[[], tuple[int, int]] = _no_messages  # received, sent
+    connection_store_errors: Callable[[], int] = _zero
+    store_latency: Callable[[], Histogram | None] = _no_histogram
+    worker_pools: Callable[[], Iterable[PoolFigures]] = _no_pools
 
 
 class GatewayCollector:
@@ -87,6 +125,97 @@ class GatewayCollector:
             "WebSocket connections closed with 1008 for sending ping/pong frames over controlFrameThrottle.",
             s.websocket_control_flood_closes(),
         )
+        yield from request_families(s)
+        yield from node_families(s)
+
+
+def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, doc, labels=labels, unit="seconds")
+
+
+def request_families(s: Sources) -> Iterator[Metric]:
+    """Requests by route and status, latency histograms, @connections calls (RequestMetrics)."""
+    metrics = s.requests
+    if metrics is None:
+        return
+    labels = ["api", "stage", "route"]
+    requests = CounterMetricFamily(
+        "portway_requests",
+        "REST/HTTP requests answered, by API, stage, route and status.",
+        labels=[*labels, "status"],
+    )
+    for route, status, count in metrics.requests():
+        requests.add_metric([route.api, route.stage, route.route, str(status)], count)
+    yield requests
+    gateway = _histogram(
+        "portway_request_duration", "Time from the request's head to its answer, per route.", labels
+    )
+    for route, hist in metrics.latencies():
+        gateway.add_metric([route.api, route.stage, route.route], hist.cumulative(), hist.total)
+    yield gateway
+    integration = _histogram(
+        "portway_integration_duration",
+        "Time spent in the route's integration (handler, backend), per route.",
+        labels,
+    )
+    for route, hist in metrics.integration_latencies():
+        integration.add_metric([route.api, route.stage, route.route], hist.cumulative(), hist.total)
+    yield integration
+    calls = CounterMetricFamily(
+        "portway_connections_api_calls",
+        "@connections calls answered, by method and status.",
+        labels=["method", "status"],
+    )
+    for method, status, count in metrics.management_calls():
+        calls.add_metric([method, str(status)], count)
+    yield calls
+
+
+def node_families(s: Sources) -> Iterator[Metric]:
+    """WebSocket traffic, store latency, handler worker pools."""
+    yield CounterMetricFamily(
+        "portway_websocket_connects", "WebSocket connections opened on this node.", s.websocket_connects()
+    )
+    yield CounterMetricFamily(
+        "portway_websocket_disconnects",
+        "WebSocket connections closed on this node.",
+        s.websocket_disconnects(),
+    )
+    received, sent = s.websocket_messages()
+    messages = CounterMetricFamily(
+        "portway_websocket_messages",
+        "WebSocket messages received from and sent to clients.",
+        labels=["direction"],
+    )
+    messages.add_metric(["in"], received)
+    messages.add_metric(["out"], sent)
+    yield messages
+    yield CounterMetricFamily(
+        "portway_connection_store_errors",
+        "Connection record writes the store could not take (the socket stays reachable on this node).",
+        s.connection_store_errors(),
+    )
+    store = s.store_latency()
+    if store is not None:
+        family = _histogram(
+            "portway_store_admit_duration", "Time of one throttling decision in the store.", []
+        )
+        family.add_metric([], store.cumulative(), store.total)
+        yield family
+    pools = list(s.worker_pools())
+    figures = [
+        ("workers", GaugeMetricFamily, "Live handler worker processes, per function."),
+        ("waiting", GaugeMetricFamily, "Invocations queued for a free handler worker, per function."),
+        ("spawned", CounterMetricFamily, "Handler worker processes started, per function."),
+        ("killed", CounterMetricFamily, "Handler worker processes killed (timeout, out of memory, broken)."),
+        ("timeouts", CounterMetricFamily, "Invocations that passed their deadline, per function."),
+        ("queue_full", CounterMetricFamily, "Invocations refused because the pool's queue was full."),
+    ]
+    for attr, kind, doc in figures:
+        family = kind(f"portway_handler_pool_{attr}", doc, labels=["function"])
+        for pool in pools:
+            family.add_metric([pool.function], getattr(pool, attr))
+        yield family
 
 
 def exposition(sources: Sources) -> bytes:

@@ -44,6 +44,7 @@ from server.events import RequestInfo
 from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
+from server.request_metrics import RequestMetrics, RouteLabels, RouteSeries, series_key
 from server.trace import TRACE_HEADER, trace_header
 
 __all__ = [
@@ -211,23 +212,54 @@ class ReadBodyStage:
 
 
 class IntegrateStage:
-    """Call the route's integration. Integrations enforce their own timeouts (504)."""
+    """Call the route's integration. Integrations enforce their own timeouts (504).
+    ``metrics``: where the integration's latency goes (timed with ``clock``), or ``None``."""
 
-    def __init__(self, integrations: Mapping[int, Integration]) -> None:
+    def __init__(
+        self,
+        integrations: Mapping[int, Integration],
+        metrics: RequestMetrics | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._integrations = integrations
+        self._metrics = metrics
+        self._clock = clock
 
     async def on_request(self, ctx: RequestContext) -> HttpResponse | None:
         assert ctx.match is not None and ctx.info is not None  # RouteStage ran
         integration = self._integrations.get(id(ctx.match.route))
         if integration is None:
             raise ApiConfigurationError()
-        return await integration.invoke(ctx.info)
+        metrics = self._metrics
+        if metrics is None:
+            return await integration.invoke(ctx.info)
+        started = self._clock()
+        try:
+            return await integration.invoke(ctx.info)
+        finally:
+            route_series(ctx, metrics).integration.observe(self._clock() - started)
+
+
+def route_series(ctx: RequestContext, metrics: RequestMetrics) -> RouteSeries:
+    """The metrics series of the request's route and stage (named the first time it is seen)."""
+    match, dispatch = ctx.match, ctx.dispatch
+    if match is None or dispatch is None:
+        return metrics.unmatched
+    key = series_key(id(match.route), id(dispatch.stage))
+    series = metrics.series(key)
+    if series is None:
+        route = match.route
+        name = route.path if route.path == "$default" else f"{route.method} {route.path}"
+        series = metrics.add_series(key, RouteLabels(dispatch.api.name, dispatch.stage.name, name))
+    return series
 
 
 def default_stages(
     dispatcher: ApiDispatcher,
     config: GatewayConfig,
     integrations: Mapping[int, Integration],
+    *,
+    metrics: RequestMetrics | None = None,
     **phases: Stage | None,
 ) -> list[Stage]:
     """The stage list in the order of :data:`PHASES`.
@@ -243,7 +275,7 @@ def default_stages(
         **phases,
         "route": RouteStage(dispatcher, config),
         "read_body": ReadBodyStage(),
-        "integrate": IntegrateStage(integrations),
+        "integrate": IntegrateStage(integrations, metrics),
     }
     return [stage for name in PHASES if (stage := named.get(name)) is not None]
 
@@ -255,6 +287,7 @@ class Gateway:
     """Runs the stage list for one request and renders every failure in one place.
 
     ``access``: called once per answered request (the console's access line), or ``None``.
+    ``metrics``: requests by route and status and their latency (``/@metrics``), or ``None``.
     """
 
     def __init__(
@@ -263,10 +296,12 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.time,
         access: AccessLine | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._clock = clock
         self._access = access
+        self._metrics = metrics
 
     async def handle(self, request: HttpRequest, read_body: BodyReader | None = None) -> HttpResponse:
         """Answer ``request``; ``read_body``: the body is not in ``request`` yet, read it with
@@ -301,6 +336,9 @@ class Gateway:
             extended_request_id=ctx.extended_request_id,
             http_api=ctx.http_api,
         )
+        metrics = self._metrics
+        if metrics is not None:
+            route_series(ctx, metrics).answered(response.status, self._clock() - started)
         if self._access is not None:
             target = "-"
             if ctx.match is not None:

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.redis_fixture", "tests.backends"]
+pytest_plugins = ["tests.redis_fixture", "tests.redis_cluster_fixture", "tests.backends"]

@@ -100,8 +100,16 @@ class RedisServer:
     and kept afterwards, so :meth:`restart` brings the server back where clients expect it.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        binary: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
+        self.extra_args = extra_args  # e.g. --cluster-enabled yes (tests/redis_cluster_fixture.py)
         self._port = port
         self._binary = binary or os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -147,6 +155,7 @@ class RedisServer:
         self._log = log_path.open("ab")
         args = [str(self._binary), "--port", str(port), "--bind", HOST, "--daemonize", "no"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.directory), "--loglevel", "notice"]
+        args += self.extra_args
         self._proc = proc = subprocess.Popen(
             args,
             stdout=self._log,

@@ -17,6 +17,7 @@ PURE_MODULES = [
     "server.proxy_response",
     "server.render",
     "server.pipeline",
+    "server.request_metrics",
     "server.config.model",
     "routes.table",
     "routes.dispatch",

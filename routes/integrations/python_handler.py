@@ -79,6 +79,8 @@ class HandlerInvokers:
         self._account_id = account_id
         self._pass_env = pass_env
         self._invokers: dict[Hashable, LambdaInvoker] = {}
+        # Kept after close_all: their threads may outlive the app (threads_alive).
+        self._inprocess: list[InProcessInvoker] = []
         self._code: dict[CodeKey, WorkerCode] = {}
 
     async def prepare(self, config: GatewayConfig, cache: Path) -> None:
@@ -97,7 +99,7 @@ class HandlerInvokers:
         return len(self._invokers)
 
     def all(self) -> list[LambdaInvoker]:
-        """Every invoker built so far (monitoring, tests)."""
+        """Every invoker built so far (``/@metrics`` reads the worker pools' counters)."""
         return list(self._invokers.values())
 
     def get(self, config: IntegrationConfig) -> LambdaInvoker:
@@ -123,6 +125,8 @@ class HandlerInvokers:
                 code=self._code.get(code_key(config)),
             )
             self._invokers[key] = invoker
+            if isinstance(invoker, InProcessInvoker):
+                self._inprocess.append(invoker)
         return invoker
 
     async def prestart(self) -> None:
@@ -139,6 +143,17 @@ class HandlerInvokers:
                 )
             elif isinstance(result, BaseException):
                 raise result
+
+    def threads_alive(self) -> int:
+        """Sync in-process handler calls still running in their threads (a hung handler's
+        thread never ends: the CLI exits without waiting for them)."""
+        return sum(invoker.threads_running for invoker in self._inprocess)
+
+    def drop_queued(self) -> None:
+        """Drop the queued sync calls of every in-process function (synchronous: for the CLI,
+        after a drain that did not finish)."""
+        for invoker in self._inprocess:
+            invoker.drop_queued()
 
     async def close_all(self) -> None:
         """Close every invoker (worker pools stop their processes); the registry is then empty."""

@@ -17,7 +17,8 @@ default isolation:
   used to fill a shared pool: every other sync function answered 504). Calls beyond a function's
   threads wait in its queue within their own integration timeout (504 when it passes; a call that
   times out while queued never runs). At shutdown the CLI exits after its drain timeout even if
-  handler threads still run (:func:`handler_threads_alive`).
+  handler threads still run (``HandlerInvokers.threads_alive``: each invoker counts its own, no
+  process-wide registry, so several apps in one process do not stop each other's pools).
 * **Crashes**: ``os._exit``, a segfault or memory exhaustion take the gateway down with them.
 * ``print()`` goes to the gateway's stdout; the root logger is the gateway's; an unhandled
   exception's traceback is logged to ``portway.function.<name>`` as workers log it.
@@ -57,17 +58,10 @@ from routes.integrations.lambda_context import (
     runtime_file,
 )
 
-__all__ = [
-    "InProcessInvoker",
-    "default_thread_count",
-    "handler_threads_alive",
-    "shutdown_handler_executor",
-]
+__all__ = ["InProcessInvoker", "default_thread_count"]
 
 runtime_file(__file__)
 
-_executors: set[concurrent.futures.ThreadPoolExecutor] = set()  # every function's pool, until closed
-_executors_lock = threading.Lock()
 _path_lock = threading.Lock()
 
 
@@ -77,38 +71,34 @@ def default_thread_count() -> int:
 
 
 def _new_executor(function_name: str, threads: int) -> concurrent.futures.ThreadPoolExecutor:
-    executor = concurrent.futures.ThreadPoolExecutor(
+    return concurrent.futures.ThreadPoolExecutor(
         max_workers=threads, thread_name_prefix=f"portway-handler-{function_name}"
     )
-    with _executors_lock:
-        _executors.add(executor)
-    return executor
 
 
-def _shutdown(executor: concurrent.futures.ThreadPoolExecutor) -> None:
-    with _executors_lock:
-        _executors.discard(executor)
-    executor.shutdown(wait=False, cancel_futures=True)
+class _Running:
+    """Sync calls of one function running in its threads now (counted from those threads): a
+    hung handler's thread never ends by itself, and Python waits for pool threads at exit, so
+    the CLI exits without them after its drain (see ``HandlerInvokers.threads_alive``)."""
 
+    __slots__ = ("count", "_lock")
 
-def shutdown_handler_executor() -> None:
-    """Gateway shutdown: drop queued sync handler calls of every function; running ones cannot
-    be stopped (see :func:`handler_threads_alive`)."""
-    with _executors_lock:
-        executors = list(_executors)
-    for executor in executors:
-        _shutdown(executor)
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
 
-
-def handler_threads_alive() -> int:
-    """Sync handler calls running in their threads right now, of every function (a hung
-    handler's thread never ends by itself, and Python waits for pool threads at exit: the CLI
-    exits without them after its drain)."""
-    return _running_calls
-
-
-_running_calls = 0
-_running_lock = threading.Lock()
+    def run(self, function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
+        """Runs in a handler thread; converts every handler exception there, while its
+        traceback is live."""
+        with self._lock:
+            self.count += 1
+        try:
+            return function(event, context)
+        except BaseException as exc:
+            raise _function_error(exc) from None
+        finally:
+            with self._lock:
+                self.count -= 1
 
 
 class InProcessInvoker:
@@ -133,6 +123,7 @@ class InProcessInvoker:
         self._memory_mb = memory_mb
         self._threads = threads or default_thread_count()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None  # created on first sync call
+        self._running = _Running()
         self._log_stream = new_log_stream_name()
         self._log = logging.getLogger(f"portway.function.{function_name}")
         self._function: Callable[..., Any] | None = None
@@ -267,7 +258,7 @@ class InProcessInvoker:
         executor = self._executor
         if executor is None:
             executor = self._executor = _new_executor(self._function_name, self._threads)
-        future = executor.submit(_run_sync, function, event, context)
+        future = executor.submit(self._running.run, function, event, context)
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -282,24 +273,20 @@ class InProcessInvoker:
         """Refuse new calls and drop queued ones. Running sync handlers cannot be stopped: they
         finish in their threads, which end then."""
         self._closed = True
+        self.drop_queued()
+
+    @property
+    def threads_running(self) -> int:
+        """Sync calls of this function running in its threads right now."""
+        return self._running.count
+
+    def drop_queued(self) -> None:
+        """Drop queued sync calls (running ones cannot be stopped). Synchronous: the CLI calls it
+        after a drain that timed out, when no coroutine may run any more."""
         if self._executor is not None:
-            _shutdown(self._executor)
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _function_error(exc: BaseException) -> FunctionError:
     payload = error_payload(exc)
     return FunctionError(payload["errorType"], payload["errorMessage"], payload["stackTrace"])
-
-
-def _run_sync(function: Callable[..., Any], event: Any, context: LambdaContext) -> Any:
-    """Runs in a handler thread; converts every handler exception there, while its traceback is live."""
-    global _running_calls
-    with _running_lock:
-        _running_calls += 1
-    try:
-        return function(event, context)
-    except BaseException as exc:
-        raise _function_error(exc) from None
-    finally:
-        with _running_lock:
-            _running_calls -= 1

@@ -134,6 +134,12 @@ class WorkerPoolInvoker:
         self.batches = 0  # writes of calls to a worker (a batch holds one or more calls)
         self.timeouts = 0
         self.out_of_memory = 0
+        self.killed = 0  # workers killed (timeout, out of memory, broken, failed start)
+        self.queue_full = 0  # invocations refused because max_queue callers already waited
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @property
     def waiting(self) -> int:
@@ -149,10 +155,6 @@ class WorkerPoolInvoker:
     def processes(self) -> list[asyncio.subprocess.Process]:
         """The live worker processes that finished their init (for monitoring and tests)."""
         return [worker.proc for worker in self._live if worker.ready]
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     @property
     def prestart(self) -> int:
@@ -195,6 +197,7 @@ class WorkerPoolInvoker:
             )
         free = self._free_lane()
         if free is None and self.waiting >= self._max_queue:
+            self.queue_full += 1
             raise InvokeFailure(f"function {self._name}: too many concurrent invocations (queue full)")
         loop = asyncio.get_running_loop()
         call = _Call(call_id, frame, loop.create_future())
@@ -378,6 +381,7 @@ class WorkerPoolInvoker:
 
     def _discard(self, worker: WorkerProcess) -> None:
         """Kill now (synchronous, so it happens even when we are being cancelled); reap later."""
+        self.killed += 1
         worker.kill()
         self._live.discard(worker)
         task = worker.stop(self._grace_s)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from server.store.base import Store
 from server.store.memory import MemoryStore
 from server.store.redis import DEFAULT_NAMESPACE, RedisStore
+from server.store.redis_cluster import CLUSTER_SCHEMES, RedisClusterStore
 
 __all__ = ["open_store"]
 
@@ -24,7 +25,8 @@ def open_store(
     """A new, not yet started store (``await store.start()`` next, ``await store.close()`` last).
 
     ``None`` (or ``""`` / ``memory://``) gives the embedded store; ``redis://``, ``rediss://``
-    (TLS) and ``unix://`` URLs give the Redis store, with ``namespace`` prefixed to every key
+    (TLS) and ``unix://`` URLs give the Redis store, ``redis+cluster://host:port[,host:port]``
+    (``rediss+cluster://``) the same store on Redis Cluster, with ``namespace`` prefixed to every key
     and ``timeout`` seconds bounding each connect and reply. Anything else is a configuration
     error (ValueError), never a silent fallback to the embedded store: N nodes each believing
     they are alone would each admit the full rate limit.
@@ -36,6 +38,10 @@ def open_store(
     if not url or url == "memory://":
         return MemoryStore(state_path=state_path)
     scheme = urlsplit(url).scheme.lower()
+    if scheme in CLUSTER_SCHEMES:
+        return RedisClusterStore(url, namespace=namespace, timeout=timeout)
     if scheme in _REDIS_SCHEMES:
         return RedisStore(url, namespace=namespace, timeout=timeout)
-    raise ValueError(f"unsupported store URL scheme {scheme!r}: use redis://, rediss://, unix:// or none")
+    raise ValueError(
+        f"unsupported store URL scheme {scheme!r}: use redis://, rediss://, unix://, redis+cluster:// or none"
+    )

@@ -15,7 +15,7 @@ namespace must then contain no braces).
 
 :meth:`RedisStore.admit` is the request hot path: it goes through :class:`RedisPipe` (one
 socket, concurrent calls pipelined), not redis.asyncio. To measure both on this machine:
-``python -m server.store.measure_admit`` (see that module).
+``bench/measure_admit.py`` (see that script).
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class RedisStore:
         ping_interval: float = 5.0,
     ) -> None:
         self._ns = namespace
+        self._channel_ns = namespace  # prefix of pub/sub channels (RedisClusterStore adds a hash tag)
         self._timeout = timeout
         self._buffer = buffer
         self._ping_interval = ping_interval
@@ -101,23 +102,32 @@ class RedisStore:
             # works with every Redis/Valkey version and proxy, HELLO-less ones included.
             "protocol": 2,
         }
-        # A bounded pool that *waits* (up to ``timeout``) for a free connection: the default pool
-        # fails at once when full, which would turn a burst of requests into StoreUnavailable.
-        self._client = aioredis.Redis.from_pool(
-            aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=timeout, **options
-            )
-        )
-        # Each subscription pins one connection for its lifetime; a separate, unbounded pool
-        # keeps subscriptions from starving commands (and commands from blocking subscribers).
-        self._pubsub_client = aioredis.Redis.from_pool(
-            aioredis.ConnectionPool.from_url(url, max_connections=2**31, **options)
-        )
-        self._pipe = RedisPipe(url, timeout=timeout, connect_timeout=connect_timeout)
+        self._client, self._pubsub_client = self._open_clients(url, max_connections, options)
+        self._pipe: RedisPipe | None = self._open_pipe(url, timeout, connect_timeout)
         self._admit = AdmitCodec(namespace)
         self._prepared: SpecCache[tuple[bytes, bytes]] = SpecCache(self._admit.prepare)
         self._subs: set[RedisSubscription] = set()
         self._closed = False
+
+    def _open_clients(self, url: str, max_connections: int, options: dict[str, Any]) -> tuple[Any, Any]:
+        """The command client and the pub/sub client (overridden for Redis Cluster)."""
+        # A bounded pool that *waits* (up to ``timeout``) for a free connection: the default pool
+        # fails at once when full, which would turn a burst of requests into StoreUnavailable.
+        client = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=self._timeout, **options
+            )
+        )
+        # Each subscription pins one connection for its lifetime; a separate, unbounded pool
+        # keeps subscriptions from starving commands (and commands from blocking subscribers).
+        pubsub = aioredis.Redis.from_pool(
+            aioredis.ConnectionPool.from_url(url, max_connections=2**31, **options)
+        )
+        return client, pubsub
+
+    def _open_pipe(self, url: str, timeout: float, connect_timeout: float | None) -> RedisPipe | None:
+        """The pipelined client of :meth:`admit` (None: admit goes through the command client)."""
+        return RedisPipe(url, timeout=timeout, connect_timeout=connect_timeout)
 
     @property
     def namespace(self) -> str:
@@ -141,7 +151,8 @@ class RedisStore:
         self._closed = True
         for sub in list(self._subs):
             await sub.close()
-        await self._pipe.close()
+        if self._pipe is not None:
+            await self._pipe.close()
         await self._client.aclose()
         await self._pubsub_client.aclose()
 
@@ -160,6 +171,9 @@ class RedisStore:
         # Through the pipelined connection (a few us of Python instead of redis.asyncio's ~30):
         # the Lambda authorizer's result cache reads one key per authorized request.
         self._check_open()
+        if self._pipe is None:  # Redis Cluster: no single-socket pipe (keys live on every master)
+            with _TRANSLATE:
+                return cast("bytes | None", await self._client.get(self._ns + key))
         return cast("bytes | None", await self._pipe.submit(pack([b"GET", (self._ns + key).encode()])))
 
     async def set(
@@ -211,7 +225,7 @@ class RedisStore:
 
     async def _with_ttl(self, name: str, command: str, args: list[Any], ttl: float | None) -> Any:
         if ttl is None:
-            return await self._client.execute_command(command, name, *args)  # type: ignore[no-untyped-call]
+            return await self._client.execute_command(command, name, *args)
         async with self._client.pipeline(transaction=True) as pipe:
             _ = pipe.execute_command(command, name, *args)
             _ = pipe.pexpire(name, _ms(ttl))
@@ -298,6 +312,7 @@ class RedisStore:
     ) -> AdmitDecision:
         validate_now_cost(now, cost)
         self._check_open()
+        assert self._pipe is not None  # RedisClusterStore overrides admit
         # The same (cached) spec tuples come back request after request: their checked keys and
         # packed command are kept (SpecCache), and only cost and now are formatted.
         prefix, suffix = self._prepared.get(buckets, quota, usage)
@@ -309,7 +324,7 @@ class RedisStore:
     async def publish(self, channel: str, message: bytes) -> int:
         self._check_open()
         with _TRANSLATE:
-            return int(await self._client.publish(self._ns + channel, message))
+            return int(await self._client.publish(self._channel_ns + channel, message))
 
     def subscribe(self, *channels: str) -> RedisSubscription:
         self._check_open()
@@ -317,7 +332,7 @@ class RedisStore:
             raise ValueError("subscribe needs at least one channel")
         sub = RedisSubscription(
             self._pubsub_client,
-            self._ns,
+            self._channel_ns,
             tuple(dict.fromkeys(channels)),
             maxsize=self._buffer,
             timeout=self._timeout,

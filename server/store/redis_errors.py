@@ -9,6 +9,7 @@ from redis.exceptions import (
     DataError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -43,7 +44,8 @@ class _Translate:
         transient = isinstance(exc, _TRANSIENT_REPLIES) or str(exc).startswith(_UNAVAILABLE_PREFIXES)
         if isinstance(exc, ResponseError | DataError) and not transient:
             raise StoreError(str(exc)) from exc
-        if isinstance(exc, RedisError | OSError | TimeoutError):
+        # RedisClusterException (no slot owner known, cluster not ready) is not a RedisError.
+        if isinstance(exc, RedisError | RedisClusterException | OSError | TimeoutError):
             raise StoreUnavailable(f"redis unavailable: {exc!r}") from exc
 
 

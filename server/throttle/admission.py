@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import NoReturn
 
 from server.errors import QuotaExceeded, Throttled
+from server.request_metrics import Histogram
 from server.store.base import Store, StoreUnavailable
 from server.throttle.admit import AdmitDecision
 from server.throttle.levels import Levels
@@ -24,10 +26,12 @@ log = logging.getLogger("portway.throttle")
 
 
 class Admission:
-    """Counters: ``checked`` decisions asked, ``limited`` refused (429), ``store_errors``."""
+    """Counters: ``checked`` decisions asked, ``limited`` refused (429), ``store_errors``;
+    ``store_latency``: seconds per store decision (``/@metrics``)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self.store_latency = Histogram()
         self._failing = False
         self.checked = 0
         self.limited = 0
@@ -43,9 +47,11 @@ class Admission:
         """The store's decision (None: store unreachable and failing open). Refusals raise
         :class:`Throttled` / :class:`QuotaExceeded` unless ``raise_refusal`` is false."""
         self.checked += 1
+        started = time.perf_counter()
         try:
             decision = await self._store.admit(levels.buckets, levels.quota, now=now, usage=levels.usage)
         except StoreUnavailable as exc:
+            self.store_latency.observe(time.perf_counter() - started)
             self.store_errors += 1
             if not self._failing:
                 self._failing = True
@@ -58,6 +64,7 @@ class Admission:
                 return None
             self.limited += 1
             raise Throttled() from exc
+        self.store_latency.observe(time.perf_counter() - started)
         if self._failing:
             self._failing = False
             log.warning("throttling store available again")

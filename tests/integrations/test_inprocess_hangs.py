@@ -11,8 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from routes.integrations.python_inprocess import handler_threads_alive
-from tests.integrations.test_python_inprocess import invoker, wait_for
+from routes.integrations.python_handler import HandlerInvokers
+from server.config.model import IntegrationConfig, IntegrationType, Isolation
+from tests.integrations.test_python_inprocess import HANDLERS, invoker, wait_for
 from tests.server.live import gateway_process
 
 
@@ -55,7 +56,7 @@ async def test_calls_beyond_a_functions_threads_queue_within_their_timeout() -> 
         )
         assert all(isinstance(result, TimeoutError) for result in results)
         assert fn.stuck_threads == 2  # only the two running calls hold threads
-        assert handler_threads_alive() >= 2  # running calls, whichever test started them
+        assert fn.threads_running == 2  # the running calls, counted per function
     finally:
         fx_basic.RELEASE.set()
         await wait_for(lambda: fn.stuck_threads == 0)
@@ -112,3 +113,43 @@ async def test_sigterm_exits_within_the_drain_timeout_with_hung_handlers(tmp_pat
     assert elapsed < drain + 5.0, output
     assert "handler thread(s) still running" in output
     assert "Traceback" not in output, output
+
+
+def _sync_function(handler: str, name: str) -> IntegrationConfig:
+    return IntegrationConfig(
+        type=IntegrationType.PYTHON,
+        handler=f"fx_basic.{handler}",
+        code_dir=HANDLERS,
+        function_name=name,
+        isolation=Isolation.INPROCESS,
+        timeout_ms=5000,
+    )
+
+
+async def test_each_app_counts_and_drops_only_its_own_handler_threads() -> None:
+    """Two gateways in one process (supervisor-less embedding, reloads, tests): the handler
+    threads and queues are each app's (HandlerInvokers), not a process-wide registry, so one
+    app's shutdown leaves the other's functions serving."""
+    first = HandlerInvokers(region="eu-west-1", account_id="111122223333")
+    second = HandlerInvokers(region="eu-west-1", account_id="111122223333")
+    blocked = first.get(_sync_function("block_on_event", "first-blocked"))
+    other = second.get(_sync_function("echo", "second-echo"))
+    fx_basic_released = False
+    await blocked.load()
+    fx_basic = sys.modules["fx_basic"]
+    fx_basic.RELEASE.clear()
+    try:
+        call = asyncio.create_task(blocked.invoke_event({}, request_id="b1", timeout_s=5.0))
+        await wait_for(lambda: first.threads_alive() == 1)
+        assert second.threads_alive() == 0
+        first.drop_queued()  # what the CLI does after its drain
+        assert await other.invoke_event({"k": 1}, request_id="e1", timeout_s=2.0) is not None
+        fx_basic.RELEASE.set()
+        fx_basic_released = True
+        assert await call == "released"
+        await wait_for(lambda: first.threads_alive() == 0)
+    finally:
+        if not fx_basic_released:
+            fx_basic.RELEASE.set()
+        await first.close_all()
+        await second.close_all()

@@ -12,6 +12,7 @@ import pytest
 from server.store.base import Store, Subscription
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
+from server.store.redis_cluster import RedisClusterStore
 
 
 class FakeClock:
@@ -44,11 +45,20 @@ class StoreEnv:
     _extra: list[Store] = field(default_factory=list)
 
 
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     if request.param == "redis":
         url: str = request.getfixturevalue("clean_redis_url")
         return "redis", url
+    if request.param == "redis-cluster":  # a local 3-master Redis Cluster
+        url = request.getfixturevalue("clean_redis_cluster_url")
+        return "redis-cluster", url
     return "embedded", None
 
 
@@ -62,6 +72,8 @@ async def store_env(backend: tuple[str, str | None]) -> AsyncIterator[StoreEnv]:
         new: Store
         if url is None:
             new = MemoryStore(clock=options.pop("clock", clock), **options)
+        elif kind == "redis-cluster":
+            new = RedisClusterStore(url, **options)
         else:
             new = RedisStore(url, **options)
         await new.start()

@@ -3,7 +3,8 @@
 Not a test (no timed tests in tests/): run it by hand, Redis on another core, e.g.::
 
     redis-server --port 6390 --save '' --appendonly no &
-    taskset -c 1 .venv/bin/python -m server.store.measure_admit --url redis://127.0.0.1:6390/0
+    taskset -c 1 .venv/bin/python bench/measure_admit.py --url redis://127.0.0.1:6390/0 \
+        [--cluster-url redis+cluster://127.0.0.1:7000]
 
 ``CONCURRENCY`` tasks each loop over ``admit`` (three buckets + quota + usage, the shape of an
 API-key request) for ``--seconds``. Reported per variant: calls/s, and the process CPU time per
@@ -13,7 +14,9 @@ call in µs (what the gateway's core pays; Redis's own CPU is not counted):
   harness and asyncio, before any Redis work);
 * ``embedded``: :class:`MemoryStore.admit` (no I/O, never suspends);
 * ``plain``: the same ADMIT_LUA with one redis.asyncio EVALSHA per call (pooled connections);
-* ``pipelined``: :meth:`RedisStore.admit` (arguments, one pipelined EVALSHA, decoding).
+* ``pipelined``: :meth:`RedisStore.admit` (arguments, one pipelined EVALSHA, decoding);
+* ``cluster`` (with ``--cluster-url``): :meth:`RedisClusterStore.admit`, EVALSHA through
+  redis-py's cluster client (the pipelined client follows no MOVED/ASK).
 
 Each variant runs ``--rounds`` times, alternating, and the median is reported. The keys are
 flushed from the namespace ``measure:`` only (nothing else on that Redis is touched).
@@ -24,15 +27,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's packages
 
 from server.store.lua import ADMIT
 from server.store.memory import MemoryStore
 from server.store.redis import RedisStore
 from server.store.redis_admit import AdmitCodec
+from server.store.redis_cluster import RedisClusterStore
 from server.throttle.admit import BucketSpec, QuotaSpec, UsageSpec, throttle_key
 
 NS = "measure:"
@@ -66,6 +74,7 @@ async def _run(call: Callable[[], Awaitable[object]], concurrency: int, seconds:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--cluster-url", help="also measure RedisClusterStore (redis+cluster://...)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -96,7 +105,22 @@ async def main() -> None:
         loop.call_soon(future.set_result, None)
         return await future
 
-    variants = {"floor": floor, "embedded": embedded, "plain": redis_py, "pipelined": pipelined}
+    variants: dict[str, Callable[[], Awaitable[object]]] = {
+        "floor": floor,
+        "embedded": embedded,
+        "plain": redis_py,
+        "pipelined": pipelined,
+    }
+    cluster: RedisClusterStore | None = None
+    if options.cluster_url:
+        cluster = RedisClusterStore(options.cluster_url, namespace=NS)
+        await cluster.start()
+        cluster_store = cluster
+
+        async def on_cluster() -> object:
+            return await cluster_store.admit(BUCKETS, QUOTA, now=time.time(), usage=USAGE)
+
+        variants["cluster"] = on_cluster
     results: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
     try:
         for _ in range(options.rounds):
@@ -107,6 +131,8 @@ async def main() -> None:
         await plain.delete(*keys)
         await plain.aclose()
         await store.close()
+        if cluster is not None:
+            await cluster.close()
     print(f"concurrency {options.concurrency}, {options.rounds} x {options.seconds} s, medians:")
     for name, runs in results.items():
         rate = statistics.median(r for r, _ in runs)
