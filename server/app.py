@@ -57,6 +57,7 @@ from server.errors import (
     RequestTooLarge,
     ServiceUnavailable,
 )
+from server.gateway_responses import compile_gateway_responses
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
 from server.limits import DEFAULT_LIMITS, BodyBudget, ServerLimits, request_head_size
@@ -227,6 +228,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         app[GATEWAY] = Gateway(
             default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
             access=access.line if access is not None else None,
+            gateway_responses=compile_gateway_responses(config),
         )
         ws_integrations = {
             api.id: _logged(

@@ -43,6 +43,7 @@ PURE_MODULES = [
     "server.auth.resource_policy",
     "server.auth.iam",
     "server.config.iam",
+    "server.gateway_responses",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

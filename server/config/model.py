@@ -26,6 +26,7 @@ __all__ = [
     "AuthorizerType",
     "ClusterSettings",
     "GatewayConfig",
+    "GatewayResponseConfig",
     "IamCredentialConfig",
     "LOOPBACK_NETWORKS",
     "ManagementSettings",
@@ -313,6 +314,26 @@ class ApiKeyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayResponseConfig:
+    """A customised gateway response of a REST API (reference §2.6; AWS::ApiGateway::GatewayResponse).
+
+    ``status``: None keeps the type's own status. ``headers``: response header -> source, a quoted
+    static value (``'*'``), ``method.request.{header|querystring|path}.x``, ``context.x`` or
+    ``stageVariables.x``. ``templates``: content type -> template (``$context.*``,
+    ``$stageVariables.*`` substituted; not VTL); none: AWS's ``{"message":$context.error.messageString}``.
+    """
+
+    response_type: str
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=frozen_map)
+    templates: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+def _no_gateway_responses() -> Mapping[str, GatewayResponseConfig]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class ApiConfig:
     """One API (REST, HTTP or WebSocket).
 
@@ -342,6 +363,8 @@ class ApiConfig:
     # Where the usage-plan key of an ``apiKeyRequired`` route comes from: the ``x-api-key``
     # header (HEADER) or the Lambda authorizer's ``usageIdentifierKey`` (AUTHORIZER).
     api_key_source: str = "HEADER"
+    # REST APIs: customised gateway responses by response type (server/gateway_responses.py).
+    gateway_responses: Mapping[str, GatewayResponseConfig] = field(default_factory=_no_gateway_responses)
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

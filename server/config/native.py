@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.config.errors import Issues, loc
+from server.config.gateway_responses import parse_gateway_response
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     ApiConfig,
@@ -24,6 +25,7 @@ from server.config.model import (
     ApiKind,
     ClusterSettings,
     GatewayConfig,
+    GatewayResponseConfig,
     IntegrationConfig,
     IntegrationType,
     Isolation,
@@ -398,8 +400,34 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         websocket=websocket,
         throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
         resource_policy=_resource_policy(raw, kind, location, issues),
+        gateway_responses=_gateway_responses(raw, kind, location, issues),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _gateway_responses(
+    raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues
+) -> Mapping[str, GatewayResponseConfig]:
+    found: dict[str, GatewayResponseConfig] = {}
+    if "gatewayResponses" not in raw:
+        return MappingProxyType(found)
+    where = loc(location, "gatewayResponses")
+    if kind is not ApiKind.REST:
+        issues.error(where, "gateway responses apply to REST APIs (as on AWS)")
+        return MappingProxyType(found)
+    for response_type, body in raw["gatewayResponses"].items():
+        body = body or {}
+        config = parse_gateway_response(
+            response_type,
+            body.get("statusCode"),
+            body.get("responseParameters"),
+            body.get("responseTemplates"),
+            loc(where, str(response_type)),
+            issues,
+        )
+        if config is not None:
+            found[config.response_type] = config
+    return MappingProxyType(found)
 
 
 def _resource_policy(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> Any:

@@ -41,6 +41,7 @@ from typing import Any
 from server.auth.resource_policy import ResourcePolicy
 from server.config.cloudformation import function_logical_id
 from server.config.errors import Issues, did_you_mean, loc, loc_path
+from server.config.gateway_responses import serverless_gateway_responses
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     DEFAULT_STAGE,
@@ -164,6 +165,10 @@ def load_serverless(
             built_rest = dataclasses.replace(
                 built_rest, api=dataclasses.replace(built_rest.api, resource_policy=policy)
             )
+        responses = serverless_gateway_responses(r, issues)
+        if responses:
+            api = dataclasses.replace(built_rest.api, gateway_responses=MappingProxyType(responses))
+            built_rest = dataclasses.replace(built_rest, api=api)
         apis.append(built_rest)
     elif _resource_policy(r, issues) is not None:
         issues.error(
