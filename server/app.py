@@ -68,6 +68,7 @@ from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.stages.authorize import AuthorizeStage
 from server.stages.throttle import ThrottleStage
+from server.stages.validate import ValidateStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 from server.tasks import stop_tasks
@@ -225,8 +226,17 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         policies = any(api.resource_policy is not None for api in config.apis)
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
+        validate = ValidateStage(config)  # schemas compiled here, once
+        stages = default_stages(
+            app[DISPATCHER],
+            config,
+            integrations,
+            authorize=authorize,
+            throttle=throttle,
+            validate=validate if validate else None,
+        )
         app[GATEWAY] = Gateway(
-            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
+            stages,
             access=access.line if access is not None else None,
             gateway_responses=compile_gateway_responses(config),
         )

@@ -44,6 +44,7 @@ PURE_MODULES = [
     "server.auth.iam",
     "server.config.iam",
     "server.gateway_responses",
+    "server.validation",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -34,6 +34,7 @@ __all__ = [
     "IntegrationType",
     "Isolation",
     "MockResponse",
+    "RequestValidation",
     "RouteConfig",
     "StageConfig",
     "ThrottleSettings",
@@ -167,6 +168,23 @@ class AuthorizerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestValidation:
+    """A REST method's request validator (reference §7.1), checked by the ``validate`` phase.
+
+    ``body`` / ``parameters``: what the validator checks (AWS's ``all``, ``body-only``,
+    ``params-only``). ``required``: the method's required request parameters in AWS's spelling
+    (``method.request.querystring.q``, ``method.request.header.X-Id``, ``method.request.path.id``).
+    ``models``: content type -> JSON Schema (draft 4) of the body; ``$default`` is the fallback.
+    A schema may ``$ref`` the API's named models (:attr:`ApiConfig.models`).
+    """
+
+    body: bool = True
+    parameters: bool = True
+    required: tuple[str, ...] = ()
+    models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     """One method on one resource path (REST) or one route key (HTTP/WebSocket).
 
@@ -186,6 +204,9 @@ class RouteConfig:
     # None: no authorization (AWS's NONE). WebSocket APIs authorize on ``$connect`` only.
     authorizer: AuthorizerConfig | None = None
     authorization_scopes: tuple[str, ...] = ()  # JWT / Cognito: any one of them is enough
+    # REST: the request validator (server/stages/validate.py); WebSocket: the route's models,
+    # chosen by the API's model selection expression. None: nothing is validated.
+    validation: RequestValidation | None = None
 
     @property
     def route_key(self) -> str:
@@ -365,6 +386,9 @@ class ApiConfig:
     api_key_source: str = "HEADER"
     # REST APIs: customised gateway responses by response type (server/gateway_responses.py).
     gateway_responses: Mapping[str, GatewayResponseConfig] = field(default_factory=_no_gateway_responses)
+    # Named JSON Schema (draft 4) models that request models may $ref
+    # (https://apigateway.amazonaws.com/restapis/{apiId}/models/{Name}, or just the name).
+    models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

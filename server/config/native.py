@@ -64,6 +64,7 @@ from server.config.rules import (
     split_handler,
 )
 from server.config.schema import schema_issues
+from server.config.validation import build_validation, check_model
 from server.ids import new_api_id
 
 __all__ = ["load_native"]
@@ -90,6 +91,8 @@ _CLUSTER_KEYS = {
     "rpcTimeout": "rpc_timeout_s",
 }
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
+# Route settings that are not the integration's.
+_ROUTE_KEYS = ("apiKeyRequired", "routeResponse", "requestValidator", "requestParameters", "requestModels")
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
@@ -341,6 +344,7 @@ class _Context:
     payload: str
     defaults: Mapping[str, Any]
     stage_refs: dict[str, str] = dataclasses.field(default_factory=dict)  # stage variable -> location
+    models: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
 
 
 def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], issues: Issues) -> BuiltApi:
@@ -369,6 +373,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         check_timeout(defaults["timeout"], kind, loc(loc(location, "defaults"), "timeout"), issues)
     stages = _stages(raw.get("stages"), kind, loc(location, "stages"), issues)
     context = _Context(kind, code_dir, payload or ("2.0" if kind is ApiKind.HTTP else "1.0"), defaults)
+    context.models = _models(raw, kind, location, issues)
     located: list[tuple[RouteConfig, str]] = []
     for key, value in raw["routes"].items():
         if key in skip:
@@ -401,8 +406,25 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
         resource_policy=_resource_policy(raw, kind, location, issues),
         gateway_responses=_gateway_responses(raw, kind, location, issues),
+        models=MappingProxyType(dict(context.models)),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _models(
+    raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues
+) -> dict[str, Mapping[str, object]]:
+    models: dict[str, Mapping[str, object]] = {}
+    if "models" not in raw:
+        return models
+    if kind is not ApiKind.REST:
+        issues.error(loc(location, "models"), "models apply to REST APIs")
+        return models
+    for name, schema in raw["models"].items():
+        checked = check_model(schema, loc(loc(location, "models"), str(name)), issues)
+        if checked is not None:
+            models[str(name)] = checked
+    return models
 
 
 def _gateway_responses(
@@ -510,7 +532,25 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         return None
     method, path, parameters = parsed
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
-    return None if integration is None else RouteConfig(method, path, integration, api_key, route_response)
+    validation = None
+    if not isinstance(value, str) and any(key in spec for key in _ROUTE_KEYS[2:]):
+        if context.kind is not ApiKind.REST:
+            issues.error(location, "request validators apply to REST APIs")
+            return None
+        required = [str(k) for k, v in (spec.get("requestParameters") or {}).items() if v]
+        validation = build_validation(
+            str(spec.get("requestValidator", "all")),
+            required,
+            spec.get("requestModels") or {},
+            context.models,
+            location,
+            issues,
+        )
+        if validation is None:
+            return None
+    if integration is None:
+        return None
+    return RouteConfig(method, path, integration, api_key, route_response, validation=validation)
 
 
 def _integration(
@@ -536,9 +576,7 @@ def _integration(
             if isinstance(raw, dict)
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
-        options = {
-            key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired", "routeResponse")
-        }
+        options = {key: val for key, val in spec.items() if key not in (kind, *_ROUTE_KEYS)}
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:
         if option not in _APPLIES[kind]:

@@ -84,6 +84,7 @@ from server.config.serverless_events import (
     plugin_throttle,
 )
 from server.config.serverless_wsgi import WSGI_HANDLERS, wsgi_environment
+from server.config.validation import serverless_models
 from server.config.variables import Resolver
 from server.ids import new_api_id
 
@@ -136,6 +137,7 @@ def load_serverless(
         )
     stage_throttle = plugin_throttle(r, ("custom", "apiGatewayThrottling"), AWS_DEFAULT_THROTTLE, issues)
     build = Build(r, issues, source.parent, payload, stage_throttle)
+    build.models = serverless_models(r, issues)
     defaults = Function(
         source.parent,
         "",
@@ -166,8 +168,12 @@ def load_serverless(
                 built_rest, api=dataclasses.replace(built_rest.api, resource_policy=policy)
             )
         responses = serverless_gateway_responses(r, issues)
-        if responses:
-            api = dataclasses.replace(built_rest.api, gateway_responses=MappingProxyType(responses))
+        if responses or build.models:
+            api = dataclasses.replace(
+                built_rest.api,
+                gateway_responses=MappingProxyType(responses),
+                models=MappingProxyType(build.models),
+            )
             built_rest = dataclasses.replace(built_rest, api=api)
         apis.append(built_rest)
     elif _resource_policy(r, issues) is not None:

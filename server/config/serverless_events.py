@@ -16,6 +16,7 @@ method throttle, its missing values taken from the stage's (``custom.apiGatewayT
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
+from server.config.validation import serverless_validation
 from server.config.variables import Resolver
 
 __all__ = [
@@ -94,6 +96,7 @@ class Build:
     rest_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     http_throttles: dict[str, ThrottleSettings] = dataclasses.field(default_factory=dict)
     throttling_at: str = ""  # the first route `throttling:`, for the missing-plugin warning
+    models: dict[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)  # request models
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:
@@ -211,6 +214,7 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         bool(r.get(*parts, "private")),
         authorizer=auth.authorizer,
         authorization_scopes=auth.scopes,
+        validation=serverless_validation(r, parts, build.models, build.issues),
     )
     build.rest.append((route, location))
     if "throttling" in settings:
