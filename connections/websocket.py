@@ -53,6 +53,7 @@ from server.ids import new_apigw_id, new_message_id
 from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
+from server.validation import MessageValidator, bad_body_frame
 
 __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketGateway", "error_frame"]
 
@@ -72,6 +73,7 @@ class _ApiRuntime:
         "route_keys",
         "routes",
         "stages",
+        "validators",
     )
 
     def __init__(self, api: ApiConfig, integrations: Mapping[str, RouteIntegration]) -> None:
@@ -85,6 +87,10 @@ class _ApiRuntime:
         # apiKeyRequired counts on $connect only (reference §1.1): checked once per connection.
         connect = self.routes.get("$connect")
         self.connect_key_required = connect is not None and connect.api_key_required
+        # Route models (docs/transform.md), compiled once; most routes have none.
+        self.validators = {
+            r.path: MessageValidator(r.validation, api.models) for r in api.routes if r.validation is not None
+        }
 
 
 class WebSocketGateway:
@@ -305,6 +311,10 @@ class WebSocketGateway:
             stage = runtime.stages[conn.info.stage]
             if not await self.throttle.admit_message(conn, runtime.api, stage, key, request_id, now):
                 return
+        validator = runtime.validators.get(key)
+        if validator is not None and not validator.valid(body):
+            await conn.send_text(bad_body_frame(conn.id, new_message_id()))
+            return
         event = message_event(
             conn.info,
             route_key=key,

@@ -30,11 +30,18 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT4
 
+from routes.selection import EvaluationSources, compile_expression
 from server.config.model import RequestValidation
 from server.errors import BadRequestBody, BadRequestParameters
 from server.messages import HttpRequest
 
-__all__ = ["RouteValidator", "model_registry", "validation_error_string"]
+__all__ = [
+    "MessageValidator",
+    "RouteValidator",
+    "bad_body_frame",
+    "model_registry",
+    "validation_error_string",
+]
 
 _JAVA_TYPES = {
     "str": "string",
@@ -179,3 +186,44 @@ class RouteValidator:
         except fastjsonschema.JsonSchemaException:
             errors = self._models[key].iter_errors(document)
             raise BadRequestBody(validation_error=validation_error_string(errors)) from None
+
+
+class MessageValidator:
+    """A WebSocket route's models: the message must be JSON and match the model its model
+    selection expression picks (``$default`` when it picks none); no model: any message."""
+
+    __slots__ = ("_expression", "_fast")
+
+    def __init__(self, validation: RequestValidation, models: Mapping[str, Mapping[str, object]]) -> None:
+        source = validation.selection_expression
+        self._expression = compile_expression(source) if source else None
+        self._fast = {key: _compiled(schema, models) for key, schema in validation.models.items()}
+
+    def valid(self, message: str | bytes) -> bool:
+        try:
+            document = json.loads(message)
+        except ValueError:
+            return False
+        key = "$default"
+        if self._expression is not None:
+            key = self._expression.evaluate(EvaluationSources(body=document))
+        fast = self._fast.get(key) or self._fast.get("$default")
+        if fast is None:
+            return True
+        try:
+            fast(document)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+
+def bad_body_frame(connection_id: str, message_id: str) -> str:
+    """AWS's frame for a message that fails its route's model, spacing as documented
+    (DG:websocket-api-request-validation; reference §1.3)."""
+    return (
+        '{"message" : "Bad request body", "connectionId": "'
+        + connection_id
+        + '", "messageId": "'
+        + message_id
+        + '"}'
+    )

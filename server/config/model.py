@@ -176,12 +176,15 @@ class RequestValidation:
     (``method.request.querystring.q``, ``method.request.header.X-Id``, ``method.request.path.id``).
     ``models``: content type -> JSON Schema (draft 4) of the body; ``$default`` is the fallback.
     A schema may ``$ref`` the API's named models (:attr:`ApiConfig.models`).
+    WebSocket routes: ``models`` are keyed by the value of ``selection_expression`` (the route's
+    model selection expression; ``$default`` is the fallback and the only key without one).
     """
 
     body: bool = True
     parameters: bool = True
     required: tuple[str, ...] = ()
     models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    selection_expression: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,10 @@ _CLUSTER_KEYS = {
 }
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
 # Route settings that are not the integration's.
-_ROUTE_KEYS = ("apiKeyRequired", "routeResponse", "requestValidator", "requestParameters", "requestModels")
+_ROUTE_KEYS = (
+    *("apiKeyRequired", "routeResponse", "requestValidator", "requestParameters", "requestModels"),
+    "modelSelectionExpression",
+)
 _FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
@@ -417,8 +420,8 @@ def _models(
     models: dict[str, Mapping[str, object]] = {}
     if "models" not in raw:
         return models
-    if kind is not ApiKind.REST:
-        issues.error(loc(location, "models"), "models apply to REST APIs")
+    if kind is ApiKind.HTTP:
+        issues.error(loc(location, "models"), "models apply to REST and WebSocket APIs")
         return models
     for name, schema in raw["models"].items():
         checked = check_model(schema, loc(loc(location, "models"), str(name)), issues)
@@ -534,9 +537,21 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
     validation = None
     if not isinstance(value, str) and any(key in spec for key in _ROUTE_KEYS[2:]):
-        if context.kind is not ApiKind.REST:
-            issues.error(location, "request validators apply to REST APIs")
+        if context.kind is ApiKind.HTTP:
+            issues.error(location, "request validators apply to REST APIs and WebSocket routes")
             return None
+        if context.kind is ApiKind.WEBSOCKET and any(
+            key in spec for key in ("requestValidator", "requestParameters")
+        ):
+            issues.error(location, "WebSocket routes validate their messages: use requestModels")
+            return None
+        if "modelSelectionExpression" in spec:
+            if context.kind is not ApiKind.WEBSOCKET:
+                issues.error(loc(location, "modelSelectionExpression"), "applies to WebSocket routes only")
+                return None
+            check_selection_expression(
+                str(spec["modelSelectionExpression"]), loc(location, "modelSelectionExpression"), issues
+            )
         required = [str(k) for k, v in (spec.get("requestParameters") or {}).items() if v]
         validation = build_validation(
             str(spec.get("requestValidator", "all")),
@@ -548,6 +563,9 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         )
         if validation is None:
             return None
+        if "modelSelectionExpression" in spec:
+            expression = str(spec["modelSelectionExpression"])
+            validation = dataclasses.replace(validation, selection_expression=expression)
     if integration is None:
         return None
     return RouteConfig(method, path, integration, api_key, route_response, validation=validation)

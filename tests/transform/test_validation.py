@@ -268,3 +268,25 @@ def test_ref_by_bare_model_name_and_default_content_type() -> None:
     with pytest.raises(BadRequestBody) as info:
         validator.check(request(b'{"pet": {}}'), {})
     assert info.value.validation_error == '[object has missing required properties (["name"])]'
+
+
+def test_native_websocket_route_models(tmp_path: Path) -> None:
+    text = """\
+    portway: 1
+    apis:
+      - name: chat
+        type: websocket
+        stages: [dev]
+        models:
+          Join: {type: object, required: [room]}
+        routes:
+          join:
+            python: handler.ok
+            modelSelectionExpression: $request.body.kind
+            requestModels: {join: Join, $default: {type: object}}
+    """
+    config = load_config(project(tmp_path, text, "portway.yml"), env={})
+    (route,) = config.apis[0].routes
+    assert route.validation is not None
+    assert route.validation.selection_expression == "$request.body.kind"
+    assert set(route.validation.models) == {"join", "$default"}
