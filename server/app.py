@@ -67,6 +67,7 @@ from server.metrics import Sources, exposition
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.stages.authorize import AuthorizeStage
+from server.stages.cors import CorsStage
 from server.stages.throttle import ThrottleStage
 from server.stages.validate import ValidateStage
 from server.store.base import Store, StoreUnavailable
@@ -227,10 +228,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
         validate = ValidateStage(config)  # schemas compiled here, once
+        cors = CorsStage(app[DISPATCHER], config)
         stages = default_stages(
             app[DISPATCHER],
             config,
             integrations,
+            cors=cors if cors else None,
             authorize=authorize,
             throttle=throttle,
             validate=validate if validate else None,

@@ -64,6 +64,7 @@ __all__ = [
 # response (transform response, cache store) belongs to the phase that produced the request side
 # (cache) or wraps the integration (transform).
 PHASES = (
+    "cors",
     "route",
     "authorize",
     "throttle",
@@ -98,6 +99,8 @@ class RequestContext:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     auth: AuthResult | None = None  # set by the authorize phase for routes with an authorizer
     read_body: BodyReader | None = None
+    # HTTP API CORS (the cors phase): set on every answer instead of the backend's CORS headers.
+    cors_headers: list[tuple[str, str]] | None = None
 
 
 class Stage(Protocol):
@@ -323,6 +326,9 @@ class Gateway:
             response = render_error(ApiConfigurationError(), http_api=ctx.http_api)
         if ctx.response_headers:
             response.headers.extend(ctx.response_headers)
+        if ctx.cors_headers is not None:
+            kept = [h for h in response.headers if not h[0].lower().startswith("access-control-")]
+            response.headers = kept + ctx.cors_headers
         add_request_headers(
             response,
             request_id=ctx.request_id,

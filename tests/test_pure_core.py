@@ -45,6 +45,7 @@ PURE_MODULES = [
     "server.config.iam",
     "server.gateway_responses",
     "server.validation",
+    "server.cors",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -27,6 +27,7 @@ __all__ = [
     "ClusterSettings",
     "GatewayConfig",
     "GatewayResponseConfig",
+    "CorsConfig",
     "IamCredentialConfig",
     "LOOPBACK_NETWORKS",
     "ManagementSettings",
@@ -353,6 +354,19 @@ class GatewayResponseConfig:
     templates: Mapping[str, str] = field(default_factory=frozen_map)
 
 
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    """An HTTP API's CORS configuration (AWS's ``CorsConfiguration``, reference §9): the gateway
+    answers preflights itself and sets these headers on every response, ignoring the backend's."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
 def _no_gateway_responses() -> Mapping[str, GatewayResponseConfig]:
     return MappingProxyType({})
 
@@ -392,6 +406,8 @@ class ApiConfig:
     # Named JSON Schema (draft 4) models that request models may $ref
     # (https://apigateway.amazonaws.com/restapis/{apiId}/models/{Name}, or just the name).
     models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    # HTTP APIs: CORS answered by the gateway (server/cors.py); None: no CORS configuration.
+    cors: CorsConfig | None = None
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

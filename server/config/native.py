@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.config.cors import native_cors
 from server.config.errors import Issues, loc
 from server.config.gateway_responses import parse_gateway_response
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
@@ -24,6 +25,7 @@ from server.config.model import (
     ApiKeyConfig,
     ApiKind,
     ClusterSettings,
+    CorsConfig,
     GatewayConfig,
     GatewayResponseConfig,
     IntegrationConfig,
@@ -410,8 +412,19 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         resource_policy=_resource_policy(raw, kind, location, issues),
         gateway_responses=_gateway_responses(raw, kind, location, issues),
         models=MappingProxyType(dict(context.models)),
+        cors=_cors(raw, kind, location, issues),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _cors(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> CorsConfig | None:
+    if "cors" not in raw:
+        return None
+    if kind is not ApiKind.HTTP:
+        # REST APIs answer preflights with an OPTIONS route (a mock), as on AWS.
+        issues.error(loc(location, "cors"), "cors applies to HTTP APIs; REST APIs use an OPTIONS mock route")
+        return None
+    return native_cors(raw["cors"], loc(location, "cors"), issues)
 
 
 def _models(

@@ -327,7 +327,6 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         """,
     )
     assert config.warnings == (
-        "provider.httpApi.cors: HTTP API CORS is not supported yet (ignored)",
         "custom.serverless-offline: httpPort, noPrependStageInUrl not used: Portway takes --host/--port and "
         "serves REST APIs under /{stage}/, as AWS does",
         "provider.environment.ARN: CloudFormation values cannot be resolved locally (left out)",
