@@ -69,6 +69,7 @@ from server.render import add_request_headers, render_error
 from server.stages.authorize import AuthorizeStage
 from server.stages.cors import CorsStage
 from server.stages.throttle import ThrottleStage
+from server.stages.transform import TransformRequestStage, wrap_integrations
 from server.stages.validate import ValidateStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
@@ -228,6 +229,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
         validate = ValidateStage(config)  # schemas compiled here, once
+        transform = TransformRequestStage(config)  # templates compiled here, once
+        integrations = wrap_integrations(config, integrations)
         cors = CorsStage(app[DISPATCHER], config)
         stages = default_stages(
             app[DISPATCHER],
@@ -237,6 +240,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             authorize=authorize,
             throttle=throttle,
             validate=validate if validate else None,
+            transform_request=transform if transform else None,
         )
         app[GATEWAY] = Gateway(
             stages,

@@ -46,6 +46,10 @@ PURE_MODULES = [
     "server.gateway_responses",
     "server.validation",
     "server.cors",
+    "server.transform.vtl",
+    "server.transform.request",
+    "server.transform.response",
+    "server.transform.jsonpath",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

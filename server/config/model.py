@@ -32,6 +32,7 @@ __all__ = [
     "LOOPBACK_NETWORKS",
     "ManagementSettings",
     "IntegrationConfig",
+    "IntegrationResponseConfig",
     "IntegrationType",
     "Isolation",
     "MockResponse",
@@ -86,6 +87,22 @@ class MockResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class IntegrationResponseConfig:
+    """One integration response of a non-proxy integration (reference §7.5).
+
+    ``pattern``: a regex matched against the backend status (HTTP, MOCK) as a whole string;
+    ``None`` marks the default response. ``parameters``: ``method.response.header.X`` -> source
+    (``integration.response.header.Y``, ``integration.response.body[.JSONPath]``, ``'static'``,
+    ``context.x``, ``stageVariables.x``). ``templates``: content type -> VTL template.
+    """
+
+    status: int
+    pattern: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    templates: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
 class IntegrationConfig:
     """How a route reaches its backend.
 
@@ -129,6 +146,23 @@ class IntegrationConfig:
     runtime: str | None = None
     layers: tuple[Path, ...] = ()
     requirements: Path | None = None
+    # Non-proxy integrations (HTTP, MOCK; docs/transform.md): request templates by content type,
+    # what happens without one (WHEN_NO_MATCH, WHEN_NO_TEMPLATES, NEVER), request parameter
+    # mapping (target -> source) and the integration responses.
+    request_templates: Mapping[str, str] = field(default_factory=frozen_map)
+    passthrough: str = "WHEN_NO_MATCH"
+    request_parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    responses: tuple[IntegrationResponseConfig, ...] = ()
+
+    @property
+    def transforms(self) -> bool:
+        """Whether the transform phase has anything to do for this integration."""
+        return bool(
+            self.request_templates
+            or self.request_parameters
+            or self.responses
+            or self.passthrough != "WHEN_NO_MATCH"
+        )
 
 
 class AuthorizerType(StrEnum):

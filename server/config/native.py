@@ -66,6 +66,7 @@ from server.config.rules import (
     split_handler,
 )
 from server.config.schema import schema_issues
+from server.config.transform import TRANSFORM_KEYS, transform_fields
 from server.config.validation import build_validation, check_model
 from server.ids import new_api_id
 
@@ -104,8 +105,8 @@ _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "lambda": {"function", "timeout", "payloadFormat"},
     "aws_proxy": {"function", "timeout", "payloadFormat"},
     "http_proxy": {"uri", "method", "timeout"},
-    "http": {"uri", "method", "timeout"},
-    "mock": {"status", "headers", "body"},
+    "http": {"uri", "method", "timeout", *TRANSFORM_KEYS},
+    "mock": {"status", "headers", "body", *TRANSFORM_KEYS},
 }
 
 
@@ -657,8 +658,10 @@ def _integration(
             timeout,
             uri=uri,
             http_method=str(fields.get("method", "ANY")).upper(),
+            **(transform_fields({**fields, **options}, location, issues) if kind == "http" else {}),
         )
     body = fields.get("body")
     text = body if isinstance(body, str) else "" if body is None else json.dumps(body, separators=(",", ":"))
     mock = MockResponse(int(fields.get("status", 200)), frozen_map(_texts(fields.get("headers"))), text)
-    return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock)
+    extra = transform_fields({**fields, **options}, location, issues)
+    return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock, **extra)

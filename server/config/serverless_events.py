@@ -34,6 +34,7 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
+from server.config.transform import serverless_transform
 from server.config.validation import serverless_validation
 from server.config.variables import Resolver
 
@@ -204,7 +205,17 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
             return
         check_uri(uri, parameters, loc_path((*parts, "request", "uri")), build.issues)
         kind = IntegrationType.HTTP_PROXY if style == "http-proxy" else IntegrationType.HTTP
-        integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method)
+        extra = {}
+        if kind is IntegrationType.HTTP:
+            extra = serverless_transform(
+                r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+            )
+        integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method, **extra)
+    elif style == "mock":
+        extra = serverless_transform(
+            r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+        )
+        integration = IntegrationConfig(IntegrationType.MOCK, mock=MockResponse(), **extra)
     elif style not in ("lambda-proxy", "aws-proxy"):
         build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
     route = RouteConfig(
