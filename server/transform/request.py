@@ -7,15 +7,17 @@ Pure core: imports no I/O library.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import copy
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+import orjson
+
 from server.config.model import IntegrationConfig
 from server.errors import ApiConfigurationError, UnsupportedMediaType
 from server.events import RequestInfo
+from server.messages import HttpRequest
 from server.transform.jsonpath import MISSING, evaluate
 from server.transform.vtl import Input, Template, TemplateFailure
 
@@ -63,13 +65,14 @@ def _content_type(info: RequestInfo) -> str:
 def resolve_source(
     source: str,
     params: Mapping[str, Mapping[str, str]],
-    body: str,
+    payload: Input,
     context: Mapping[str, Any],
     stage_variables: Mapping[str, str],
     prefix: str = "method.request.",
 ) -> str | None:
     """A mapping source's value (None: absent). ``prefix``: ``method.request.`` (requests) or
-    ``integration.response.`` (responses, where ``params`` holds the backend's headers)."""
+    ``integration.response.`` (responses, where ``params`` holds the backend's headers);
+    ``payload``: the body (parsed once, shared with the template)."""
     if len(source) >= 2 and source[0] == source[-1] == "'":
         return source[1:-1]
     if source.startswith("stageVariables."):
@@ -83,16 +86,12 @@ def resolve_source(
         return None
     rest = source[len(prefix) :]
     if rest == "body":
-        return body
+        return payload.body
     if rest.startswith("body."):
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return None
-        found = evaluate(document, "$." + rest[5:])
+        found = evaluate(payload.document(), "$." + rest[5:])
         if found is MISSING:
             return None
-        return found if isinstance(found, str) else json.dumps(found, separators=(",", ":"))
+        return found if isinstance(found, str) else orjson.dumps(found).decode()
     kind, _, name = rest.partition(".")
     kind = {"multivaluequerystring": "querystring", "multivalueheader": "header"}.get(kind, kind)
     values = params.get(kind)
@@ -130,14 +129,13 @@ class RequestTransform:
         )
         if template is None and strict:
             raise UnsupportedMediaType()
-        params = request_params(info)
         context = context_values(info)
-        body_text = req.body.decode("utf-8", "replace")
+        payload = Input(req.body.decode("utf-8", "replace"), lambda: request_params(info))
         body = req.body
         headers = list(req.headers)
         if template is not None:
             namespace: dict[str, Any] = {
-                "input": Input(body_text, params),
+                "input": payload,
                 "context": context,
                 "stageVariables": dict(info.stage_variables),
             }
@@ -150,14 +148,17 @@ class RequestTransform:
         query = req.query_string
         path_parameters = dict(info.path_parameters)
         if self._only_mapped:
+            params = payload.param_maps()
             headers = [(k, v) for k, v in headers if k.lower() == "content-type"]
             mapped_query: list[tuple[str, str]] = []
             for target, source in self._parameters:
-                value = resolve_source(source, params, body_text, context, info.stage_variables)
+                value = resolve_source(source, params, payload, context, info.stage_variables)
                 if value is None:
                     continue
                 kind, _, name = target.removeprefix("integration.request.").partition(".")
                 if kind == "header":
+                    lowered = name.lower()
+                    headers = [(k, v) for k, v in headers if k.lower() != lowered]
                     headers.append((name, value))
                 elif kind == "querystring":
                     mapped_query.append((name, value))
@@ -172,5 +173,19 @@ class RequestTransform:
             pairs = [*parse_qsl(query, keep_blank_values=True), *overrides["querystring"].items()]
             query = "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in pairs)
         path_parameters.update({str(k): str(v) for k, v in overrides["path"].items()})
-        request = dataclasses.replace(req, headers=tuple(headers), query_string=query, body=body)
-        return dataclasses.replace(info, request=request, path_parameters=path_parameters)
+        # Copies, not dataclasses.replace: this runs per request and replace() costs ~8 us.
+        request = HttpRequest(
+            req.method,
+            req.raw_path,
+            query,
+            tuple(headers),
+            body,
+            req.source_ip,
+            req.host,
+            req.scheme,
+            req.protocol,
+            len(body),
+        )
+        transformed = copy.copy(info)
+        transformed.request, transformed.path_parameters = request, path_parameters
+        return transformed

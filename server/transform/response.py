@@ -64,16 +64,17 @@ class ResponseTransform:
 
     def apply(self, info: RequestInfo, backend: HttpResponse) -> HttpResponse:
         chosen = self.select(str(backend.status))
-        body_text = backend.body.decode("utf-8", "replace")
         context = context_values(info)
-        backend_headers = {"header": {name: value for name, value in backend.headers}}
+        payload = Input(backend.body.decode("utf-8", "replace"), lambda: request_params(info))
         headers: list[tuple[str, str]] = []
-        for target, source in chosen.config.parameters.items():
-            value = resolve_source(
-                source, backend_headers, body_text, context, info.stage_variables, "integration.response."
-            )
-            if value is not None:
-                headers.append((target.removeprefix("method.response.header."), value))
+        if chosen.config.parameters:
+            backend_headers = {"header": dict(backend.headers)}
+            for target, source in chosen.config.parameters.items():
+                value = resolve_source(
+                    source, backend_headers, payload, context, info.stage_variables, "integration.response."
+                )
+                if value is not None:
+                    headers.append((target.removeprefix("method.response.header."), value))
         body = backend.body
         content_type = backend.header("content-type") or "application/json"
         status = chosen.config.status
@@ -83,7 +84,7 @@ class ResponseTransform:
             if key not in chosen.templates:
                 key = next(iter(chosen.templates))
             namespace: dict[str, Any] = {
-                "input": Input(body_text, request_params(info)),
+                "input": payload,
                 "context": context,
                 "stageVariables": dict(info.stage_variables),
             }

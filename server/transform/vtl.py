@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 import airspeed  # type: ignore[import-untyped]
+import orjson
 
+from server.transform.fastvtl import compile_fast
 from server.transform.jsonpath import MISSING, evaluate
+from server.transform.vtl_values import JavaList, JavaMap, _text, java
 
 __all__ = ["Input", "JavaList", "JavaMap", "Template", "TemplateFailure", "Util", "java"]
 
@@ -37,102 +40,59 @@ class TemplateFailure(Exception):
     """A template that does not parse (at load) or fails while rendering (per request)."""
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
-
-
-class JavaMap(dict[str, Any]):
-    """A JSON object as VTL sees it: prints ``{key=value, ...}``, has Java's map methods."""
-
-    def __str__(self) -> str:
-        return "{" + ", ".join(f"{key}={_text(value)}" for key, value in self.items()) + "}"
-
-    def size(self) -> int:
-        return len(self)
-
-    def isEmpty(self) -> bool:
-        return not self
-
-    def containsKey(self, key: str) -> bool:
-        return key in self
-
-    def keySet(self) -> list[str]:
-        return list(self.keys())
-
-    def entrySet(self) -> list[JavaMap]:
-        return [JavaMap(key=key, value=value) for key, value in self.items()]
-
-    def put(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-class JavaList(list[Any]):
-    """A JSON array as VTL sees it: prints ``[a, b]``."""
-
-    def __str__(self) -> str:
-        return "[" + ", ".join(_text(value) for value in self) + "]"
-
-    def size(self) -> int:
-        return len(self)
-
-    def isEmpty(self) -> bool:
-        return not self
-
-    def get(self, index: int) -> Any:
-        return self[index]
-
-
-def java(value: Any) -> Any:
-    """Parsed JSON -> the Java-printing equivalents, recursively."""
-    if isinstance(value, dict):
-        return JavaMap({str(key): java(item) for key, item in value.items()})
-    if isinstance(value, list):
-        return JavaList(java(item) for item in value)
-    return value
-
-
 class Input:
-    """``$input`` over one payload (parsed lazily, once) and the request's parameters."""
+    """``$input`` over one payload (parsed lazily, once) and the request's parameters (a
+    mapping, or a function building it on first use)."""
 
     __slots__ = ("body", "_parsed", "_params")
 
-    def __init__(self, body: str, params: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        body: str,
+        params: Mapping[str, Mapping[str, str]] | Callable[[], Mapping[str, Mapping[str, str]]],
+    ) -> None:
         self.body = body
         self._parsed: Any = MISSING
         self._params = params
 
-    def _document(self) -> Any:
+    def document(self) -> Any:
+        """The payload as parsed JSON (``{}`` when empty, None when not JSON)."""
         if self._parsed is MISSING:
             try:
-                self._parsed = json.loads(self.body) if self.body.strip() else {}
-            except ValueError:
+                self._parsed = orjson.loads(self.body) if self.body.strip() else {}
+            except orjson.JSONDecodeError:
                 self._parsed = None
         return self._parsed
 
     def json(self, path: str = "$") -> str:
-        found = evaluate(self._document(), path)
-        return "null" if found is MISSING else json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+        found = evaluate(self.document(), path)
+        return "null" if found is MISSING else orjson.dumps(found).decode()
+
+    def raw(self, path: str = "$") -> Any:
+        """``path``'s value as parsed (the fast path prints it Java's way itself)."""
+        found = evaluate(self.document(), path)
+        return None if found is MISSING else found
 
     def path(self, path: str = "$") -> Any:
-        found = evaluate(self._document(), path)
+        found = evaluate(self.document(), path)
         return None if found is MISSING else java(found)
 
+    def param_maps(self) -> Mapping[str, Mapping[str, str]]:
+        if callable(self._params):
+            self._params = self._params()
+        return self._params
+
     def params(self, name: str | None = None) -> Any:
+        maps = self.param_maps()
         if name is None:
-            return JavaMap({kind: JavaMap(values) for kind, values in self._params.items()})
+            return JavaMap({kind: JavaMap(values) for kind, values in maps.items()})
         for kind in ("path", "querystring", "header"):
-            value = self._params.get(kind, {}).get(name)
+            value = maps.get(kind, {}).get(name)
             if value is not None:
                 return value
-        if "header" in self._params:  # header names are case-insensitive
+        if "header" in maps:  # header names are case-insensitive
             lowered = name.lower()
-            for key, value in self._params["header"].items():
+            for key, value in maps["header"].items():
                 if key.lower() == lowered:
                     return value
         return ""
@@ -173,9 +133,9 @@ UTIL = Util()
 
 
 class Template:
-    """One mapping template, parsed once."""
+    """One mapping template, parsed once (and compiled to the fast form when it fits)."""
 
-    __slots__ = ("source", "_template")
+    __slots__ = ("source", "_template", "_fast")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -184,10 +144,17 @@ class Template:
             self._template.ensure_compiled()
         except airspeed.TemplateSyntaxError as exc:
             raise TemplateFailure(str(exc)) from None
+        self._fast = compile_fast(source)
+
+    @property
+    def fast(self) -> bool:
+        return self._fast is not None
 
     def render(self, namespace: dict[str, Any]) -> str:
-        namespace.setdefault("util", UTIL)
         try:
+            if self._fast is not None:
+                return self._fast.render(namespace)
+            namespace.setdefault("util", UTIL)
             return str(self._template.merge(namespace))
         except Exception as exc:  # the engine's errors, and a template's bad calls
             raise TemplateFailure(f"{type(exc).__name__}: {exc}") from exc
