@@ -50,6 +50,8 @@ PURE_MODULES = [
     "server.transform.request",
     "server.transform.response",
     "server.transform.jsonpath",
+    "server.transform.fastvtl",
+    "server.transform.http_api",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

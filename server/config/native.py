@@ -66,7 +66,7 @@ from server.config.rules import (
     split_handler,
 )
 from server.config.schema import schema_issues
-from server.config.transform import TRANSFORM_KEYS, transform_fields
+from server.config.transform import TRANSFORM_KEYS, http_api_mapping, transform_fields
 from server.config.validation import build_validation, check_model
 from server.ids import new_api_id
 
@@ -104,7 +104,7 @@ _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
     "lambda": {"function", "timeout", "payloadFormat"},
     "aws_proxy": {"function", "timeout", "payloadFormat"},
-    "http_proxy": {"uri", "method", "timeout"},
+    "http_proxy": {"uri", "method", "timeout", "parameterMapping", "responseParameters"},
     "http": {"uri", "method", "timeout", *TRANSFORM_KEYS},
     "mock": {"status", "headers", "body", *TRANSFORM_KEYS},
 }
@@ -653,12 +653,15 @@ def _integration(
         uri = str(fields["uri"])
         for variable in check_uri(uri, parameters, field_locations["uri"], issues):
             context.stage_refs.setdefault(variable, field_locations["uri"])
+        mapping = {}
+        if kind == "http_proxy":
+            mapping = http_api_mapping({**fields, **options}, context.kind, location, issues)
         return IntegrationConfig(
             IntegrationType.HTTP_PROXY if kind == "http_proxy" else IntegrationType.HTTP,
             timeout,
             uri=uri,
             http_method=str(fields.get("method", "ANY")).upper(),
-            **(transform_fields({**fields, **options}, location, issues) if kind == "http" else {}),
+            **(transform_fields({**fields, **options}, location, issues) if kind == "http" else mapping),
         )
     body = fields.get("body")
     text = body if isinstance(body, str) else "" if body is None else json.dumps(body, separators=(",", ":"))

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from server.config.errors import Issues, loc
-from server.config.model import IntegrationResponseConfig, frozen_map
+from server.config.model import ApiKind, IntegrationResponseConfig, frozen_map
+from server.transform.http_api import check_mapping_key
 from server.transform.vtl import Template, TemplateFailure
 
-__all__ = ["PASSTHROUGH", "TRANSFORM_KEYS", "transform_fields", "serverless_transform"]
+__all__ = ["PASSTHROUGH", "TRANSFORM_KEYS", "http_api_mapping", "serverless_transform", "transform_fields"]
 
 PASSTHROUGH = ("WHEN_NO_MATCH", "WHEN_NO_TEMPLATES", "NEVER")
 TRANSFORM_KEYS = ("requestTemplates", "passthroughBehavior", "requestParameters", "responses")
@@ -176,4 +178,38 @@ def serverless_transform(request: Any, response: Any, location: str, issues: Iss
             if built is not None:
                 responses.append(built)
         out["responses"] = tuple(responses)
+    return out
+
+
+def http_api_mapping(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> dict[str, Any]:
+    """HTTP API ``parameterMapping`` / ``responseParameters`` of an ``http_proxy`` integration."""
+    out: dict[str, Any] = {}
+    if not any(key in raw for key in ("parameterMapping", "responseParameters")):
+        return out
+    if kind is not ApiKind.HTTP:
+        issues.error(location, "parameterMapping and responseParameters apply to HTTP APIs")
+        return out
+    request: dict[str, str] = {}
+    for key, value in (raw.get("parameterMapping") or {}).items():
+        problem = check_mapping_key(str(key), response=False)
+        if problem:
+            issues.error(loc(loc(location, "parameterMapping"), str(key)), problem)
+            continue
+        request[str(key)] = str(value)
+    responses: dict[str, Mapping[str, str]] = {}
+    for status, items in (raw.get("responseParameters") or {}).items():
+        where = loc(loc(location, "responseParameters"), str(status))
+        if not str(status).isdigit() or not 200 <= int(str(status)) <= 599:
+            issues.error(where, "response mappings are keyed by status code 200 to 599")
+            continue
+        mapped: dict[str, str] = {}
+        for key, value in (items or {}).items():
+            problem = check_mapping_key(str(key), response=True)
+            if problem:
+                issues.error(loc(where, str(key)), problem)
+                continue
+            mapped[str(key)] = str(value)
+        responses[str(status)] = frozen_map(mapped)
+    out["request_parameters"] = frozen_map(request)
+    out["response_mapping"] = MappingProxyType(responses)
     return out

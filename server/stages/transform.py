@@ -12,8 +12,10 @@ from collections.abc import Mapping
 
 from routes.integrations.base import Integration
 from server.config.model import ApiKind, GatewayConfig, IntegrationType
+from server.events import RequestInfo
 from server.messages import HttpResponse
 from server.pipeline import RequestContext
+from server.transform.http_api import HttpApiRequestMapping, HttpApiResponseMapping
 from server.transform.request import RequestTransform
 from server.transform.response import TransformingIntegration
 
@@ -24,8 +26,13 @@ _NON_PROXY = (IntegrationType.HTTP, IntegrationType.MOCK)
 
 class TransformRequestStage:
     def __init__(self, config: GatewayConfig) -> None:
-        self._routes: dict[int, RequestTransform] = {}
+        self._routes: dict[int, RequestTransform | HttpApiRequestMapping] = {}
         for api in config.apis:
+            if api.kind is ApiKind.HTTP:
+                for route in api.routes:
+                    if route.integration.request_parameters:
+                        self._routes[id(route)] = HttpApiRequestMapping(route.integration.request_parameters)
+                continue
             if api.kind is not ApiKind.REST:
                 continue
             for route in api.routes:
@@ -55,6 +62,12 @@ def wrap_integrations(
     wrapped by :class:`TransformingIntegration`; the rest are returned as they are."""
     wrapped = dict(integrations)
     for api in config.apis:
+        if api.kind is ApiKind.HTTP:
+            for route in api.routes:
+                if route.integration.response_mapping:
+                    mapping = HttpApiResponseMapping(route.integration.response_mapping)
+                    wrapped[id(route)] = MappedIntegration(integrations[id(route)], mapping)
+            continue
         if api.kind is not ApiKind.REST:
             continue
         for route in api.routes:
@@ -65,3 +78,19 @@ def wrap_integrations(
             ):
                 wrapped[id(route)] = TransformingIntegration(integrations[id(route)], integration)
     return wrapped
+
+
+class MappedIntegration:
+    """An HTTP API route's integration with its response parameter mapping applied."""
+
+    __slots__ = ("_inner", "_mapping")
+
+    def __init__(self, inner: Integration, mapping: HttpApiResponseMapping) -> None:
+        self._inner = inner
+        self._mapping = mapping
+
+    async def invoke(self, info: RequestInfo) -> HttpResponse:
+        return self._mapping.apply(info, await self._inner.invoke(info))
+
+    async def close(self) -> None:
+        await self._inner.close()
