@@ -447,14 +447,11 @@ class HttpIntegration(_HttpIntegrationBase):
     carries the ``X-Amzn-Trace-Id`` sent to the backend (AWS adds it to HTTP integration responses,
     not to HTTP_PROXY ones, §0.2).
 
-    Not done yet (later issue), and where it goes:
-
-    * request parameter mapping and request templates (passthrough behaviour, 415): override
-      :meth:`build_request`. AWS sends only *mapped* headers and query parameters to a non-proxy
-      backend; until mapping exists the client's are passed through like HTTP_PROXY does.
-    * integration responses (``selectionPattern`` on the status code), response parameters and
-      response templates: override :meth:`build_response`. AWS returns only mapped headers to the
-      client; until then the backend's pass through, remapped.
+    Request templates, passthrough behaviour and parameter mapping are applied before this class
+    sees the request (the ``transform_request`` phase, :mod:`server.transform.request`); integration
+    responses wrap it (:class:`server.transform.response.TransformingIntegration`). A route with
+    no mapping passes the client's headers and query through like HTTP_PROXY (AWS sends only
+    mapped ones; docs/transform.md).
     """
 
     _request_rules = _NON_PROXY_REQUEST_RULES
