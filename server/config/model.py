@@ -153,6 +153,9 @@ class IntegrationConfig:
     passthrough: str = "WHEN_NO_MATCH"
     request_parameters: Mapping[str, str] = field(default_factory=frozen_map)
     responses: tuple[IntegrationResponseConfig, ...] = ()
+    # PYTHON only: a Lambda non-proxy (custom) integration (serverless ``integration: lambda``):
+    # the event comes from the request template, the result goes through integration responses.
+    custom: bool = False
     # HTTP APIs: response parameter mapping by status code (``overwrite:header.x`` -> value);
     # request mapping (``append:querystring.y`` -> value) is in ``request_parameters``.
     response_mapping: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))

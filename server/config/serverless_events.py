@@ -34,7 +34,7 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
-from server.config.transform import serverless_transform
+from server.config.transform import LAMBDA_DEFAULT_RESPONSES, serverless_transform
 from server.config.validation import serverless_validation
 from server.config.variables import Resolver
 
@@ -216,6 +216,13 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
             r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
         )
         integration = IntegrationConfig(IntegrationType.MOCK, mock=MockResponse(), **extra)
+    elif style in ("lambda", "aws"):
+        extra = serverless_transform(
+            r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+        )
+        if not extra.get("responses"):
+            extra["responses"] = LAMBDA_DEFAULT_RESPONSES
+        integration = dataclasses.replace(integration, custom=True, **extra)
     elif style not in ("lambda-proxy", "aws-proxy"):
         build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
     route = RouteConfig(

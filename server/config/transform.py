@@ -23,9 +23,25 @@ from server.config.model import ApiKind, IntegrationResponseConfig, frozen_map
 from server.transform.http_api import check_mapping_key
 from server.transform.vtl import Template, TemplateFailure
 
-__all__ = ["PASSTHROUGH", "TRANSFORM_KEYS", "http_api_mapping", "serverless_transform", "transform_fields"]
+__all__ = [
+    "LAMBDA_DEFAULT_RESPONSES",
+    "PASSTHROUGH",
+    "TRANSFORM_KEYS",
+    "http_api_mapping",
+    "serverless_transform",
+    "transform_fields",
+]
 
 PASSTHROUGH = ("WHEN_NO_MATCH", "WHEN_NO_TEMPLATES", "NEVER")
+# What Serverless v3 deploys for `integration: lambda` without `response.statusCodes`: 200 as the
+# default, and each error status for an errorMessage containing "[<status>]".
+LAMBDA_DEFAULT_RESPONSES = (
+    IntegrationResponseConfig(200),
+    *(
+        IntegrationResponseConfig(code, rf".*\[{code}\].*")
+        for code in (400, 401, 403, 404, 422, 500, 502, 504)
+    ),
+)
 TRANSFORM_KEYS = ("requestTemplates", "passthroughBehavior", "requestParameters", "responses")
 _TARGET = re.compile(r"^integration\.request\.(header|querystring|path)\.[a-zA-Z0-9._$-]+$")
 _RESPONSE_TARGET = re.compile(r"^method\.response\.header\.[a-zA-Z0-9._$-]+$")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from routes.integrations.base import Integration
-from server.config.model import ApiKind, GatewayConfig, IntegrationType
+from server.config.model import ApiKind, GatewayConfig, IntegrationConfig, IntegrationType
 from server.events import RequestInfo
 from server.messages import HttpResponse
 from server.pipeline import RequestContext
@@ -21,7 +21,13 @@ from server.transform.response import TransformingIntegration
 
 __all__ = ["TransformRequestStage", "wrap_integrations"]
 
-_NON_PROXY = (IntegrationType.HTTP, IntegrationType.MOCK)
+_NON_PROXY = (IntegrationType.HTTP, IntegrationType.MOCK, IntegrationType.PYTHON)
+
+
+def _non_proxy(integration: IntegrationConfig) -> bool:
+    if integration.type is IntegrationType.PYTHON:
+        return integration.custom
+    return integration.type in _NON_PROXY
 
 
 class TransformRequestStage:
@@ -37,7 +43,7 @@ class TransformRequestStage:
                 continue
             for route in api.routes:
                 integration = route.integration
-                if integration.type in _NON_PROXY and (
+                if _non_proxy(integration) and (
                     integration.request_templates
                     or integration.request_parameters
                     or integration.passthrough != "WHEN_NO_MATCH"
@@ -72,8 +78,9 @@ def wrap_integrations(
             continue
         for route in api.routes:
             integration = route.integration
-            if integration.type in _NON_PROXY and (
-                integration.responses
+            if _non_proxy(integration) and (
+                integration.custom
+                or integration.responses
                 or (integration.type is IntegrationType.MOCK and integration.request_templates)
             ):
                 wrapped[id(route)] = TransformingIntegration(integrations[id(route)], integration)

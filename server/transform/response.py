@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from routes.integrations.lambda_custom import LambdaFunctionFailed
 from server.config.model import IntegrationConfig, IntegrationResponseConfig, IntegrationType
-from server.errors import ApiConfigurationError
+from server.errors import ApiConfigurationError, IntegrationFailure
 from server.events import RequestInfo
 from server.messages import HttpResponse
 from server.transform.request import context_values, request_params, resolve_source
@@ -62,8 +63,9 @@ class ResponseTransform:
             raise ApiConfigurationError()  # no match and no default: AWS's 500 (§0.4)
         return self._default
 
-    def apply(self, info: RequestInfo, backend: HttpResponse) -> HttpResponse:
-        chosen = self.select(str(backend.status))
+    def apply(self, info: RequestInfo, backend: HttpResponse, selector: str | None = None) -> HttpResponse:
+        """``selector``: what the patterns match (the backend status, or a Lambda errorMessage)."""
+        chosen = self.select(str(backend.status) if selector is None else selector)
         context = context_values(info)
         payload = Input(backend.body.decode("utf-8", "replace"), lambda: request_params(info))
         headers: list[tuple[str, str]] = []
@@ -127,21 +129,34 @@ def mock_status(body: bytes) -> int:
 class TransformingIntegration:
     """A route's integration with its integration responses applied (built once per route)."""
 
-    __slots__ = ("_inner", "_mock", "_responses")
+    __slots__ = ("_inner", "_mock", "_lambda", "_responses")
 
     def __init__(self, inner: _Integration, config: IntegrationConfig) -> None:
         self._inner = inner
         self._mock = config.type is IntegrationType.MOCK and bool(config.request_templates)
+        self._lambda = config.type is IntegrationType.PYTHON
         self._responses = ResponseTransform(config.responses) if config.responses else None
 
     async def invoke(self, info: RequestInfo) -> HttpResponse:
+        selector: str | None = None
         if self._mock:
             response = HttpResponse(mock_status(info.request.body), [("Content-Type", "application/json")])
+        elif self._lambda:
+            # Lambda (non-proxy): patterns match the errorMessage of a function error; a result
+            # matches as "" (only the default response takes it), reference §7.5.
+            try:
+                response = await self._inner.invoke(info)
+                selector = ""
+            except LambdaFunctionFailed as failed:
+                if self._responses is None:
+                    raise IntegrationFailure() from failed
+                response = HttpResponse(200, [("Content-Type", "application/json")], failed.payload)
+                selector = failed.message
         else:
             response = await self._inner.invoke(info)
         if self._responses is None:
             return response
-        return self._responses.apply(info, response)
+        return self._responses.apply(info, response, selector)
 
     async def close(self) -> None:
         await self._inner.close()
