@@ -290,3 +290,39 @@ def test_native_websocket_route_models(tmp_path: Path) -> None:
     assert route.validation is not None
     assert route.validation.selection_expression == "$request.body.kind"
     assert set(route.validation.models) == {"join", "$default"}
+
+
+def test_localstack_recorded_missing_parameters_message() -> None:
+    """AWS's recorded answers (localstack/localstack
+    tests/aws/services/apigateway/test_apigateway_common.snapshot.json at bf2fc7a2,
+    test_api_gateway_request_validator): required header x-header-param, path issuer and query
+    string qs1 -> "Missing required request parameters: [x-header-param, issuer, qs1]", and
+    "[x-header-param]" / "[qs1]" when only one is missing."""
+    from server.config.model import RequestValidation
+    from server.errors import BadRequestParameters
+    from server.messages import HttpRequest
+    from server.validation import RouteValidator, model_registry
+
+    required = (
+        "method.request.header.x-header-param",
+        "method.request.path.issuer",
+        "method.request.querystring.qs1",
+    )
+    validator = RouteValidator(RequestValidation(required=required), model_registry({}), {})
+
+    def message(query: str, headers: tuple[tuple[str, str], ...], path: dict[str, str]) -> str:
+        request = HttpRequest("POST", "/", query, headers, b"", "", "h")
+        try:
+            validator.check(request, path)
+        except BadRequestParameters as error:
+            return error.message or ""
+        return ""
+
+    assert (
+        message("", (), {"issuer": ""})
+        == "Missing required request parameters: [x-header-param, issuer, qs1]"
+    )
+    assert message("qs1=1", (), {"issuer": "i"}) == "Missing required request parameters: [x-header-param]"
+    header = (("x-header-param", "v"),)
+    assert message("", header, {"issuer": "i"}) == "Missing required request parameters: [qs1]"
+    assert message("qs1=1", header, {"issuer": "i"}) == ""
