@@ -219,3 +219,48 @@ def test_native_errors(tmp_path: Path, fields: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert any(message in issue.message for issue in info.value.issues), info.value.issues
+
+
+@pytest.mark.parametrize(("override", "status"), [("500", 500), ("600", 300), ("'abc'", 300), ("99", 300)])
+def test_response_override_status(override: str, status: int) -> None:
+    """`#set($context.responseOverride.status = N)` wins over the integration response's status
+    only for an integer from 100 to 599 (reference §7.3, citing AWS via LocalStack's tests)."""
+    from server.config.model import IntegrationResponseConfig, frozen_map
+    from server.events import RequestInfo
+    from server.messages import HttpRequest, HttpResponse
+    from server.transform.response import ResponseTransform
+
+    template = (
+        f"#set($context.responseOverride.status = {override})\n"
+        "#set($context.responseOverride.header.X-O = 'v')ok"
+    )
+    transform = ResponseTransform(
+        (IntegrationResponseConfig(300, None, templates=frozen_map({"application/json": template})),)
+    )
+    request = HttpRequest("GET", "/", "", (), b"", "", "h")
+    info = RequestInfo(request, "a", "1", "dev", "/dev", "/", "/", "GET /", {}, {}, "r", "e", 0)
+    response = transform.apply(info, HttpResponse(200, [], b"{}"))
+    assert (response.status, response.body) == (status, b"ok")
+    assert response.header("X-O") == "v"
+
+
+def test_request_override_sets_a_path_parameter() -> None:
+    """`#set($context.requestOverride.path.object = $input.params('id'))` (a common S3 proxy
+    template) renames the backend's path parameter."""
+    from server.config.model import IntegrationConfig, IntegrationType, frozen_map
+    from server.events import RequestInfo
+    from server.messages import HttpRequest
+    from server.transform.request import RequestTransform
+
+    integration = IntegrationConfig(
+        IntegrationType.HTTP,
+        uri="http://x/{object}",
+        request_templates=frozen_map(
+            {"application/json": "#set($context.requestOverride.path.object = $input.params('id'))"}
+        ),
+    )
+    request = HttpRequest("GET", "/dev/w/7", "", (), b"", "", "h")
+    info = RequestInfo(
+        request, "a", "1", "dev", "/dev", "/w/7", "/w/{id}", "GET /w/{id}", {"id": "7"}, {}, "r", "e", 0
+    )
+    assert RequestTransform(integration).apply(info).path_parameters == {"id": "7", "object": "7"}
