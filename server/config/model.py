@@ -100,6 +100,7 @@ class IntegrationResponseConfig:
     pattern: str | None = None
     parameters: Mapping[str, str] = field(default_factory=frozen_map)
     templates: Mapping[str, str] = field(default_factory=frozen_map)
+    content_handling: str | None = None  # CONVERT_TO_TEXT / CONVERT_TO_BINARY; None: passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,9 @@ class IntegrationConfig:
     # PYTHON only: a Lambda non-proxy (custom) integration (serverless ``integration: lambda``):
     # the event comes from the request template, the result goes through integration responses.
     custom: bool = False
+    # Request body conversion (reference §7.6): CONVERT_TO_TEXT (binary -> base64 text) or
+    # CONVERT_TO_BINARY (base64 text -> bytes); None passes the body through.
+    content_handling: str | None = None
     # HTTP APIs: response parameter mapping by status code (``overwrite:header.x`` -> value);
     # request mapping (``append:querystring.y`` -> value) is in ``request_parameters``.
     response_mapping: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))

@@ -42,7 +42,14 @@ LAMBDA_DEFAULT_RESPONSES = (
         for code in (400, 401, 403, 404, 422, 500, 502, 504)
     ),
 )
-TRANSFORM_KEYS = ("requestTemplates", "passthroughBehavior", "requestParameters", "responses")
+TRANSFORM_KEYS = (
+    "requestTemplates",
+    "passthroughBehavior",
+    "requestParameters",
+    "responses",
+    "contentHandling",
+)
+CONTENT_HANDLING = ("CONVERT_TO_TEXT", "CONVERT_TO_BINARY")
 _TARGET = re.compile(r"^integration\.request\.(header|querystring|path)\.[a-zA-Z0-9._$-]+$")
 _RESPONSE_TARGET = re.compile(r"^method\.response\.header\.[a-zA-Z0-9._$-]+$")
 
@@ -105,7 +112,18 @@ def _response(
         pattern,
         frozen_map(_parameters(raw.get("responseParameters"), _RESPONSE_TARGET, what, location, issues)),
         frozen_map(_templates(raw.get("responseTemplates"), loc(location, "responseTemplates"), issues)),
+        _content_handling(raw.get("contentHandling"), loc(location, "contentHandling"), issues),
     )
+
+
+def _content_handling(raw: Any, location: str, issues: Issues) -> str | None:
+    if raw is None:
+        return None
+    value = str(raw).upper()
+    if value not in CONTENT_HANDLING:
+        issues.error(location, f"use one of {', '.join(CONTENT_HANDLING)}")
+        return None
+    return value
 
 
 def transform_fields(raw: Mapping[str, Any], location: str, issues: Issues) -> dict[str, Any]:
@@ -126,6 +144,10 @@ def transform_fields(raw: Mapping[str, Any], location: str, issues: Issues) -> d
         where = loc(location, "requestParameters")
         out["request_parameters"] = frozen_map(
             _parameters(raw["requestParameters"], _TARGET, what, where, issues)
+        )
+    if "contentHandling" in raw:
+        out["content_handling"] = _content_handling(
+            raw["contentHandling"], loc(location, "contentHandling"), issues
         )
     if "responses" in raw:
         responses = []
@@ -152,6 +174,9 @@ def serverless_transform(request: Any, response: Any, location: str, issues: Iss
         out["request_templates"] = frozen_map(
             _templates(request["template"], f"{location}.request.template", issues)
         )
+    if "contentHandling" in request:
+        where = f"{location}.request.contentHandling"
+        out["content_handling"] = _content_handling(request["contentHandling"], where, issues)
     if "passThrough" in request:
         value = str(request["passThrough"]).upper()
         if value in PASSTHROUGH:

@@ -46,6 +46,7 @@ class TransformRequestStage:
                 if _non_proxy(integration) and (
                     integration.request_templates
                     or integration.request_parameters
+                    or integration.content_handling
                     or integration.passthrough != "WHEN_NO_MATCH"
                 ):
                     self._routes[id(route)] = RequestTransform(integration)

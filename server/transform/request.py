@@ -7,6 +7,8 @@ Pure core: imports no I/O library.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from collections.abc import Mapping
 from typing import Any
@@ -16,12 +18,12 @@ import orjson
 
 from server.config.model import IntegrationConfig
 from server.errors import ApiConfigurationError, UnsupportedMediaType
-from server.events import RequestInfo
+from server.events import RequestInfo, body_is_binary
 from server.messages import HttpRequest
 from server.transform.jsonpath import MISSING, evaluate
 from server.transform.vtl import Input, Template, TemplateFailure
 
-__all__ = ["RequestTransform", "context_values", "request_params"]
+__all__ = ["RequestTransform", "context_values", "convert", "request_params"]
 
 
 def request_params(info: RequestInfo) -> dict[str, dict[str, str]]:
@@ -103,10 +105,23 @@ def resolve_source(
     return values.get(name)
 
 
+def convert(body: bytes, binary: bool, handling: str) -> bytes:
+    """``contentHandling`` (reference §7.6): CONVERT_TO_TEXT base64-encodes a binary body,
+    CONVERT_TO_BINARY decodes a text one (a failed decode is AWS's 500); the other kind passes."""
+    if handling == "CONVERT_TO_TEXT" and binary:
+        return base64.b64encode(body)
+    if handling == "CONVERT_TO_BINARY" and not binary:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ApiConfigurationError() from exc
+    return body
+
+
 class RequestTransform:
     """Template selection, passthrough, the template and parameter mapping for one route."""
 
-    __slots__ = ("_templates", "_passthrough", "_parameters", "_only_mapped")
+    __slots__ = ("_templates", "_passthrough", "_parameters", "_only_mapped", "_content_handling")
 
     def __init__(self, integration: IntegrationConfig) -> None:
         self._templates = {
@@ -117,6 +132,7 @@ class RequestTransform:
         self._parameters = tuple(integration.request_parameters.items())
         # A non-proxy integration sends only what is mapped once any mapping is configured.
         self._only_mapped = bool(self._parameters)
+        self._content_handling = integration.content_handling
 
     def apply(self, info: RequestInfo) -> RequestInfo:
         req = info.request
@@ -130,8 +146,13 @@ class RequestTransform:
         if template is None and strict:
             raise UnsupportedMediaType()
         context = context_values(info)
-        payload = Input(req.body.decode("utf-8", "replace"), lambda: request_params(info))
         body = req.body
+        binary = body_is_binary(req, info.binary_media_types)
+        # A template sees a binary payload only as base64 (reference §7.6).
+        text = base64.b64encode(body).decode("ascii") if binary else body.decode("utf-8", "replace")
+        payload = Input(text, lambda: request_params(info))
+        if self._content_handling is not None:
+            body = convert(body, binary, self._content_handling)
         headers = list(req.headers)
         if template is not None:
             namespace: dict[str, Any] = {

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 from routes.integrations.lambda_custom import LambdaFunctionFailed
 from server.config.model import IntegrationConfig, IntegrationResponseConfig, IntegrationType
 from server.errors import ApiConfigurationError, IntegrationFailure
-from server.events import RequestInfo
+from server.events import RequestInfo, media_type_matches
 from server.messages import HttpResponse
-from server.transform.request import context_values, request_params, resolve_source
+from server.transform.request import context_values, convert, request_params, resolve_source
 from server.transform.vtl import Input, Template, TemplateFailure
 
 __all__ = ["ResponseTransform", "TransformingIntegration", "mock_status"]
@@ -99,6 +99,9 @@ class ResponseTransform:
             status = _override_status(override.get("status"), status)
             for name, value in override["header"].items():
                 headers.append((str(name), str(value)))
+        if chosen.config.content_handling is not None:
+            binary = media_type_matches(content_type, info.binary_media_types)
+            body = convert(body, binary, chosen.config.content_handling)
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers.insert(0, ("Content-Type", content_type))
         return HttpResponse(status, headers, body)

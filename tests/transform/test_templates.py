@@ -264,3 +264,28 @@ def test_request_override_sets_a_path_parameter() -> None:
         request, "a", "1", "dev", "/dev", "/w/7", "/w/{id}", "GET /w/{id}", {"id": "7"}, {}, "r", "e", 0
     )
     assert RequestTransform(integration).apply(info).path_parameters == {"id": "7", "object": "7"}
+
+
+def test_content_handling() -> None:
+    """contentHandling (reference §7.6): CONVERT_TO_TEXT base64-encodes a binary request body,
+    CONVERT_TO_BINARY decodes a text response body; a failed decode is AWS's 500."""
+    from server.config.model import IntegrationConfig, IntegrationResponseConfig, IntegrationType
+    from server.errors import ApiConfigurationError
+    from server.events import RequestInfo
+    from server.messages import HttpRequest, HttpResponse
+    from server.transform.request import RequestTransform
+    from server.transform.response import ResponseTransform
+
+    png = b"\x89PNG\r\n\x1a\n\x00"
+    request = HttpRequest("POST", "/dev/up", "", (("Content-Type", "image/png"),), png, "", "h")
+    info = RequestInfo(
+        request, "a", "1", "dev", "/dev", "/up", "/up", "POST /up", {}, {}, "r", "e", 0, ("image/png",)
+    )
+    to_text = IntegrationConfig(IntegrationType.HTTP, uri="http://x/", content_handling="CONVERT_TO_TEXT")
+    assert RequestTransform(to_text).apply(info).request.body == b"iVBORw0KGgoA"
+
+    to_binary = ResponseTransform((IntegrationResponseConfig(200, content_handling="CONVERT_TO_BINARY"),))
+    backend = HttpResponse(200, [("Content-Type", "application/json")], b"iVBORw0KGgoA")
+    assert to_binary.apply(info, backend).body == png
+    with pytest.raises(ApiConfigurationError):
+        to_binary.apply(info, HttpResponse(200, [("Content-Type", "application/json")], b"not base64!"))
