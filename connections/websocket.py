@@ -75,6 +75,7 @@ from server.keys.registry import KeyRegistry
 from server.render import render_error
 from server.throttle.admission import Admission
 from server.trace import TRACE_HEADER, trace_header
+from server.validation import MessageValidator, bad_body_frame
 
 __all__ = ["FLOOD_CLOSE_CODE", "FLOOD_CLOSE_REASON", "WebSocketGateway", "error_frame"]
 
@@ -95,6 +96,7 @@ class _ApiRuntime:
         "route_keys",
         "routes",
         "stages",
+        "validators",
     )
 
     def __init__(
@@ -115,6 +117,10 @@ class _ApiRuntime:
         self.connect_key_required = connect is not None and connect.api_key_required
         # Authorization is set on $connect only and protects every later message (§1.1).
         self.connect_authorizer = authorizers.get(id(connect)) if connect is not None else None
+        # Route models (docs/transform.md), compiled once; most routes have none.
+        self.validators = {
+            r.path: MessageValidator(r.validation, api.models) for r in api.routes if r.validation is not None
+        }
 
 
 class WebSocketGateway:
@@ -386,6 +392,10 @@ class WebSocketGateway:
             stage = runtime.stages[conn.info.stage]
             if not await self.throttle.admit_message(conn, runtime.api, stage, key, request_id, now):
                 return
+        validator = runtime.validators.get(key)
+        if validator is not None and not validator.valid(body):
+            await conn.send_text(bad_body_frame(conn.id, new_message_id()))
+            return
         event = message_event(
             conn.info,
             route_key=key,

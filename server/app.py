@@ -62,6 +62,7 @@ from server.errors import (
     RequestTooLarge,
     ServiceUnavailable,
 )
+from server.gateway_responses import compile_gateway_responses
 from server.health_http import HEALTH_PATHS, handle_health, install_health
 from server.ids import new_apigw_id, new_request_uuid
 from server.keys.registry import KeyRegistry
@@ -73,7 +74,10 @@ from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.request_metrics import RequestMetrics
 from server.stages.authorize import AuthorizeStage
+from server.stages.cors import CorsStage
 from server.stages.throttle import ThrottleStage
+from server.stages.transform import TransformRequestStage, wrap_integrations
+from server.stages.validate import ValidateStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
 from server.tasks import stop_tasks
@@ -243,12 +247,26 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
         metrics = app.get(REQUEST_METRICS)
+        validate = ValidateStage(config)  # schemas compiled here, once
+        transform = TransformRequestStage(config)  # templates compiled here, once
+        integrations = wrap_integrations(config, integrations)
+        cors = CorsStage(app[DISPATCHER], config)
+        stages = default_stages(
+            app[DISPATCHER],
+            config,
+            integrations,
+            metrics=metrics,
+            cors=cors if cors else None,
+            authorize=authorize,
+            throttle=throttle,
+            validate=validate if validate else None,
+            transform_request=transform if transform else None,
+        )
         app[GATEWAY] = Gateway(
-            default_stages(
-                app[DISPATCHER], config, integrations, metrics=metrics, authorize=authorize, throttle=throttle
-            ),
+            stages,
             access=access.line if access is not None else None,
             metrics=metrics,
+            gateway_responses=compile_gateway_responses(config),
         )
         ws_integrations = {
             api.id: _logged(

@@ -241,10 +241,17 @@ class BadRequestParameters(ClientError):
 
 
 class BadRequestBody(ClientError):
+    """The body is not JSON or fails the model. ``validation_error``: the schema's complaints,
+    ``$context.error.validationErrorString`` of a customised gateway response."""
+
     response_type = "BAD_REQUEST_BODY"
     status = 400
     error_type = "BadRequestException"
     default_message = "Invalid request body"
+
+    def __init__(self, message: str | None = None, *, validation_error: str = "") -> None:
+        super().__init__(message)
+        self.validation_error = validation_error
 
 
 class UnsupportedMediaType(ClientError):

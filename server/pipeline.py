@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import parse_qsl
 
 from routes.dispatch import ApiDispatcher, Dispatch
 from routes.dot_segments import has_dot_segment
@@ -41,6 +42,7 @@ from server.errors import (
     RequestTooLarge,
 )
 from server.events import RequestInfo
+from server.gateway_responses import ErrorScope, GatewayResponses, request_lookup
 from server.ids import new_api_id, new_message_id, new_request_uuid
 from server.messages import HttpRequest, HttpResponse
 from server.render import add_request_headers, render_error
@@ -64,6 +66,7 @@ __all__ = [
 # response (transform response, cache store) belongs to the phase that produced the request side
 # (cache) or wraps the integration (transform).
 PHASES = (
+    "cors",
     "route",
     "authorize",
     "throttle",
@@ -98,6 +101,8 @@ class RequestContext:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     auth: AuthResult | None = None  # set by the authorize phase for routes with an authorizer
     read_body: BodyReader | None = None
+    # HTTP API CORS (the cors phase): set on every answer instead of the backend's CORS headers.
+    cors_headers: list[tuple[str, str]] | None = None
 
 
 class Stage(Protocol):
@@ -280,6 +285,32 @@ def default_stages(
     return [stage for name in PHASES if (stage := named.get(name)) is not None]
 
 
+def _scope(ctx: RequestContext) -> ErrorScope:
+    """What a customised gateway response may read of the failed request ($context, parameters)."""
+    req = ctx.request
+    context = {
+        "requestId": ctx.request_id,
+        "extendedRequestId": ctx.extended_request_id,
+        "httpMethod": req.method,
+        "identity.sourceIp": req.source_ip,
+        "domainName": req.host.partition(":")[0],
+        "protocol": req.protocol,
+    }
+    stage_variables: Mapping[str, str] = {}
+    path_parameters: Mapping[str, str] = {}
+    if ctx.dispatch is not None:
+        context["apiId"] = ctx.dispatch.api.id
+        context["stage"] = ctx.dispatch.stage.name
+        stage_variables = ctx.dispatch.stage.variables
+    if ctx.info is not None:
+        context["resourcePath"] = ctx.info.resource
+        context["path"] = ctx.info.stage_prefix + ctx.info.path
+        context["accountId"] = ctx.info.account_id
+        path_parameters = ctx.info.path_parameters
+    query = dict(parse_qsl(req.query_string, keep_blank_values=True))
+    return ErrorScope(context, stage_variables, request_lookup(req.headers, query, path_parameters))
+
+
 AccessLine = Callable[[str, str, int, float, str], None]  # method, path, status, latency ms, target
 
 
@@ -297,11 +328,13 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         access: AccessLine | None = None,
         metrics: RequestMetrics | None = None,
+        gateway_responses: Mapping[str, GatewayResponses] | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._clock = clock
         self._access = access
         self._metrics = metrics
+        self._gateway_responses = dict(gateway_responses or {})
 
     async def handle(self, request: HttpRequest, read_body: BodyReader | None = None) -> HttpResponse:
         """Answer ``request``; ``read_body``: the body is not in ``request`` yet, read it with
@@ -323,13 +356,22 @@ class Gateway:
             if response is None:
                 raise ApiConfigurationError()
         except GatewayError as error:
-            response = render_error(error, http_api=ctx.http_api)
+            responses = None
+            if self._gateway_responses and ctx.dispatch is not None:
+                responses = self._gateway_responses.get(ctx.dispatch.api.id)
+            if responses is None:
+                response = render_error(error, http_api=ctx.http_api)
+            else:
+                response = render_error(error, http_api=ctx.http_api, responses=responses, scope=_scope(ctx))
         except Exception:
             # A bug, not a client error: log it and answer like AWS's internal failure.
             log.exception("unexpected error handling %s %s", request.method, request.raw_path)
             response = render_error(ApiConfigurationError(), http_api=ctx.http_api)
         if ctx.response_headers:
             response.headers.extend(ctx.response_headers)
+        if ctx.cors_headers is not None:
+            kept = [h for h in response.headers if not h[0].lower().startswith("access-control-")]
+            response.headers = kept + ctx.cors_headers
         add_request_headers(
             response,
             request_id=ctx.request_id,

@@ -11,16 +11,35 @@ from __future__ import annotations
 import json
 
 from server.errors import GatewayError, RequestTooLarge
+from server.gateway_responses import ErrorScope, GatewayResponses
 from server.messages import HttpResponse
 
 __all__ = ["add_request_headers", "render_error"]
 
 
-def render_error(error: GatewayError, *, http_api: bool = False) -> HttpResponse:
-    """Render ``error`` exactly as API Gateway would (status, body, ``x-amzn-ErrorType``)."""
+def render_error(
+    error: GatewayError,
+    *,
+    http_api: bool = False,
+    responses: GatewayResponses | None = None,
+    scope: ErrorScope | None = None,
+) -> HttpResponse:
+    """Render ``error`` exactly as API Gateway would (status, body, ``x-amzn-ErrorType``).
+
+    ``responses``: the REST API's customised gateway responses (reference §2.6), if it has any;
+    ``scope``: what their templates and header mappings may read of the request."""
     if isinstance(error, RequestTooLarge):
         # Not JSON and not customisable on AWS.
         return HttpResponse(413, [("Content-Type", "text/plain")], (error.message or "").encode())
+    if responses and not http_api:
+        custom = responses.render(error, scope)
+        if custom is not None:
+            headers = [("Content-Type", custom.content_type)]
+            if error.error_type:
+                headers.append(("x-amzn-ErrorType", error.error_type))
+            headers.extend(error.headers.items())
+            headers.extend(custom.headers)
+            return HttpResponse(custom.status, headers, custom.body.encode("utf-8"))
 
     status = error.status
     message = error.message

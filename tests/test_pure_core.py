@@ -52,6 +52,15 @@ PURE_MODULES = [
     "server.auth.lambda_input",
     "server.auth.lambda_output",
     "server.config.authorizer_rules",
+    "server.gateway_responses",
+    "server.validation",
+    "server.cors",
+    "server.transform.vtl",
+    "server.transform.request",
+    "server.transform.response",
+    "server.transform.jsonpath",
+    "server.transform.fastvtl",
+    "server.transform.http_api",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

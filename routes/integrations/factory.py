@@ -11,6 +11,7 @@ import aiohttp
 from routes.integrations.base import Integration
 from routes.integrations.http import HttpIntegration, HttpProxyIntegration
 from routes.integrations.http_client import HttpClientPool
+from routes.integrations.lambda_custom import LambdaCustomIntegration
 from routes.integrations.lambda_proxy import LambdaProxyIntegration
 from routes.integrations.mock import MockIntegration
 from routes.integrations.python_handler import HandlerInvokers
@@ -28,6 +29,13 @@ def build_integration(
     invokers: HandlerInvokers,
 ) -> Integration:
     config = route.integration
+    if config.type is IntegrationType.PYTHON and config.custom:
+        return LambdaCustomIntegration(
+            invokers.get(config),
+            timeout_ms=config.timeout_ms,
+            templated=bool(config.request_templates),
+            function_name=config.function_name,
+        )
     if config.type is IntegrationType.PYTHON:
         return LambdaProxyIntegration(
             invokers.get(config),

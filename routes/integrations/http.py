@@ -453,19 +453,37 @@ class HttpProxyIntegration(_HttpIntegrationBase):
 class HttpIntegration(_HttpIntegrationBase):
     """HTTP (non-proxy) integration, ``HttpIntegration(config, session, client=None)``.
 
-    Without request parameters, templates or integration responses (not configurable yet) AWS's
-    defaults apply (recorded, see the module docstring): the backend gets only the gateway's own
-    headers and the body; the client gets status 200, the backend's body, ``Content-Type:
-    application/json`` and the ``X-Amzn-Trace-Id`` sent to the backend, and none of the backend's
-    headers. Parameter mapping and templates will override :meth:`build_request`; integration
-    responses (``selectionPattern`` on the status) and response parameters :meth:`build_response`
-    (``_response_rules`` then renames mapped gateway-owned names ``x-amzn-Remapped-*``).
+    Without request parameters, templates or integration responses AWS's defaults apply
+    (recorded, see the module docstring): the backend gets only the gateway's own headers and the
+    body; the client gets status 200, the backend's body, ``Content-Type: application/json`` and
+    the ``X-Amzn-Trace-Id`` sent to the backend, and none of the backend's headers.
+
+    Request templates, passthrough behaviour and parameter mapping are applied before this class
+    sees the request (the ``transform_request`` phase, :mod:`server.transform.request`); integration
+    responses wrap it (:class:`server.transform.response.TransformingIntegration`).
     """
 
     _request_rules = _PROXY_REQUEST_RULES
     _response_rules = _NON_PROXY_RESPONSE_RULES
 
+    def __init__(
+        self,
+        config: IntegrationConfig,
+        session: aiohttp.ClientSession | None,
+        *,
+        client: HttpClientPool | None = None,
+    ) -> None:
+        super().__init__(config, session, client=client)
+        # With request parameters or templates the transform phase has already replaced the
+        # client's headers by the mapped ones: those go (with the gateway's own). With integration
+        # responses the wrapper selects by the backend's status and maps its headers, so it gets
+        # the backend's answer as it is. Without either, AWS's recorded defaults apply.
+        self._mapped_request = bool(config.request_parameters or config.request_templates)
+        self._raw_response = bool(config.responses)
+
     def _request_headers(self, info: RequestInfo) -> tuple[list[tuple[str, str]], str]:
+        if self._mapped_request:
+            return super()._request_headers(info)
         trace_id = _trace(info)
         headers = [("Accept", "application/json"), ("User-Agent", f"AmazonAPIGateway_{info.api_id}")]
         content_type = info.request.header("content-type")
@@ -477,5 +495,9 @@ class HttpIntegration(_HttpIntegrationBase):
     def build_response(
         self, info: RequestInfo, request: BackendRequest, backend: BackendResponse
     ) -> HttpResponse:
+        if self._raw_response:  # the integration responses decide (server/transform/response.py)
+            response = super().build_response(info, request, backend)
+            response.headers.append(("X-Amzn-Trace-Id", request.trace_id))
+            return response
         headers = [("Content-Type", "application/json"), ("X-Amzn-Trace-Id", request.trace_id)]
         return HttpResponse(200, headers, backend.body)

@@ -26,13 +26,17 @@ __all__ = [
     "AuthorizerType",
     "ClusterSettings",
     "GatewayConfig",
+    "GatewayResponseConfig",
+    "CorsConfig",
     "IamCredentialConfig",
     "LOOPBACK_NETWORKS",
     "ManagementSettings",
     "IntegrationConfig",
+    "IntegrationResponseConfig",
     "IntegrationType",
     "Isolation",
     "MockResponse",
+    "RequestValidation",
     "RouteConfig",
     "StageConfig",
     "ThrottleSettings",
@@ -80,6 +84,23 @@ class MockResponse:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=frozen_map)
     body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationResponseConfig:
+    """One integration response of a non-proxy integration (reference §7.5).
+
+    ``pattern``: a regex matched against the backend status (HTTP, MOCK) as a whole string;
+    ``None`` marks the default response. ``parameters``: ``method.response.header.X`` -> source
+    (``integration.response.header.Y``, ``integration.response.body[.JSONPath]``, ``'static'``,
+    ``context.x``, ``stageVariables.x``). ``templates``: content type -> VTL template.
+    """
+
+    status: int
+    pattern: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    templates: Mapping[str, str] = field(default_factory=frozen_map)
+    content_handling: str | None = None  # CONVERT_TO_TEXT / CONVERT_TO_BINARY; None: passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +154,32 @@ class IntegrationConfig:
     requirements: Path | None = None
     prestart: int = 0
     reserved_concurrency: int | None = None
+    # Non-proxy integrations (HTTP, MOCK; docs/transform.md): request templates by content type,
+    # what happens without one (WHEN_NO_MATCH, WHEN_NO_TEMPLATES, NEVER), request parameter
+    # mapping (target -> source) and the integration responses.
+    request_templates: Mapping[str, str] = field(default_factory=frozen_map)
+    passthrough: str = "WHEN_NO_MATCH"
+    request_parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    responses: tuple[IntegrationResponseConfig, ...] = ()
+    # PYTHON only: a Lambda non-proxy (custom) integration (serverless ``integration: lambda``):
+    # the event comes from the request template, the result goes through integration responses.
+    custom: bool = False
+    # Request body conversion (reference §7.6): CONVERT_TO_TEXT (binary -> base64 text) or
+    # CONVERT_TO_BINARY (base64 text -> bytes); None passes the body through.
+    content_handling: str | None = None
+    # HTTP APIs: response parameter mapping by status code (``overwrite:header.x`` -> value);
+    # request mapping (``append:querystring.y`` -> value) is in ``request_parameters``.
+    response_mapping: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def transforms(self) -> bool:
+        """Whether the transform phase has anything to do for this integration."""
+        return bool(
+            self.request_templates
+            or self.request_parameters
+            or self.responses
+            or self.passthrough != "WHEN_NO_MATCH"
+        )
 
 
 class AuthorizerType(StrEnum):
@@ -173,6 +220,26 @@ class AuthorizerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestValidation:
+    """A REST method's request validator (reference §7.1), checked by the ``validate`` phase.
+
+    ``body`` / ``parameters``: what the validator checks (AWS's ``all``, ``body-only``,
+    ``params-only``). ``required``: the method's required request parameters in AWS's spelling
+    (``method.request.querystring.q``, ``method.request.header.X-Id``, ``method.request.path.id``).
+    ``models``: content type -> JSON Schema (draft 4) of the body; ``$default`` is the fallback.
+    A schema may ``$ref`` the API's named models (:attr:`ApiConfig.models`).
+    WebSocket routes: ``models`` are keyed by the value of ``selection_expression`` (the route's
+    model selection expression; ``$default`` is the fallback and the only key without one).
+    """
+
+    body: bool = True
+    parameters: bool = True
+    required: tuple[str, ...] = ()
+    models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    selection_expression: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     """One method on one resource path (REST) or one route key (HTTP/WebSocket).
 
@@ -192,6 +259,9 @@ class RouteConfig:
     # None: no authorization (AWS's NONE). WebSocket APIs authorize on ``$connect`` only.
     authorizer: AuthorizerConfig | None = None
     authorization_scopes: tuple[str, ...] = ()  # JWT / Cognito: any one of them is enough
+    # REST: the request validator (server/stages/validate.py); WebSocket: the route's models,
+    # chosen by the API's model selection expression. None: nothing is validated.
+    validation: RequestValidation | None = None
 
     @property
     def route_key(self) -> str:
@@ -324,6 +394,39 @@ class ApiKeyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayResponseConfig:
+    """A customised gateway response of a REST API (reference §2.6; AWS::ApiGateway::GatewayResponse).
+
+    ``status``: None keeps the type's own status. ``headers``: response header -> source, a quoted
+    static value (``'*'``), ``method.request.{header|querystring|path}.x``, ``context.x`` or
+    ``stageVariables.x``. ``templates``: content type -> template (``$context.*``,
+    ``$stageVariables.*`` substituted; not VTL); none: AWS's ``{"message":$context.error.messageString}``.
+    """
+
+    response_type: str
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=frozen_map)
+    templates: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    """An HTTP API's CORS configuration (AWS's ``CorsConfiguration``, reference §9): the gateway
+    answers preflights itself and sets these headers on every response, ignoring the backend's."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+def _no_gateway_responses() -> Mapping[str, GatewayResponseConfig]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class ApiConfig:
     """One API (REST, HTTP or WebSocket).
 
@@ -353,6 +456,13 @@ class ApiConfig:
     # Where the usage-plan key of an ``apiKeyRequired`` route comes from: the ``x-api-key``
     # header (HEADER) or the Lambda authorizer's ``usageIdentifierKey`` (AUTHORIZER).
     api_key_source: str = "HEADER"
+    # REST APIs: customised gateway responses by response type (server/gateway_responses.py).
+    gateway_responses: Mapping[str, GatewayResponseConfig] = field(default_factory=_no_gateway_responses)
+    # Named JSON Schema (draft 4) models that request models may $ref
+    # (https://apigateway.amazonaws.com/restapis/{apiId}/models/{Name}, or just the name).
+    models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    # HTTP APIs: CORS answered by the gateway (server/cors.py); None: no CORS configuration.
+    cors: CorsConfig | None = None
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

@@ -17,7 +17,9 @@ from types import MappingProxyType
 from typing import Any
 
 from server.config.authorizer_rules import TYPE_NAMES, check_authorizer, check_scopes, unknown_authorizer
+from server.config.cors import native_cors
 from server.config.errors import Issues, loc
+from server.config.gateway_responses import parse_gateway_response
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     ApiConfig,
@@ -26,7 +28,9 @@ from server.config.model import (
     AuthorizerConfig,
     AuthorizerType,
     ClusterSettings,
+    CorsConfig,
     GatewayConfig,
+    GatewayResponseConfig,
     IntegrationConfig,
     IntegrationType,
     Isolation,
@@ -65,6 +69,8 @@ from server.config.rules import (
     split_handler,
 )
 from server.config.schema import schema_issues
+from server.config.transform import TRANSFORM_KEYS, http_api_mapping, transform_fields
+from server.config.validation import build_validation, check_model
 from server.ids import new_api_id
 
 __all__ = ["load_native"]
@@ -104,13 +110,18 @@ _FUNCTION_KEYS = {
     "memorySize",
     "payloadFormat",
 }
+# Route settings that are not the integration's.
+_ROUTE_KEYS = (
+    *("apiKeyRequired", "routeResponse", "requestValidator", "requestParameters", "requestModels"),
+    "modelSelectionExpression",
+)
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
     "lambda": {"function", "timeout", "payloadFormat"},
     "aws_proxy": {"function", "timeout", "payloadFormat"},
-    "http_proxy": {"uri", "method", "timeout"},
-    "http": {"uri", "method", "timeout"},
-    "mock": {"status", "headers", "body"},
+    "http_proxy": {"uri", "method", "timeout", "parameterMapping", "responseParameters"},
+    "http": {"uri", "method", "timeout", *TRANSFORM_KEYS},
+    "mock": {"status", "headers", "body", *TRANSFORM_KEYS},
 }
 
 
@@ -356,6 +367,7 @@ class _Context:
     stage_refs: dict[str, str] = dataclasses.field(default_factory=dict)  # stage variable -> location
     # name -> authorizer (None: declared with errors, already reported); "aws_iam" added on use.
     authorizers: dict[str, AuthorizerConfig | None] = dataclasses.field(default_factory=dict)
+    models: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
 
 
 def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], issues: Issues) -> BuiltApi:
@@ -390,6 +402,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
     api_key_source = str(raw.get("apiKeySource", "HEADER")).upper()
     if api_key_source == "AUTHORIZER" and kind is ApiKind.HTTP:
         issues.error(loc(location, "apiKeySource"), HTTP_API_NO_KEYS)
+    context.models = _models(raw, kind, location, issues)
     located: list[tuple[RouteConfig, str]] = []
     for key, value in raw["routes"].items():
         if key in skip:
@@ -422,8 +435,62 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         throttle_failure=raw["throttleFailure"] if raw.get("throttleFailure") in ("open", "closed") else None,
         resource_policy=_resource_policy(raw, kind, location, issues),
         api_key_source=api_key_source,
+        gateway_responses=_gateway_responses(raw, kind, location, issues),
+        models=MappingProxyType(dict(context.models)),
+        cors=_cors(raw, kind, location, issues),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
+
+
+def _cors(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> CorsConfig | None:
+    if "cors" not in raw:
+        return None
+    if kind is not ApiKind.HTTP:
+        # REST APIs answer preflights with an OPTIONS route (a mock), as on AWS.
+        issues.error(loc(location, "cors"), "cors applies to HTTP APIs; REST APIs use an OPTIONS mock route")
+        return None
+    return native_cors(raw["cors"], loc(location, "cors"), issues)
+
+
+def _models(
+    raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues
+) -> dict[str, Mapping[str, object]]:
+    models: dict[str, Mapping[str, object]] = {}
+    if "models" not in raw:
+        return models
+    if kind is ApiKind.HTTP:
+        issues.error(loc(location, "models"), "models apply to REST and WebSocket APIs")
+        return models
+    for name, schema in raw["models"].items():
+        checked = check_model(schema, loc(loc(location, "models"), str(name)), issues)
+        if checked is not None:
+            models[str(name)] = checked
+    return models
+
+
+def _gateway_responses(
+    raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues
+) -> Mapping[str, GatewayResponseConfig]:
+    found: dict[str, GatewayResponseConfig] = {}
+    if "gatewayResponses" not in raw:
+        return MappingProxyType(found)
+    where = loc(location, "gatewayResponses")
+    if kind is not ApiKind.REST:
+        issues.error(where, "gateway responses apply to REST APIs (as on AWS)")
+        return MappingProxyType(found)
+    for response_type, body in raw["gatewayResponses"].items():
+        body = body or {}
+        config = parse_gateway_response(
+            response_type,
+            body.get("statusCode"),
+            body.get("responseParameters"),
+            body.get("responseTemplates"),
+            loc(where, str(response_type)),
+            issues,
+        )
+        if config is not None:
+            found[config.response_type] = config
+    return MappingProxyType(found)
 
 
 def _resource_policy(raw: Mapping[str, Any], kind: ApiKind, location: str, issues: Issues) -> Any:
@@ -511,9 +578,42 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         return None
     method, path, parameters = parsed
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
+    validation = None
+    if not isinstance(value, str) and any(key in spec for key in _ROUTE_KEYS[2:]):
+        if context.kind is ApiKind.HTTP:
+            issues.error(location, "request validators apply to REST APIs and WebSocket routes")
+            return None
+        if context.kind is ApiKind.WEBSOCKET and any(
+            key in spec for key in ("requestValidator", "requestParameters")
+        ):
+            issues.error(location, "WebSocket routes validate their messages: use requestModels")
+            return None
+        if "modelSelectionExpression" in spec:
+            if context.kind is not ApiKind.WEBSOCKET:
+                issues.error(loc(location, "modelSelectionExpression"), "applies to WebSocket routes only")
+                return None
+            check_selection_expression(
+                str(spec["modelSelectionExpression"]), loc(location, "modelSelectionExpression"), issues
+            )
+        required = [str(k) for k, v in (spec.get("requestParameters") or {}).items() if v]
+        validation = build_validation(
+            str(spec.get("requestValidator", "all")),
+            required,
+            spec.get("requestModels") or {},
+            context.models,
+            location,
+            issues,
+        )
+        if validation is None:
+            return None
+        if "modelSelectionExpression" in spec:
+            expression = str(spec["modelSelectionExpression"])
+            validation = dataclasses.replace(validation, selection_expression=expression)
     if integration is None or not auth_ok:
         return None
-    return RouteConfig(method, path, integration, api_key, route_response, authorizer, scopes)
+    return RouteConfig(
+        method, path, integration, api_key, route_response, authorizer, scopes, validation=validation
+    )
 
 
 def _route_authorizer(
@@ -628,7 +728,7 @@ def _integration(
             if isinstance(raw, dict)
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
-        options = {key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY)}
+        options = {key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY, *_ROUTE_KEYS)}
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:
         if option not in _APPLIES[kind]:
@@ -677,13 +777,18 @@ def _integration(
         uri = str(fields["uri"])
         for variable in check_uri(uri, parameters, field_locations["uri"], issues):
             context.stage_refs.setdefault(variable, field_locations["uri"])
+        mapping = {}
+        if kind == "http_proxy":
+            mapping = http_api_mapping({**fields, **options}, context.kind, location, issues)
         return IntegrationConfig(
             IntegrationType.HTTP_PROXY if kind == "http_proxy" else IntegrationType.HTTP,
             timeout,
             uri=uri,
             http_method=str(fields.get("method", "ANY")).upper(),
+            **(transform_fields({**fields, **options}, location, issues) if kind == "http" else mapping),
         )
     body = fields.get("body")
     text = body if isinstance(body, str) else "" if body is None else json.dumps(body, separators=(",", ":"))
     mock = MockResponse(int(fields.get("status", 200)), frozen_map(_texts(fields.get("headers"))), text)
-    return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock)
+    extra = transform_fields({**fields, **options}, location, issues)
+    return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock, **extra)

@@ -40,7 +40,9 @@ from typing import Any
 
 from server.auth.resource_policy import ResourcePolicy
 from server.config.cloudformation import function_logical_id
+from server.config.cors import serverless_http_cors
 from server.config.errors import Issues, did_you_mean, loc, loc_path
+from server.config.gateway_responses import serverless_gateway_responses
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
     DEFAULT_STAGE,
@@ -83,6 +85,7 @@ from server.config.serverless_events import (
     plugin_throttle,
 )
 from server.config.serverless_wsgi import WSGI_HANDLERS, wsgi_environment
+from server.config.validation import serverless_models
 from server.config.variables import Resolver
 from server.ids import new_api_id
 
@@ -123,8 +126,6 @@ def load_serverless(
     payload = {"1": "1.0", "2": "2.0"}.get(payload, payload)
     if payload not in ("1.0", "2.0"):
         issues.error("provider.httpApi.payload", f"payload {payload!r}: use '1.0' or '2.0'")
-    if r.get("provider", "httpApi", "cors"):
-        issues.warn("provider.httpApi.cors", "HTTP API CORS is not supported yet (ignored)")
     offline = r.get("custom", "serverless-offline")
     ignored = sorted(set(offline) & _OFFLINE_OPTIONS) if isinstance(offline, dict) else []
     if ignored:
@@ -135,6 +136,7 @@ def load_serverless(
         )
     stage_throttle = plugin_throttle(r, ("custom", "apiGatewayThrottling"), AWS_DEFAULT_THROTTLE, issues)
     build = Build(r, issues, source.parent, payload, stage_throttle)
+    build.models = serverless_models(r, issues)
     defaults = Function(
         source.parent,
         "",
@@ -178,6 +180,14 @@ def load_serverless(
             built_rest = dataclasses.replace(
                 built_rest, api=dataclasses.replace(built_rest.api, resource_policy=policy)
             )
+        responses = serverless_gateway_responses(r, issues)
+        if responses or build.models:
+            api = dataclasses.replace(
+                built_rest.api,
+                gateway_responses=MappingProxyType(responses),
+                models=MappingProxyType(build.models),
+            )
+            built_rest = dataclasses.replace(built_rest, api=api)
         apis.append(_with_key_source(r, built_rest, issues))
     elif _resource_policy(r, issues) is not None:
         issues.error(
@@ -189,7 +199,13 @@ def load_serverless(
         http_stage = StageConfig(
             DEFAULT_STAGE, throttle=stage_throttle, method_throttles=_frozen(build.http_throttles)
         )
-        apis.append(_api(name, new_api_id(name), ApiKind.HTTP, http_stage, build.http, ()))
+        built_http = _api(name, new_api_id(name), ApiKind.HTTP, http_stage, build.http, ())
+        cors = serverless_http_cors(
+            r.get_deep("provider", "httpApi", "cors"), built_http.api.routes, "provider.httpApi.cors", issues
+        )
+        if cors is not None:
+            built_http = dataclasses.replace(built_http, api=dataclasses.replace(built_http.api, cors=cors))
+        apis.append(built_http)
     if build.websocket:
         apis.append(_websocket_api(r, service, build.websocket, issues))
     if not apis:

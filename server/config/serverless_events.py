@@ -16,7 +16,7 @@ method throttle, its missing values taken from the stage's (``custom.apiGatewayT
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
+from server.config.transform import LAMBDA_DEFAULT_RESPONSES, serverless_transform
+from server.config.validation import serverless_validation
 from server.config.variables import Resolver
 
 __all__ = [
@@ -108,6 +110,7 @@ class Build:
     authorizers: dict[tuple[ApiKind, str], tuple[AuthorizerConfig, str]] = dataclasses.field(
         default_factory=dict
     )
+    models: dict[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)  # request models
 
 
 def add_events(build: Build, parts: Parts, function: Function) -> None:
@@ -217,7 +220,24 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
             return
         check_uri(uri, parameters, loc_path((*parts, "request", "uri")), build.issues)
         kind = IntegrationType.HTTP_PROXY if style == "http-proxy" else IntegrationType.HTTP
-        integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method)
+        extra = {}
+        if kind is IntegrationType.HTTP:
+            extra = serverless_transform(
+                r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+            )
+        integration = IntegrationConfig(kind, integration.timeout_ms, uri=uri, http_method=method, **extra)
+    elif style == "mock":
+        extra = serverless_transform(
+            r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+        )
+        integration = IntegrationConfig(IntegrationType.MOCK, mock=MockResponse(), **extra)
+    elif style in ("lambda", "aws"):
+        extra = serverless_transform(
+            r.get_deep(*parts, "request"), r.get_deep(*parts, "response"), location, build.issues
+        )
+        if not extra.get("responses"):
+            extra["responses"] = LAMBDA_DEFAULT_RESPONSES
+        integration = dataclasses.replace(integration, custom=True, **extra)
     elif style not in ("lambda-proxy", "aws-proxy"):
         build.issues.warn(loc(location, "integration"), f"integration {style!r} is served as lambda-proxy")
     route = RouteConfig(
@@ -227,6 +247,7 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         bool(r.get(*parts, "private")),
         authorizer=auth.authorizer,
         authorization_scopes=auth.scopes,
+        validation=serverless_validation(r, parts, build.models, build.issues),
     )
     build.rest.append((route, location))
     if "throttling" in settings:

@@ -327,12 +327,10 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         """,
     )
     assert config.warnings == (
-        "provider.httpApi.cors: HTTP API CORS is not supported yet (ignored)",
         "custom.serverless-offline: httpPort, noPrependStageInUrl not used: Portway takes --host/--port and "
         "serves REST APIs under /{stage}/, as AWS does",
         "provider.environment.ARN: CloudFormation values cannot be resolved locally (left out)",
         "functions.f: runtime 'nodejs18.x': Portway runs Python handlers only",
-        "functions.f.events[1].http.integration: integration 'lambda' is served as lambda-proxy",
         "functions.f.events[2].httpApi.private: HTTP APIs have no API keys (ignored)",
         "functions.f.events[3]: 'sqs' events are not served by Portway (ignored)",
         "functions.f.events[4]: 'schedule' events are not served by Portway (ignored)",

@@ -1,0 +1,1 @@
+"""Mapping templates (VTL), parameter mapping and integration responses (reference §7)."""
