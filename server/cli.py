@@ -6,7 +6,9 @@
     portway validate CONFIG [--stage S] [--strict]
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
-CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
+CONFIG is a native ``portway.yaml``, a Serverless Framework v3 ``serverless.yml`` or an OpenAPI 3 /
+Swagger 2 document with API Gateway's extensions (detected; ``--bindings`` maps its Lambda functions
+and backends to local ones).
 ``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used,
 and ``--state-file`` (or ``PORTWAY_STATE_FILE``) keeps its quota and usage counters and API
 keys across restarts (ignored with Redis, which persists by itself). ``--tls self-signed`` serves
@@ -52,6 +54,9 @@ __all__ = ["main"]
 log = logging.getLogger("portway")
 
 
+_BINDINGS_HELP = "OpenAPI/SAM/CloudFormation: local handlers and backends for its functions and URLs"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portway", description="Self-hosted API gateway (AWS API Gateway).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         "else ~/.cache/portway/tls); handler workers get AWS_CA_BUNDLE trusting it",
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
+    serve.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
     limits = serve.add_argument_group("client limits (docs/operations.md, 'Client limits')")
     d = DEFAULT_LIMITS
@@ -134,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
+    validate.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
     validate.add_argument(
         "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
     )
@@ -141,9 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path, stage: str | None) -> GatewayConfig | None:
+def _load(path: Path, stage: str | None, bindings: Path | None = None) -> GatewayConfig | None:
     try:
-        return load_config(path, stage=stage)
+        return load_config(path, stage=stage, bindings=bindings)
     except ConfigError as exc:
         for issue in exc.issues:
             where = f"{issue.location}: " if issue.location else ""
@@ -283,7 +290,7 @@ def _use_local_tls(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = _load(args.config, args.stage)
+    config = _load(args.config, args.stage, args.bindings)
     if config is None:
         return 1
     routes = sum(len(api.routes) for api in config.apis)
@@ -330,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
         args.state_file = None
-    config = _load(args.config, args.stage)
+    config = _load(args.config, args.stage, args.bindings)
     if config is None:
         return 1
     for warning in config.warnings:
