@@ -6,6 +6,8 @@
 * ``openapi: 3.x`` or ``swagger: '2.0'`` is an OpenAPI document with API Gateway's extensions
   (:mod:`.openapi`); ``bindings`` (``--bindings FILE``, :mod:`.bindings`) map its Lambda functions
   and backends to local ones.
+* A mapping with ``Resources`` of ``AWS::`` types is an AWS SAM or CloudFormation template
+  (:mod:`.template_load`), bindings likewise.
 
 YAML is parsed safely by :mod:`.yamlio` (libyaml when available; syntax errors and duplicate keys
 reported with line and column; YAML 1.2 booleans).
@@ -27,13 +29,15 @@ from server.config.model import GatewayConfig
 from server.config.native import load_native
 from server.config.openapi import detect_openapi, load_openapi
 from server.config.serverless import load_serverless
+from server.config.template import detect_template
+from server.config.template_load import load_template
 from server.config.yamlio import parse_yaml
 
 __all__ = ["detect_format", "load_config"]
 
 
 def detect_format(document: Any) -> str | None:
-    """``"native"``, ``"serverless"``, ``"openapi"`` or None."""
+    """``"native"``, ``"serverless"``, ``"openapi"``, ``"template"`` or None."""
     if not isinstance(document, dict):
         return None
     if "portway" in document:
@@ -42,6 +46,8 @@ def detect_format(document: Any) -> str | None:
         return "openapi"
     if "service" in document and ("provider" in document or "functions" in document):
         return "serverless"
+    if detect_template(document):
+        return "template"
     return None
 
 
@@ -83,7 +89,7 @@ def load_config(
             "",
             "not a gateway definition: a Portway file starts with `portway: 1`; a serverless.yml has "
             "`service:` and `provider:` or `functions:`; an OpenAPI document starts with `openapi: 3.x` "
-            "or `swagger: '2.0'`",
+            "or `swagger: '2.0'`; a SAM/CloudFormation template has `Resources:`",
         )
         issues.raise_if_any(path)
     local = _bindings(bindings, issues)
@@ -93,6 +99,8 @@ def load_config(
         config = load_native(document, source=path, stage=stage, issues=issues)
     elif kind == "openapi":
         config = load_openapi(document, source=path, stage=stage, bindings=local, issues=issues)
+    elif kind == "template":
+        config = load_template(document, source=path, stage=stage, bindings=local, issues=issues)
     else:
         environment = os.environ if env is None else env
         config = load_serverless(document, source=path, stage=stage, env=environment, issues=issues)

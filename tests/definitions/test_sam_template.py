@@ -1,0 +1,107 @@
+"""An AWS SAM template served end to end: a REST API (explicit, with an API key requirement, and
+SAM's implicit one), the implicit HTTP API, one function, and a WebSocket API declared as
+``AWS::ApiGatewayV2`` resources (``tests/fixtures/sam``, laid out as ``sam init`` lays it out)."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.app import create_app
+from server.config.errors import ConfigError
+from server.config.load import load_config
+from server.config.model import ApiKeyConfig, ApiKind, PlanStage, UsagePlanConfig
+from server.ids import new_api_id
+
+SAM = Path(__file__).resolve().parents[1] / "fixtures" / "sam" / "template.yaml"
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+KEY = "samKey0123456789abcdefgh"
+
+
+async def test_sam_template_serves_rest_http_and_websocket_apis(aiohttp_client: Client) -> None:
+    config = load_config(SAM)
+    assert config.warnings == (
+        "Resources.HelloWorldFunction.Properties.Events.Nightly.Type: event type 'Schedule' is not "
+        "served by Portway (ignored)",
+        "Resources.Queue: AWS::SQS::Queue is not served by Portway",
+    )
+    apis = {api.name: api for api in config.apis}
+    assert {name: (api.kind, api.stages[0].name) for name, api in apis.items()} == {
+        "pets-api": (ApiKind.REST, "v1"),
+        "sam-ServerlessRestApi": (ApiKind.REST, "Prod"),
+        "sam-ServerlessHttpApi": (ApiKind.HTTP, "$default"),
+        "chat": (ApiKind.WEBSOCKET, "live"),
+    }
+    pets = apis["pets-api"]
+    plan = UsagePlanConfig("p", "p", (PlanStage(pets.id, "v1"),))
+    config = dataclasses.replace(
+        config, usage_plans=(plan,), api_keys=(ApiKeyConfig("k", KEY, plans=("p",)),)
+    )
+    client = await aiohttp_client(create_app(config))
+
+    hello = await client.get("/Prod/hello")
+    assert hello.status == 200, await hello.text()
+    assert await hello.json() == {
+        "message": "hello",  # Globals: !Ref of the parameter's Default
+        "path": "/hello",
+        "version": "1.0",
+        "params": None,
+        "api": new_api_id("pets-api"),  # !Ref PetsApi: the id Portway serves it under
+        "self": "us-east-1:HelloWorldFunction",  # !Sub of a pseudo parameter and the function
+        "function": "HelloWorldFunction",
+    }
+    http = await client.get("/hello/world")
+    assert http.status == 200
+    body = await http.json()
+    assert (body["version"], body["path"], body["params"]) == ("2.0", "/hello/world", {"name": "world"})
+
+    assert (await client.delete("/v1/pets/3")).status == 403
+    keyed = await client.delete("/v1/pets/3", headers={"x-api-key": KEY})
+    assert keyed.status == 200
+    assert (await keyed.json())["params"] == {"id": "3"}
+
+    async with client.ws_connect("/live") as ws:
+        await ws.send_json({"action": "echo", "text": "hi"})
+        assert await ws.receive_str(timeout=20) == "echo:hi"
+
+
+def test_a_function_event_naming_an_undefined_authorizer_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              Api:
+                Type: AWS::Serverless::Api
+                Properties:
+                  StageName: dev
+                  Auth:
+                    DefaultAuthorizer: Missing
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: src
+                  Handler: app.handler
+                  Events:
+                    Get:
+                      Type: Api
+                      Properties: {RestApiId: !Ref Api, Path: /x, Method: get}
+            """
+        )
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "template.yaml")
+    assert [(i.location, i.message) for i in info.value.issues] == [
+        (
+            "Resources.Fn.Properties.Events.Get.Properties.Auth.Authorizer",
+            "authorizer 'Missing' is not declared in the API's Auth.Authorizers",
+        )
+    ]
