@@ -235,7 +235,7 @@ def _method(t: Template, logical_id: str, paths: dict[str, tuple[str, str]]) -> 
     if parameters is None:
         return
     for key in props:
-        if key in ("RequestValidatorId", "RequestModels", "RequestParameters", "MethodResponses"):
+        if key in ("RequestValidatorId", "RequestModels", "RequestParameters"):
             t.issues.warn(loc(at, key), f"{key} is not enforced yet (ignored)")
     integration = _integration(
         t, draft, props.get("Integration") or {}, method, parameters, loc(at, "Integration")
