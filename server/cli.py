@@ -3,7 +3,8 @@
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
                          [--quiet] [--pass-env NAME] [client limits: docs/operations.md]
-    portway validate CONFIG [--stage S] [--strict]
+    portway validate CONFIG [--stage S] [--strict] [--bindings F]
+    portway export CONFIG [--api NAME] [--output FILE]   (OpenAPI 3 with x-amazon-apigateway-*)
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
 CONFIG is a native ``portway.yaml``, a Serverless Framework v3 ``serverless.yml`` or an OpenAPI 3 /
@@ -29,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
 from routes.integrations.lambda_env import pass_env_names
@@ -42,6 +44,7 @@ from server.admin.commands import run as run_admin
 from server.app import create_app
 from server.auth.iam import MissingSecret, missing_secrets
 from server.config.errors import ConfigError
+from server.config.export import export_openapi
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
 from server.console import setup_console
@@ -144,6 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
     )
+    export = sub.add_parser(
+        "export", help="write an API of a definition as OpenAPI 3 with API Gateway's extensions"
+    )
+    export.add_argument("config", type=Path)
+    export.add_argument("--stage")
+    export.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
+    export.add_argument("--api", help="the API's name, when the definition has several")
+    export.add_argument("--output", "-o", type=Path, help="the file to write (default: standard output)")
     add_admin_parsers(sub)
     return parser
 
@@ -310,12 +321,41 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """``portway export``: the document on stdout or in ``--output``; what it leaves out on stderr."""
+    config = _load(args.config, args.stage, args.bindings)
+    if config is None:
+        return 1
+    apis = [api for api in config.apis if args.api in (None, api.name)]
+    if len(apis) != 1:
+        names = ", ".join(repr(api.name) for api in config.apis)
+        what = f"no API named {args.api!r}" if args.api else "several APIs: choose one with --api"
+        print(f"{args.config}: {what} ({names})", file=sys.stderr)
+        return 2
+    out_dir = (args.output.parent if args.output else Path.cwd()).resolve()
+    try:
+        document, notes = export_openapi(config, apis[0], out_dir)
+    except ValueError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for note in notes:
+        print(f"{args.config}: note: {note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "export":
+        return _export(args)
     setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
