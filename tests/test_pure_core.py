@@ -46,6 +46,7 @@ PURE_MODULES = [
     "server.config.iam",
     "server.trace",
     "server.event_headers",
+    "server.config.export",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

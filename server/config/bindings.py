@@ -16,8 +16,8 @@ file's entries win)::
     endpoints:                      # HTTP integration URL prefix -> the URL it is served from
       http://petstore.execute-api.us-east-1.amazonaws.com: http://127.0.0.1:8080
 
-A Lambda integration whose function has no binding is an error (never skipped). Pure core: the
-caller reads the file.
+A Lambda integration whose function has no binding is an error (never skipped). The caller reads
+the file; handlers are checked statically like every loader's (:func:`rules.lambda_handler`).
 """
 
 from __future__ import annotations
