@@ -106,6 +106,7 @@ class Template:
         self.apis: dict[str, ApiDraft] = {}
         self.bindings = bindings
         self.timeouts: dict[str, float] = {}  # function name -> timeout (s)
+        self.sam_usage_plans: dict[str, dict[str, Any]] = {}  # API logical id -> its Auth.UsagePlan
         self.stack_name = source.parent.name or "stack"
         self.evaluator = Evaluator(
             Stack(_REGION, _ACCOUNT, self.stack_name, self._lookup, self.functions, api_ids)

@@ -6,11 +6,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.config import template_resources, template_sam
+from server.config import template_plans, template_resources, template_sam
 from server.config.bindings import Bindings, parse_bindings
 from server.config.errors import Issues, loc
 from server.config.model import DEFAULT_STAGE, ApiConfig, ApiKind, GatewayConfig, StageConfig
-from server.config.rules import BuiltApi, check_gateway, check_routes, check_selection_expression
+from server.config.rules import (
+    BuiltApi,
+    check_api_keys,
+    check_gateway,
+    check_routes,
+    check_selection_expression,
+)
 from server.config.template import DEPLOYMENT_ONLY, Template
 
 __all__ = ["load_template"]
@@ -28,6 +34,8 @@ def load_template(
     handled |= template_resources.read_functions(template)
     handled |= template_sam.read_apis(template)
     handled |= template_resources.read_apis(template)
+    plans, keys, read = template_plans.read_plans(template, template.sam_usage_plans)
+    handled |= read
     for name, body in template.resources.items():
         kind = str(body.get("Type", ""))
         if name not in handled and kind not in DEPLOYMENT_ONLY:
@@ -56,6 +64,14 @@ def load_template(
         check_routes(api.kind, draft.routes, issues)
         built.append(BuiltApi(api, loc("Resources", draft.logical_id), tuple(w for _, w in draft.routes)))
     check_gateway(built, issues)
+    apis = [b.api for b in built]
+    check_api_keys(plans, keys, apis, {p.plan.id for p in plans}, issues, key_required="ApiKeyRequired: true")
     if not built:
         issues.warn("Resources", "no API resources or function events: nothing to serve")
-    return GatewayConfig(apis=tuple(b.api for b in built), source=source, warnings=tuple(issues.warnings))
+    return GatewayConfig(
+        apis=tuple(apis),
+        source=source,
+        warnings=tuple(issues.warnings),
+        usage_plans=tuple(p.plan for p in plans),
+        api_keys=tuple(k.key for k in keys),
+    )

@@ -232,11 +232,8 @@ def _event(
     if key_required and http:
         t.issues.error(loc(at, "Auth"), "HTTP APIs have no API keys (use an Api event)")
         return
-    if api_auth.get("UsagePlan"):
-        t.issues.warn(
-            loc(loc(loc("Resources", logical), "Properties"), "Auth"),
-            "UsagePlan is not created from the template: declare plans and keys with `portway keys`/`plans`",
-        )
+    if isinstance(api_auth.get("UsagePlan"), dict):
+        t.sam_usage_plans[logical] = api_auth["UsagePlan"]
     scopes = tuple(map(str, route_auth.get("AuthorizationScopes") or ()))
     draft.routes.append(
         (
