@@ -29,10 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from server.config.errors import Issues, loc
-from server.config.model import IntegrationConfig, IntegrationType, frozen_map
+from server.config.model import (
+    AuthorizerConfig,
+    AuthorizerType,
+    IntegrationConfig,
+    IntegrationType,
+    frozen_map,
+)
 from server.config.rules import lambda_handler, scalar_text
+from server.config.serverless_auth import UNENFORCED_AUTHORIZER
 
-__all__ = ["Bindings", "FunctionBinding", "function_name_of", "parse_bindings"]
+__all__ = ["Bindings", "FunctionBinding", "function_name_of", "parse_bindings", "refuse_lambda_authorizer"]
 
 # The function name inside a Lambda ARN or an API Gateway invocation URI (arn:aws:apigateway:REGION:
 # lambda:path/2015-03-31/functions/arn:aws:lambda:...:function:NAME[:ALIAS]/invocations).
@@ -149,3 +156,12 @@ def _function(value: Any, base_dir: Path, where: str, issues: Issues) -> Functio
         return None
     env = {str(k): scalar_text(v) for k, v in environment.items() if v is not None}
     return FunctionBinding(handler, task_root, frozen_map(env), memory)
+
+
+def refuse_lambda_authorizer(config: AuthorizerConfig, location: str, issues: Issues) -> bool:
+    """Lambda (TOKEN/REQUEST) authorizers are parsed but not enforced by this version (issue 9
+    adds them): an error, as serverless.yml's, so a route is never served open. True if refused."""
+    if config.type in (AuthorizerType.TOKEN, AuthorizerType.REQUEST):
+        issues.error(location, UNENFORCED_AUTHORIZER)
+        return True
+    return False

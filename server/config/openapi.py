@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.config.bindings import Bindings, function_name_of, parse_bindings
+from server.config.bindings import Bindings, function_name_of, parse_bindings, refuse_lambda_authorizer
 from server.config.errors import Issues, loc
 from server.config.iam import parse_resource_policy_at
 from server.config.model import (
@@ -444,6 +444,8 @@ class _Loader:
                 "a security scheme Portway cannot enforce (an API key in x-api-key, awsSigv4, or "
                 "x-amazon-apigateway-authorizer): the routes would be served open",
             )
+        if config is not None and refuse_lambda_authorizer(config, loc(at, EXT + "authorizer"), self.issues):
+            return None
         if config is not None:
             self.authorizers[name] = config
         return config

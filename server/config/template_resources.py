@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from server.config.bindings import FunctionBinding
+from server.config.bindings import FunctionBinding, refuse_lambda_authorizer
 from server.config.errors import loc
 from server.config.model import (
     DEFAULT_STAGE,
@@ -318,7 +318,7 @@ def _authorization(
     if target in draft.authorizers:
         return draft.authorizers[target]
     config = _authorizer(t, draft, target, _props(body), _where(target))
-    if config is None:
+    if config is None or refuse_lambda_authorizer(config, _where(target), t.issues):
         return False
     draft.authorizers[target] = config
     return config

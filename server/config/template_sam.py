@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from server.config.bindings import FunctionBinding
+from server.config.bindings import FunctionBinding, refuse_lambda_authorizer
 from server.config.errors import loc
 from server.config.model import (
     DEFAULT_STAGE,
@@ -269,7 +269,7 @@ def _route_authorizer(
         return False
     where = loc(loc(loc("Resources", draft.logical_id), "Auth"), str(name))
     config = _authorizer(t, draft, str(name), declared, where)
-    if config is None:
+    if config is None or refuse_lambda_authorizer(config, where, t.issues):
         return False
     draft.authorizers[str(name)] = config
     return config

@@ -9,11 +9,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
+from server.config.errors import ConfigError, ConfigIssue
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, AuthorizerType
+from server.config.serverless_auth import UNENFORCED_AUTHORIZER
 from tests.backends import Backend
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -103,7 +106,7 @@ async def test_http_api_export_serves_jwt_and_default_routes(
     assert backend.total == 1
 
 
-def test_swagger_2_document_with_lambda_authorizer(tmp_path: Path) -> None:
+def test_swagger_2_document_and_its_lambda_authorizer_refused(tmp_path: Path) -> None:
     (tmp_path / "auth.py").write_text("def handler(event, context):\n    return {}\n")
     path = tmp_path / "swagger.json"
     path.write_text(
@@ -125,12 +128,13 @@ def test_swagger_2_document_with_lambda_authorizer(tmp_path: Path) -> None:
     uri = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/ARN/invocations"
     lambda_arn = "arn:aws:lambda:us-east-1:123456789012:function:auth"
     path.write_text(path.read_text().replace('"URI"', f'"{uri}"').replace("ARN", lambda_arn))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (issue,) = info.value.issues
+    assert issue == ConfigIssue("securitySchemes.tok.x-amazon-apigateway-authorizer", UNENFORCED_AUTHORIZER)
+    # Without the authorizer the document is served: the MOCK's status and the Swagger 2 base path.
+    path.write_text(path.read_text().replace('"security": [{"tok": []}],', ""))
     (api,) = load_config(path).apis
     assert (api.kind, api.stages[0].name) == (ApiKind.REST, "beta")
     (route,) = api.routes
     assert route.integration.mock is not None and route.integration.mock.status == 202
-    authorizer = route.authorizer
-    assert authorizer is not None and authorizer.type is AuthorizerType.TOKEN
-    assert authorizer.identity_sources == ("method.request.header.Authorization",)
-    assert authorizer.function is not None and authorizer.function.handler == "auth.handler"
-    assert authorizer.ttl_s == 60
