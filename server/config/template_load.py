@@ -38,6 +38,11 @@ def load_template(
     handled |= read
     for name, body in template.resources.items():
         kind = str(body.get("Type", ""))
+        if "Condition" in body and name in handled:
+            issues.warn(
+                loc(loc("Resources", name), "Condition"),
+                f"condition {body['Condition']!r} is not evaluated: the resource is served as if it held",
+            )
         if name not in handled and kind not in DEPLOYMENT_ONLY:
             issues.warn(
                 loc("Resources", name), f"{kind or 'a resource without Type'} is not served by Portway"

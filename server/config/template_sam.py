@@ -185,8 +185,11 @@ def _event(
         logical = "ServerlessHttpApi" if http else "ServerlessRestApi"
         if logical not in t.apis:
             stage = DEFAULT_STAGE if http else "Prod"
-            t.draft(logical, ApiKind.HTTP if http else ApiKind.REST, stage)
-            auth[logical] = (globals_.get("HttpApi" if http else "Api") or {}).get("Auth") or {}
+            draft = t.draft(logical, ApiKind.HTTP if http else ApiKind.REST, stage)
+            defaults = globals_.get("HttpApi" if http else "Api") or {}
+            auth[logical] = defaults.get("Auth") or {}
+            binary = defaults.get("BinaryMediaTypes") or []
+            draft.binary_media_types = tuple(str(item).replace("~1", "/") for item in binary)
     else:
         target = t.ref_target(api_ref)
         if target is None or target not in t.apis:

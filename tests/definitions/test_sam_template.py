@@ -105,3 +105,34 @@ def test_a_function_event_naming_an_undefined_authorizer_is_an_error(tmp_path: P
             "authorizer 'Missing' is not declared in the API's Auth.Authorizers",
         )
     ]
+
+
+def test_globals_api_settings_and_conditions_are_reported_not_dropped(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Transform: AWS::Serverless-2016-10-31
+            Conditions:
+              IsProd: !Equals [!Ref AWS::AccountId, "1"]
+            Globals:
+              Api:
+                BinaryMediaTypes: ["image~1png"]
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Condition: IsProd
+                Properties:
+                  CodeUri: .
+                  Handler: app.handler
+                  Events:
+                    Get: {Type: Api, Properties: {Path: /x, Method: get}}
+            """
+        )
+    )
+    config = load_config(tmp_path / "template.yaml")
+    assert config.warnings == (
+        "Resources.Fn.Condition: condition 'IsProd' is not evaluated: the resource is served as if it held",
+    )
+    (api,) = config.apis
+    assert (api.stages[0].name, api.binary_media_types) == ("Prod", ("image/png",))
