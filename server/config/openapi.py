@@ -61,7 +61,7 @@ from server.config.rules import (
 )
 from server.ids import new_api_id
 
-__all__ = ["UNSUPPORTED", "detect_openapi", "load_openapi"]
+__all__ = ["UNSUPPORTED", "detect_openapi", "embedded_routes", "load_openapi"]
 
 EXT = "x-amazon-apigateway-"
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch")
@@ -112,11 +112,32 @@ def load_openapi(
     return loader.load(source, stage)
 
 
+def embedded_routes(
+    document: Mapping[str, Any], kind: ApiKind, bindings: Bindings, issues: Issues, where: str
+) -> tuple[list[tuple[RouteConfig, str]], tuple[str, ...]]:
+    """The routes and binary media types of an OpenAPI body inside a template (SAM's
+    ``DefinitionBody``, a RestApi's or ApiGatewayV2 Api's ``Body``), intrinsics already evaluated;
+    issues located under ``where``."""
+    loader = _Loader(document, bindings, issues, {"AWS::Region": "us-east-1"}, where)
+    loader.kind = kind
+    loader.root_warnings()
+    binary = document.get(EXT + "binary-media-types") or []
+    return loader._routes(), tuple(
+        str(item).replace("~1", "/") for item in binary if isinstance(binary, list)
+    )
+
+
 class _Loader:
     def __init__(
-        self, document: Mapping[str, Any], bindings: Bindings, issues: Issues, pseudo: Mapping[str, str]
+        self,
+        document: Mapping[str, Any],
+        bindings: Bindings,
+        issues: Issues,
+        pseudo: Mapping[str, str],
+        prefix: str = "",
     ) -> None:
         self.doc = document
+        self.prefix = prefix  # where the document sits in a template (its issues' locations)
         self.bindings = bindings
         self.issues = issues
         self.pseudo = {**pseudo, "AWS::Partition": "aws"}
@@ -137,13 +158,7 @@ class _Loader:
             stage or self._exported_stage() or ("dev" if self.kind is ApiKind.REST else DEFAULT_STAGE)
         )
         check_stage_name(stage_name, self.kind, "--stage", issues)
-        for key in map(str, doc):
-            if key.startswith(EXT):
-                short = key.removeprefix(EXT)
-                if short in UNSUPPORTED:
-                    issues.warn(key, UNSUPPORTED[short])
-                elif short not in _ROOT_KNOWN:
-                    issues.warn(key, "unknown API Gateway extension (ignored)")
+        self.root_warnings()
         routes = self._routes()
         key_source = str(doc.get(EXT + "api-key-source", "HEADER")).upper()
         if key_source not in ("HEADER", "AUTHORIZER"):
@@ -172,6 +187,15 @@ class _Loader:
         if not routes:
             issues.warn("paths", "no operations with an integration: nothing to serve")
         return GatewayConfig(apis=(api,), source=source, warnings=tuple(issues.warnings))
+
+    def root_warnings(self) -> None:
+        for key in map(str, self.doc):
+            if key.startswith(EXT):
+                short = key.removeprefix(EXT)
+                if short in UNSUPPORTED:
+                    self.issues.warn(loc(self.prefix, key), UNSUPPORTED[short])
+                elif short not in _ROOT_KNOWN:
+                    self.issues.warn(loc(self.prefix, key), "unknown API Gateway extension (ignored)")
 
     def _exported_stage(self) -> str | None:
         """The stage an AWS export names in its base path (``/prod``)."""
@@ -202,11 +226,11 @@ class _Loader:
     def _routes(self) -> list[tuple[RouteConfig, str]]:
         paths = self.doc.get("paths")
         if not isinstance(paths, dict):
-            self.issues.error("paths", "missing paths")
+            self.issues.error(loc(self.prefix, "paths"), "missing paths")
             return []
         routes: list[tuple[RouteConfig, str]] = []
         for path, item in paths.items():
-            at = loc("paths", str(path))
+            at = loc(loc(self.prefix, "paths"), str(path))
             if not isinstance(item, dict):
                 self.issues.error(at, "a path item is a mapping of operations")
                 continue
@@ -430,7 +454,7 @@ class _Loader:
     def _authorizer(self, name: str, scheme: Mapping[str, Any]) -> AuthorizerConfig | None:
         if name in self.authorizers:
             return self.authorizers[name]
-        at = loc("securitySchemes", name)
+        at = loc(loc(self.prefix, "securitySchemes"), name)
         authtype = str(scheme.get(EXT + "authtype", "")).lower()
         raw = scheme.get(EXT + "authorizer")
         config: AuthorizerConfig | None = None

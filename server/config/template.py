@@ -32,6 +32,8 @@ from server.config.bindings import Bindings, FunctionBinding, function_name_of
 from server.config.cloudformation import UNKNOWN, Evaluator, Stack
 from server.config.errors import Issues
 from server.config.model import ApiKind, AuthorizerConfig, IntegrationConfig, RouteConfig
+from server.config.openapi import embedded_routes
+from server.config.yamlio import parse_yaml
 from server.ids import new_api_id
 
 __all__ = ["DEPLOYMENT_ONLY", "ApiDraft", "Template", "detect_template"]
@@ -190,6 +192,31 @@ class Template:
         if timeout_ms is None:
             timeout_ms = int(min(self.timeouts.get(name, 3.0) * 1000, cap))
         return binding.integration(name, max(50, min(timeout_ms, cap)), payload)
+
+    def openapi_body(self, draft: ApiDraft, raw: Any, where: str, *, evaluate: bool = True) -> None:
+        """Routes from an OpenAPI body (SAM ``DefinitionBody``/``DefinitionUri``, ``Body``) into ``draft``."""
+        value = self.evaluator.evaluate(raw) if evaluate else raw
+        if value is UNKNOWN or not isinstance(value, dict):
+            self.issues.error(where, "this OpenAPI body cannot be resolved locally (a value only AWS knows)")
+            return
+        routes, binary = embedded_routes(value, draft.kind, self.bindings, self.issues, where)
+        draft.routes.extend(routes)
+        draft.binary_media_types += binary
+
+    def openapi_file(self, draft: ApiDraft, raw: Any, where: str) -> None:
+        """SAM's ``DefinitionUri`` naming a local file (uploaded by ``sam package``; its intrinsics
+        are not evaluated, as on AWS)."""
+        if not isinstance(raw, str) or raw.startswith("s3://"):
+            self.issues.error(where, "only a local file is read (S3 locations are not)")
+            return
+        try:
+            document, problems = parse_yaml((self.base_dir / raw).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            self.issues.error(where, f"cannot read {raw}: {exc}")
+            return
+        for problem in problems:
+            self.issues.error(f"{where} ({raw}) {problem.location}", problem.message)
+        self.openapi_body(draft, document, where, evaluate=False)
 
     def draft(self, logical_id: str, kind: ApiKind, stage: str) -> ApiDraft:
         if logical_id not in self.apis:

@@ -108,18 +108,19 @@ def read_apis(t: Template) -> set[str]:
     stages = _stages(t, of_type)
     for logical_id in of_type.get(V1 + "RestApi", []):
         props = _props(t.resources[logical_id])
-        for key in ("Body", "BodyS3Location"):
-            if key in props:
-                t.issues.error(
-                    _where(logical_id, key), "an OpenAPI body is not read yet: serve it as its own document"
-                )
+        if "BodyS3Location" in props:
+            t.issues.error(
+                _where(logical_id, "BodyS3Location"), "an OpenAPI body in S3 is not read: use Body"
+            )
         draft = t.draft(logical_id, ApiKind.REST, stages.get(logical_id, "prod"))
         draft.binary_media_types = tuple(map(str, props.get("BinaryMediaTypes") or ()))
+        if "Body" in props:
+            t.openapi_body(draft, props["Body"], _where(logical_id, "Body"))
         draft.api_key_source = str(props.get("ApiKeySourceType", "HEADER"))
     for logical_id in of_type.get(V2 + "Api", []):
         props = _props(t.resources[logical_id])
         protocol = props.get("ProtocolType")
-        for key in ("Body", "BodyS3Location", "Target", "CorsConfiguration"):
+        for key in ("BodyS3Location", "Target", "CorsConfiguration"):
             if key in props:
                 t.issues.error(
                     _where(logical_id, key), f"{key} is not supported yet: declare routes and integrations"
@@ -130,6 +131,8 @@ def read_apis(t: Template) -> set[str]:
         kind = ApiKind.HTTP if protocol == "HTTP" else ApiKind.WEBSOCKET
         default = DEFAULT_STAGE if kind is ApiKind.HTTP else "production"
         draft = t.draft(logical_id, kind, stages.get(logical_id, default))
+        if "Body" in props and kind is ApiKind.HTTP:
+            t.openapi_body(draft, props["Body"], _where(logical_id, "Body"))
         if kind is ApiKind.WEBSOCKET:
             draft.route_selection_expression = str(
                 props.get("RouteSelectionExpression", "$request.body.action")

@@ -42,7 +42,7 @@ _FUNCTION_HARMLESS = {
     "EphemeralStorage", "VpcConfig", "PermissionsBoundary", "ProvisionedConcurrencyConfig",
 }  # fmt: skip
 _FUNCTION_READ = {"CodeUri", "Handler", "Timeout", "MemorySize", "Environment", "FunctionName", "Events"}
-_API_READ = {"Name", "StageName", "Auth", "BinaryMediaTypes"}
+_API_READ = {"Name", "StageName", "Auth", "BinaryMediaTypes", "DefinitionBody", "DefinitionUri"}
 _API_HARMLESS = {
     "Description", "Tags", "TracingEnabled", "EndpointConfiguration", "OpenApiVersion", "AccessLogSetting",
     "CacheClusterEnabled", "CacheClusterSize", "Variables", "FailOnWarnings", "DisableExecuteApiEndpoint",
@@ -129,12 +129,7 @@ def read_apis(t: Template) -> set[str]:
         props = {**defaults, **(body.get("Properties") or {})}
         where = loc(loc("Resources", logical_id), "Properties")
         for key in props:
-            if key in ("DefinitionBody", "DefinitionUri"):
-                t.issues.error(
-                    loc(where, key),
-                    "an inline OpenAPI definition is not read yet: serve it as its own document",
-                )
-            elif key in (
+            if key in (
                 "Cors",
                 "CorsConfiguration",
                 "GatewayResponses",
@@ -151,6 +146,10 @@ def read_apis(t: Template) -> set[str]:
         binary = props.get("BinaryMediaTypes") or []
         draft.binary_media_types = tuple(str(item).replace("~1", "/") for item in binary)
         auth[logical_id] = props.get("Auth") or {}
+        if "DefinitionBody" in props:
+            t.openapi_body(draft, props["DefinitionBody"], loc(where, "DefinitionBody"))
+        elif "DefinitionUri" in props:
+            t.openapi_file(draft, props["DefinitionUri"], loc(where, "DefinitionUri"))
     # Implicit APIs, with the Globals' settings.
     for logical_id, body in t.resources.items():
         if body.get("Type") != FUNCTION:

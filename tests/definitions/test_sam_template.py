@@ -136,3 +136,60 @@ def test_globals_api_settings_and_conditions_are_reported_not_dropped(tmp_path: 
     )
     (api,) = config.apis
     assert (api.stages[0].name, api.binary_media_types) == ("Prod", ("image/png",))
+
+
+async def test_definition_body_and_uri_are_served(tmp_path: Path, aiohttp_client: Client) -> None:
+    (tmp_path / "app.py").write_text(
+        "def handler(event, context):\n    return {'statusCode': 200, 'body': event['resource']}\n"
+    )
+    (tmp_path / "openapi.yaml").write_text(
+        textwrap.dedent(
+            """\
+            openapi: 3.0.1
+            info: {title: from-file}
+            paths:
+              /file:
+                get:
+                  x-amazon-apigateway-integration:
+                    type: mock
+                    requestTemplates: {application/json: '{"statusCode": 200}'}
+                    responses: {default: {statusCode: "200", responseTemplates: {text/plain: from file}}}
+            """
+        )
+    )
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              Inline:
+                Type: AWS::Serverless::Api
+                Properties:
+                  StageName: a
+                  DefinitionBody:
+                    openapi: 3.0.1
+                    info: {title: inline}
+                    paths:
+                      /items/{id}:
+                        get:
+                          x-amazon-apigateway-integration:
+                            type: aws_proxy
+                            httpMethod: POST
+                            uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/\
+                              functions/${Fn.Arn}/invocations"
+              FromFile:
+                Type: AWS::Serverless::Api
+                Properties: {StageName: b, DefinitionUri: openapi.yaml}
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties: {CodeUri: ., Handler: app.handler}
+            """
+        )
+    )
+    config = load_config(tmp_path / "template.yaml")
+    assert config.warnings == ()
+    client = await aiohttp_client(create_app(config))
+    inline = await client.get("/a/items/1")
+    assert (inline.status, await inline.text()) == (200, "/items/{id}")
+    from_file = await client.get("/b/file")
+    assert (from_file.status, await from_file.text()) == (200, "from file")
