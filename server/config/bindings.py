@@ -15,6 +15,8 @@ file's entries win)::
         memorySize: 512
     endpoints:                      # HTTP integration URL prefix -> the URL it is served from
       http://petstore.execute-api.us-east-1.amazonaws.com: http://127.0.0.1:8080
+    parameters:                     # templates: values of Parameters (sam deploy --parameter-overrides)
+      Stage: dev
 
 A Lambda integration whose function has no binding is an error (never skipped). The caller reads
 the file; handlers are checked statically like every loader's (:func:`rules.lambda_handler`).
@@ -80,6 +82,7 @@ class FunctionBinding:
 class Bindings:
     functions: Mapping[str, FunctionBinding] = field(default_factory=dict)
     endpoints: tuple[tuple[str, str], ...] = ()
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
     def endpoint(self, uri: str) -> str:
         """``uri`` with its longest bound prefix replaced."""
@@ -92,7 +95,11 @@ class Bindings:
         """These bindings with ``other``'s entries taking precedence."""
         endpoints = dict(self.endpoints)
         endpoints.update(other.endpoints)
-        return Bindings({**self.functions, **other.functions}, tuple(endpoints.items()))
+        return Bindings(
+            {**self.functions, **other.functions},
+            tuple(endpoints.items()),
+            {**self.parameters, **other.parameters},
+        )
 
 
 def parse_bindings(raw: Any, base_dir: Path, where: str, issues: Issues) -> Bindings:
@@ -103,8 +110,8 @@ def parse_bindings(raw: Any, base_dir: Path, where: str, issues: Issues) -> Bind
         issues.error(where, "bindings are a mapping of functions and endpoints")
         return Bindings()
     for key in raw:
-        if key not in ("functions", "endpoints"):
-            issues.error(loc(where, str(key)), f"unknown key {key!r} (use functions, endpoints)")
+        if key not in ("functions", "endpoints", "parameters"):
+            issues.error(loc(where, str(key)), f"unknown key {key!r} (use functions, endpoints, parameters)")
     functions: dict[str, FunctionBinding] = {}
     raw_functions = raw.get("functions") or {}
     if not isinstance(raw_functions, dict):
@@ -125,7 +132,11 @@ def parse_bindings(raw: Any, base_dir: Path, where: str, issues: Issues) -> Bind
             issues.error(at, "the local URL must start with http:// or https://")
             continue
         endpoints.append((str(prefix), target))
-    return Bindings(functions, tuple(endpoints))
+    parameters = raw.get("parameters") or {}
+    if not isinstance(parameters, dict) or any(isinstance(v, dict | list) for v in parameters.values()):
+        issues.error(loc(where, "parameters"), "a mapping of template parameter: value")
+        parameters = {}
+    return Bindings(functions, tuple(endpoints), {str(k): scalar_text(v) for k, v in parameters.items()})
 
 
 def _function(value: Any, base_dir: Path, where: str, issues: Issues) -> FunctionBinding | None:

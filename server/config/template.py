@@ -129,6 +129,9 @@ class Template:
         api_ids.update({logical: new_api_id(name) for logical, name in self.api_names.items()})
 
     def _lookup(self, parts: tuple[str, ...]) -> Any:
+        bound = self.bindings.parameters
+        if len(parts) == 3 and parts[0] == "Parameters" and parts[2] == "Default" and parts[1] in bound:
+            return bound[parts[1]]  # a bound value overrides the Default
         value: Any = self.doc
         for part in parts:
             if not isinstance(value, dict) or part not in value:

@@ -193,3 +193,38 @@ async def test_definition_body_and_uri_are_served(tmp_path: Path, aiohttp_client
     assert (inline.status, await inline.text()) == (200, "/items/{id}")
     from_file = await client.get("/b/file")
     assert (from_file.status, await from_file.text()) == (200, "from file")
+
+
+def test_parameters_without_default_are_bound_or_reported(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Transform: AWS::Serverless-2016-10-31
+            Parameters:
+              Stage: {Type: String}
+            Resources:
+              Api:
+                Type: AWS::Serverless::Api
+                Properties: {StageName: !Ref Stage}
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: .
+                  Handler: app.handler
+                  Events:
+                    Get: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /x, Method: get}}
+            """
+        )
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "template.yaml")
+    assert [(i.location, i.message) for i in info.value.issues] == [
+        (
+            "Resources.Api.Properties.StageName",
+            "this stage name cannot be resolved locally (a value only AWS knows)",
+        )
+    ]
+    (tmp_path / "bindings.yaml").write_text("parameters: {Stage: qa}\n")
+    config = load_config(tmp_path / "template.yaml", bindings=tmp_path / "bindings.yaml")
+    assert config.apis[0].stages[0].name == "qa"
