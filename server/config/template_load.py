@@ -16,6 +16,7 @@ from server.config.rules import (
     check_gateway,
     check_routes,
     check_selection_expression,
+    check_stage_name,
 )
 from server.config.template import DEPLOYMENT_ONLY, Template
 
@@ -50,6 +51,7 @@ def load_template(
     built: list[BuiltApi] = []
     for draft in template.apis.values():
         stage_name = stage if stage and draft.kind is not ApiKind.HTTP else draft.stage
+        check_stage_name(stage_name or DEFAULT_STAGE, draft.kind, loc("Resources", draft.logical_id), issues)
         if draft.kind is ApiKind.WEBSOCKET:
             check_selection_expression(
                 draft.route_selection_expression,

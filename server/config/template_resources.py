@@ -32,8 +32,10 @@ from server.config.model import (
     frozen_map,
 )
 from server.config.rules import (
+    DEFAULT_TIMEOUTS_MS,
     METHODS,
     check_path,
+    check_timeout,
     check_uri,
     check_websocket_route_key,
     lambda_handler,
@@ -279,7 +281,9 @@ def _integration(
         check_uri(uri, parameters, loc(at, "Uri"), t.issues)
         http_method = str(raw.get("IntegrationHttpMethod", raw.get("IntegrationMethod", method))).upper()
         itype = IntegrationType.HTTP if kind == "HTTP" else IntegrationType.HTTP_PROXY
-        return IntegrationConfig(itype, timeout or 29_000, uri=uri, http_method=http_method)
+        timeout_ms = timeout if isinstance(timeout, int) else DEFAULT_TIMEOUTS_MS[draft.kind]
+        check_timeout(timeout_ms, draft.kind, loc(at, "TimeoutInMillis"), t.issues)
+        return IntegrationConfig(itype, timeout_ms, uri=uri, http_method=http_method)
     if kind == "MOCK":
         status = 200
         template = (raw.get("RequestTemplates") or {}).get("application/json")
