@@ -468,7 +468,9 @@ class _Loader:
                 "a security scheme Portway cannot enforce (an API key in x-api-key, awsSigv4, or "
                 "x-amazon-apigateway-authorizer): the routes would be served open",
             )
-        if config is not None and refuse_lambda_authorizer(config, loc(at, EXT + "authorizer"), self.issues):
+        if config is not None and refuse_lambda_authorizer(
+            config, self.kind, loc(at, EXT + "authorizer"), self.issues
+        ):
             return None
         if config is not None:
             self.authorizers[name] = config

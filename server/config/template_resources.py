@@ -325,7 +325,7 @@ def _authorization(
     if target in draft.authorizers:
         return draft.authorizers[target]
     config = _authorizer(t, draft, target, _props(body), _where(target))
-    if config is None or refuse_lambda_authorizer(config, _where(target), t.issues):
+    if config is None or refuse_lambda_authorizer(config, draft.kind, _where(target), t.issues):
         return False
     draft.authorizers[target] = config
     return config

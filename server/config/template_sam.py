@@ -271,7 +271,7 @@ def _route_authorizer(
         return False
     where = loc(loc(loc("Resources", draft.logical_id), "Auth"), str(name))
     config = _authorizer(t, draft, str(name), declared, where)
-    if config is None or refuse_lambda_authorizer(config, where, t.issues):
+    if config is None or refuse_lambda_authorizer(config, draft.kind, where, t.issues):
         return False
     draft.authorizers[str(name)] = config
     return config
