@@ -2,12 +2,16 @@
 
     portway serve CONFIG [--host H] [--port P] [--redis-url URL | --state-file PATH]
                          [--tls-cert F --tls-key F | --tls self-signed] [--stage S]
-                         [--quiet] [--pass-env NAME] [--workers N] [client limits: docs/operations.md]
-    portway validate CONFIG [--stage S] [--strict]
+                         [--quiet] [--pass-env NAME] [--workers N] [--bindings F]
+                         [client limits: docs/operations.md]
+    portway validate CONFIG [--stage S] [--strict] [--bindings F]
+    portway export CONFIG [--api NAME] [--output FILE]   (OpenAPI 3 with x-amazon-apigateway-*)
     portway cluster CONFIG [--nodes N] [--port P]  (Redis, N nodes, nginx on loopback: cluster_cmd.py)
     portway keys|plans|usage ...  (the admin API of a running gateway: server/admin/commands.py)
 
-CONFIG is a native ``portway.yaml`` or a Serverless Framework v3 ``serverless.yml`` (detected).
+CONFIG is a native ``portway.yaml``, a Serverless Framework v3 ``serverless.yml`` or an OpenAPI 3 /
+Swagger 2 document with API Gateway's extensions (detected; ``--bindings`` maps its Lambda functions
+and backends to local ones).
 ``--redis-url`` (or ``PORTWAY_REDIS_URL``) selects Redis; otherwise the embedded store is used,
 and ``--state-file`` (or ``PORTWAY_STATE_FILE``) keeps its quota and usage counters and API
 keys across restarts (ignored with Redis, which persists by itself). ``--tls self-signed`` serves
@@ -29,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
 from routes.integrations.lambda_env import pass_env_names
@@ -42,6 +47,7 @@ from server.admin_site import start_admin_site
 from server.app import INVOKERS, create_app
 from server.auth.iam import MissingSecret, missing_secrets
 from server.config.errors import ConfigError
+from server.config.export import export_openapi
 from server.config.load import load_config
 from server.config.model import DEFAULT_STAGE, ApiKind, GatewayConfig
 from server.console import setup_console
@@ -57,6 +63,9 @@ from server.supervisor import Supervisor, WorkerSpec, reserve_port
 __all__ = ["main"]
 
 log = logging.getLogger("portway")
+
+
+_BINDINGS_HELP = "OpenAPI/SAM/CloudFormation: local handlers and backends for its functions and URLs"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "else ~/.cache/portway/tls); handler workers get AWS_CA_BUNDLE trusting it",
     )
     serve.add_argument("--stage", help="serverless.yml: override provider.stage")
+    serve.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
     serve.add_argument("--log-level", default=os.environ.get("PORTWAY_LOG_LEVEL", "INFO"))
     serve.add_argument(
         "--workers",
@@ -169,9 +179,18 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a definition and print every error and warning")
     validate.add_argument("config", type=Path)
     validate.add_argument("--stage")
+    validate.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
     validate.add_argument(
         "--strict", action="store_true", help="exit non-zero on warnings too (a handler not found, ...)"
     )
+    export = sub.add_parser(
+        "export", help="write an API of a definition as OpenAPI 3 with API Gateway's extensions"
+    )
+    export.add_argument("config", type=Path)
+    export.add_argument("--stage")
+    export.add_argument("--bindings", type=Path, help=_BINDINGS_HELP)
+    export.add_argument("--api", help="the API's name, when the definition has several")
+    export.add_argument("--output", "-o", type=Path, help="the file to write (default: standard output)")
     add_admin_parsers(sub)
     from server.cluster_cmd import add_parser as add_cluster_parser  # its own module: portway cluster
 
@@ -179,9 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path, stage: str | None) -> GatewayConfig | None:
+def _load(path: Path, stage: str | None, bindings: Path | None = None) -> GatewayConfig | None:
     try:
-        return load_config(path, stage=stage)
+        return load_config(path, stage=stage, bindings=bindings)
     except ConfigError as exc:
         for issue in exc.issues:
             where = f"{issue.location}: " if issue.location else ""
@@ -433,7 +452,7 @@ def _use_local_tls(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = _load(args.config, args.stage)
+    config = _load(args.config, args.stage, args.bindings)
     if config is None:
         return 1
     routes = sum(len(api.routes) for api in config.apis)
@@ -453,6 +472,33 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """``portway export``: the document on stdout or in ``--output``; what it leaves out on stderr."""
+    config = _load(args.config, args.stage, args.bindings)
+    if config is None:
+        return 1
+    apis = [api for api in config.apis if args.api in (None, api.name)]
+    if len(apis) != 1:
+        names = ", ".join(repr(api.name) for api in config.apis)
+        what = f"no API named {args.api!r}" if args.api else "several APIs: choose one with --api"
+        print(f"{args.config}: {what} ({names})", file=sys.stderr)
+        return 2
+    out_dir = (args.output.parent if args.output else Path.cwd()).resolve()
+    try:
+        document, notes = export_openapi(config, apis[0], out_dir)
+    except ValueError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for note in notes:
+        print(f"{args.config}: note: {note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -466,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_cluster(args)
     if args.command in FUNCTION_COMMANDS:
         return run_functions(args, _load)
+    if args.command == "export":
+        return _export(args)
     setup_console(args.log_level)
     if args.tls_key and not args.tls_cert:
         print("--tls-key needs --tls-cert", file=sys.stderr)
@@ -497,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.redis_url and args.state_file:
         log.warning("--state-file (PORTWAY_STATE_FILE) is ignored with --redis-url: Redis persists by itself")
         args.state_file = None
-    config = _load(args.config, args.stage)
+    config = _load(args.config, args.stage, args.bindings)
     if config is None:
         return 1
     for warning in config.warnings:

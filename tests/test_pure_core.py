@@ -61,6 +61,7 @@ PURE_MODULES = [
     "server.transform.jsonpath",
     "server.transform.fastvtl",
     "server.transform.http_api",
+    "server.config.export",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -60,7 +60,8 @@ def test_file_problems(tmp_path: Path) -> None:
         (
             "",
             "not a gateway definition: a Portway file starts with `portway: 1`; a serverless.yml has "
-            "`service:` and `provider:` or `functions:`",
+            "`service:` and `provider:` or `functions:`; an OpenAPI document starts with `openapi: 3.x` "
+            "or `swagger: '2.0'`; a SAM/CloudFormation template has `Resources:`",
         )
     ]
 
