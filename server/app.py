@@ -67,6 +67,7 @@ from server.metrics import Sources, exposition
 from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.stages.authorize import AuthorizeStage
+from server.stages.cache import CacheStage
 from server.stages.throttle import ThrottleStage
 from server.store.base import Store, StoreUnavailable
 from server.store.factory import open_store
@@ -74,6 +75,7 @@ from server.tasks import stop_tasks
 
 __all__ = [
     "BODY_BUDGET",
+    "CACHE",
     "CONFIG",
     "GATEWAY",
     "HTTP_SESSION",
@@ -98,6 +100,7 @@ WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
 CONNECTIONS = web.AppKey("connections", ConnectionManager)
 KEYS = web.AppKey("keys", KeyRegistry)
 THROTTLE = web.AppKey("throttle", ThrottleStage)
+CACHE = web.AppKey("cache", CacheStage)
 REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
@@ -225,8 +228,14 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         policies = any(api.resource_policy is not None for api in config.apis)
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
+        # The cache phase only when some stage caches: zero cost otherwise.
+        cache = CacheStage(app[STORE]) if any(s.cache for a in config.apis for s in a.stages) else None
+        if cache is not None:
+            app[CACHE] = cache
         app[GATEWAY] = Gateway(
-            default_stages(app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle),
+            default_stages(
+                app[DISPATCHER], config, integrations, authorize=authorize, throttle=throttle, cache=cache
+            ),
             access=access.line if access is not None else None,
         )
         ws_integrations = {
@@ -309,6 +318,8 @@ def _metrics(request: web.Request) -> web.Response:
         websocket_flood_closes=lambda: app[WEBSOCKETS].flood_closes,
         websocket_control_flood_closes=lambda: app[WEBSOCKETS].control_flood_closes,
     )
+    if (cache := app.get(CACHE)) is not None:
+        sources.cache_hits, sources.cache_misses = lambda: cache.hits, lambda: cache.misses
     return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 

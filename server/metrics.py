@@ -37,6 +37,8 @@ class Sources:
     websocket_connections: Callable[[], int]
     websocket_flood_closes: Callable[[], int]
     websocket_control_flood_closes: Callable[[], int] = lambda: 0
+    cache_hits: Callable[[], int] = lambda: 0
+    cache_misses: Callable[[], int] = lambda: 0
 
 
 class GatewayCollector:
@@ -87,6 +89,14 @@ class GatewayCollector:
             "WebSocket connections closed with 1008 for sending ping/pong frames over controlFrameThrottle.",
             s.websocket_control_flood_closes(),
         )
+        cache = CounterMetricFamily(
+            "portway_cache_lookups",
+            "Stage cache lookups, by result (AWS's CacheHitCount/CacheMissCount).",
+            labels=["result"],
+        )
+        cache.add_metric(["hit"], s.cache_hits())
+        cache.add_metric(["miss"], s.cache_misses())
+        yield cache
 
 
 def exposition(sources: Sources) -> bytes:

@@ -97,6 +97,8 @@ class RequestContext:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     auth: AuthResult | None = None  # set by the authorize phase for routes with an authorizer
     read_body: BodyReader | None = None
+    # Set by the cache phase on a miss: the integration's response goes to it before it is sent.
+    cache_store: Callable[[HttpResponse], Awaitable[None]] | None = None
 
 
 class Stage(Protocol):
@@ -221,7 +223,10 @@ class IntegrateStage:
         integration = self._integrations.get(id(ctx.match.route))
         if integration is None:
             raise ApiConfigurationError()
-        return await integration.invoke(ctx.info)
+        response = await integration.invoke(ctx.info)
+        if ctx.cache_store is not None:
+            await ctx.cache_store(response)
+        return response
 
 
 def default_stages(

@@ -46,6 +46,9 @@ PURE_MODULES = [
     "server.config.iam",
     "server.trace",
     "server.event_headers",
+    "server.cache.policy",
+    "server.cache.keys",
+    "server.cache.entry",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.config.cache import route_cache, stage_cache
 from server.config.errors import Issues, loc
 from server.config.iam import parse_iam, parse_management, parse_resource_policy_at, parse_trusted_proxies
 from server.config.model import (
@@ -446,6 +447,7 @@ def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[Sta
                 frozen_map(variables),
                 throttle=_throttle((body or {}).get("throttle")),
                 method_throttles=MappingProxyType(methods),
+                cache=stage_cache((body or {}).get("cache"), kind, loc(where, "cache"), issues),
             )
             stages.append(stage)
     return tuple(stages)
@@ -485,7 +487,10 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         return None
     method, path, parameters = parsed
     integration = _integration(spec, isinstance(value, str), location, parameters, context, issues)
-    return None if integration is None else RouteConfig(method, path, integration, api_key, route_response)
+    cache = route_cache(spec.get("cache"), context.kind, parameters, loc(location, "cache"), issues)
+    if integration is None:
+        return None
+    return RouteConfig(method, path, integration, api_key, route_response, cache=cache)
 
 
 def _integration(
@@ -512,7 +517,9 @@ def _integration(
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
         options = {
-            key: val for key, val in spec.items() if key not in (kind, "apiKeyRequired", "routeResponse")
+            key: val
+            for key, val in spec.items()
+            if key not in (kind, "apiKeyRequired", "routeResponse", "cache")
         }
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:

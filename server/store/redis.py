@@ -44,7 +44,7 @@ from server.store.bucket import validate_bucket_args, validate_now_cost
 from server.store.lua import ADMIT, BUCKET, BUCKET_LUA
 from server.store.redis_admit import AdmitCodec, pack_now
 from server.store.redis_errors import TRANSLATE as _TRANSLATE
-from server.store.redis_pipe import RedisPipe
+from server.store.redis_pipe import RedisPipe, pack
 from server.store.redis_pubsub import RedisSubscription
 from server.store.spec_cache import SpecCache
 from server.store.subscription import DEFAULT_BUFFER
@@ -54,6 +54,14 @@ __all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
 
 
 DEFAULT_NAMESPACE = "portway:"
+
+
+_CACHE = "cache:"
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by SCAN's glob pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _ms(ttl: float) -> int:
@@ -302,6 +310,36 @@ class RedisStore:
         prefix, suffix = self._prepared.get(buckets, quota, usage)
         command = prefix + pack_now(cost, now) + suffix
         return self._admit.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
+
+    # -- response cache ----------------------------------------------------------------------
+    # Its own key space: ``<namespace>cache:<key>``. Reads and writes go through the pipelined
+    # connection (a cache hit is the hot path); a flush scans, which only the admin API does.
+
+    async def cache_get(self, key: str) -> bytes | None:
+        self._check_open()
+        command = pack((b"GET", (self._ns + _CACHE + key).encode()))
+        return cast("bytes | None", await self._pipe.submit(command))
+
+    async def cache_put(self, key: str, value: bytes, *, ttl: float) -> None:
+        px = _ms(ttl)
+        self._check_open()
+        name = (self._ns + _CACHE + key).encode()
+        await self._pipe.submit(pack((b"SET", name, bytes(value), b"PX", b"%d" % px)))
+
+    async def cache_flush(self, prefix: str) -> int:
+        self._check_open()
+        pattern = _glob_escape(self._ns + _CACHE + prefix) + "*"
+        dropped = 0
+        with _TRANSLATE:
+            batch: list[bytes] = []
+            async for name in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(name)
+                if len(batch) >= 1000:
+                    dropped += int(await self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                dropped += int(await self._client.unlink(*batch))
+        return dropped
 
     # -- pub/sub -----------------------------------------------------------------------------
 
