@@ -34,6 +34,7 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
+from server.config.serverless_cache import event_cache
 from server.config.variables import Resolver
 
 __all__ = [
@@ -215,6 +216,7 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         bool(r.get(*parts, "private")),
         authorizer=auth.authorizer,
         authorization_scopes=auth.scopes,
+        cache=event_cache(r, parts, parameters, build.issues),
     )
     build.rest.append((route, location))
     if "throttling" in settings:
