@@ -24,6 +24,10 @@ __all__ = [
     "ApiKind",
     "AuthorizerConfig",
     "AuthorizerType",
+    "CACHE_TTL_DEFAULT",
+    "CACHE_TTL_MAX",
+    "CacheControlStrategy",
+    "CacheSettings",
     "ClusterSettings",
     "GatewayConfig",
     "IamCredentialConfig",
@@ -40,6 +44,7 @@ __all__ = [
     "ApiKeyConfig",
     "PlanStage",
     "QuotaSettings",
+    "RouteCache",
     "WebSocketSettings",
     "frozen_map",
 ]

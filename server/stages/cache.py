@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from server.cache.entry import MAX_BODY_BYTES, decode, encode
+from server.cache.entry import MAX_BODY_BYTES, CachedResponse, decode, encode
 from server.cache.keys import cache_key
 from server.cache.policy import IGNORED_WARNING, MethodCache, invalidation, method_cache, wants_fresh
 from server.config.model import RouteConfig, StageConfig
@@ -29,6 +29,9 @@ __all__ = ["CacheStage"]
 
 log = logging.getLogger("portway.cache")
 
+_MEMO_ENTRIES = 256
+_MEMO_ENTRY_BYTES = 16 * 1024
+
 
 class CacheStage:
     """See the module docstring. ``clock``: wall seconds (entries expire on it)."""
@@ -38,6 +41,12 @@ class CacheStage:
         self._clock = clock
         # (route, stage) -> rules; the configuration is immutable, so resolved once each.
         self._rules: dict[tuple[int, int], MethodCache | None] = {}
+        # Keys of routes without cache key parameters depend on the route, stage and method only.
+        self._fixed_keys: dict[tuple[int, int, str], str] = {}
+        # Recently decoded entries by their stored bytes: a hot entry is decoded once, not per hit
+        # (bytes cache their hash; the embedded store even hands back the same object). Small
+        # entries only, and few, so it stays a few MiB at most.
+        self._decoded: dict[bytes, CachedResponse] = {}
         self.hits = 0
         self.misses = 0
         self.store_errors = 0
@@ -57,15 +66,24 @@ class CacheStage:
         request = ctx.request
         if rules is None or not rules.applies(request.method):
             return None
-        key = cache_key(
-            dispatch.api.id,
-            dispatch.stage.name,
-            request.method,
-            match.resource,
-            rules.key_parameters,
-            request,
-            match.path_parameters,
-        )
+        if rules.key_parameters:
+            key = cache_key(
+                dispatch.api.id,
+                dispatch.stage.name,
+                request.method,
+                match.resource,
+                rules.key_parameters,
+                request,
+                match.path_parameters,
+            )
+        else:
+            fixed = (id(match.route), id(dispatch.stage), request.method)
+            found = self._fixed_keys.get(fixed)
+            if found is None:
+                found = self._fixed_keys[fixed] = cache_key(
+                    dispatch.api.id, dispatch.stage.name, request.method, match.resource, (), request, None
+                )
+            key = found
         if wants_fresh(request.header("cache-control")):
             decision = invalidation(rules, ctx.auth)
             if decision.deny:
@@ -79,7 +97,13 @@ class CacheStage:
         now = self._clock()
         raw = await self._get(key)
         if raw is not None:
-            entry = decode(raw)
+            entry = self._decoded.get(raw)
+            if entry is None:
+                entry = decode(raw)
+                if entry is not None and len(raw) <= _MEMO_ENTRY_BYTES:
+                    if len(self._decoded) >= _MEMO_ENTRIES:
+                        self._decoded.clear()
+                    self._decoded[raw] = entry
             if entry is not None and entry.expires_at > now:
                 self.hits += 1
                 return entry.response()
