@@ -12,6 +12,7 @@ appended to a journal before the call returns, and :meth:`MemoryStore.start` loa
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import heapq
 import itertools
@@ -397,6 +398,11 @@ class MemoryStore:
     # -- response cache ----------------------------------------------------------------------
 
     async def cache_get(self, key: str) -> bytes | None:
+        # One pass through the event loop first, as a Redis round trip makes: measured under load
+        # (bench/bench_cache.py), a cache hit answered without ever suspending cost ~12 us more
+        # gateway CPU per request than one that yields once (aiohttp/uvloop scheduling; the
+        # mechanism is not pinned down). The read itself stays one atomic step.
+        await asyncio.sleep(0)
         self._check_open()
         return self._cache.get(key)
 
