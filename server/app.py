@@ -74,6 +74,7 @@ from server.pipeline import Gateway, default_stages
 from server.render import add_request_headers, render_error
 from server.request_metrics import RequestMetrics
 from server.stages.authorize import AuthorizeStage
+from server.stages.cache import CacheStage
 from server.stages.cors import CorsStage
 from server.stages.throttle import ThrottleStage
 from server.stages.transform import TransformRequestStage, wrap_integrations
@@ -84,6 +85,7 @@ from server.tasks import stop_tasks
 
 __all__ = [
     "BODY_BUDGET",
+    "CACHE",
     "CONFIG",
     "GATEWAY",
     "HTTP_SESSION",
@@ -108,6 +110,7 @@ WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
 CONNECTIONS = web.AppKey("connections", ConnectionManager)
 KEYS = web.AppKey("keys", KeyRegistry)
 THROTTLE = web.AppKey("throttle", ThrottleStage)
+CACHE = web.AppKey("cache", CacheStage)
 REAPER = web.AppKey("reaper", NodeReaper)
 NODE_ID = web.AppKey("node_id", str)
 MAX_BODY = web.AppKey("max_body", int)
@@ -251,6 +254,10 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         transform = TransformRequestStage(config)  # templates compiled here, once
         integrations = wrap_integrations(config, integrations)
         cors = CorsStage(app[DISPATCHER], config)
+        # The cache phase only when some stage caches: zero cost otherwise.
+        cache = CacheStage(app[STORE]) if any(s.cache for a in config.apis for s in a.stages) else None
+        if cache is not None:
+            app[CACHE] = cache
         stages = default_stages(
             app[DISPATCHER],
             config,
@@ -259,6 +266,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             cors=cors if cors else None,
             authorize=authorize,
             throttle=throttle,
+            cache=cache,
             validate=validate if validate else None,
             transform_request=transform if transform else None,
         )
@@ -367,6 +375,8 @@ def metrics_response(app: web.Application, request: web.Request) -> web.Response
         store_latency=lambda: admission.store_latency,
         worker_pools=lambda: _pool_figures(invokers),
     )
+    if (cache := app.get(CACHE)) is not None:
+        sources.cache_hits, sources.cache_misses = lambda: cache.hits, lambda: cache.misses
     return web.Response(body=exposition(sources), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 

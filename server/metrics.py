@@ -75,6 +75,8 @@ class Sources:
     connection_store_errors: Callable[[], int] = _zero
     store_latency: Callable[[], Histogram | None] = _no_histogram
     worker_pools: Callable[[], Iterable[PoolFigures]] = _no_pools
+    cache_hits: Callable[[], int] = lambda: 0
+    cache_misses: Callable[[], int] = lambda: 0
 
 
 class GatewayCollector:
@@ -216,6 +218,14 @@ def node_families(s: Sources) -> Iterator[Metric]:
         for pool in pools:
             family.add_metric([pool.function], getattr(pool, attr))
         yield family
+    cache = CounterMetricFamily(
+        "portway_cache_lookups",
+        "Stage cache lookups, by result (AWS's CacheHitCount/CacheMissCount).",
+        labels=["result"],
+    )
+    cache.add_metric(["hit"], s.cache_hits())
+    cache.add_metric(["miss"], s.cache_misses())
+    yield cache
 
 
 def exposition(sources: Sources) -> bytes:

@@ -103,6 +103,8 @@ class RequestContext:
     read_body: BodyReader | None = None
     # HTTP API CORS (the cors phase): set on every answer instead of the backend's CORS headers.
     cors_headers: list[tuple[str, str]] | None = None
+    # Set by the cache phase on a miss: the integration's response goes to it before it is sent.
+    cache_store: Callable[[HttpResponse], Awaitable[None]] | None = None
 
 
 class Stage(Protocol):
@@ -236,13 +238,15 @@ class IntegrateStage:
         if integration is None:
             raise ApiConfigurationError()
         metrics = self._metrics
-        if metrics is None:
-            return await integration.invoke(ctx.info)
-        started = self._clock()
+        started = self._clock() if metrics is not None else 0.0
         try:
-            return await integration.invoke(ctx.info)
+            response = await integration.invoke(ctx.info)
         finally:
-            route_series(ctx, metrics).integration.observe(self._clock() - started)
+            if metrics is not None:
+                route_series(ctx, metrics).integration.observe(self._clock() - started)
+        if ctx.cache_store is not None:
+            await ctx.cache_store(response)
+        return response
 
 
 def route_series(ctx: RequestContext, metrics: RequestMetrics) -> RouteSeries:

@@ -62,6 +62,9 @@ PURE_MODULES = [
     "server.transform.fastvtl",
     "server.transform.http_api",
     "server.config.export",
+    "server.cache.policy",
+    "server.cache.keys",
+    "server.cache.entry",
 ]
 FORBIDDEN = ("aiohttp", "redis", "aiobotocore", "botocore", "uvloop", "asyncio", "socket", "subprocess")
 

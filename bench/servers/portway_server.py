@@ -31,6 +31,10 @@ KEYS: the plan bucket ``{tb}:plan:benchplan:<key id>``, the stage method bucket
 day. Inside Redis: one ``MGET`` of the four keys, ``INCRBY`` on both counters and a ``SET .. PX``
 of each bucket's 16-byte state.
 
+``--cache-bench`` (issue 16's stage cache benchmark, ``bench/bench_cache.py``): the HTTP_PROXY
+route alone, on stage ``dev`` (no cache) and stage ``cached`` (stage cache on), see
+:func:`cache_config`; with ``--redis-url`` the entries are kept in Redis.
+
 ``--jwt-bench JWKS_FILE`` (issue #9's JWT benchmark, ``bench/bench_jwt.py``): one HTTP API (no
 stage segment) with two HTTP_PROXY routes to the same backend, ``ANY /open/{proxy+}`` (no auth)
 and ``ANY /jwt/{proxy+}`` (a JWT authorizer: issuer ``--jwt-issuer``, audience ``bench``). The
@@ -57,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -76,6 +81,7 @@ from server.config.model import (  # noqa: E402
     ApiKind,
     AuthorizerConfig,
     AuthorizerType,
+    CacheSettings,
     GatewayConfig,
     IntegrationConfig,
     IntegrationType,
@@ -179,6 +185,21 @@ def bench_config(
     )
 
 
+def cache_config(backend: str, *, ttl_s: int = 3600) -> GatewayConfig:
+    """``--cache-bench`` (issue 16): one HTTP_PROXY route on two stages of one REST API, ``dev``
+    without a cache and ``cached`` with the stage cache on (GET requests of the ``ANY`` route
+    cached, ``ttl_s``); the account bucket off, so neither pays a throttle store call."""
+    proxy = IntegrationConfig(type=IntegrationType.HTTP_PROXY, uri=backend.rstrip("/") + "/{proxy}")
+    api = ApiConfig(
+        name="bench",
+        id="benchapi01",
+        kind=ApiKind.REST,
+        stages=(StageConfig("dev"), StageConfig("cached", cache=CacheSettings(ttl_s=ttl_s))),
+        routes=(RouteConfig("ANY", "/proxy/{proxy+}", proxy),),
+    )
+    return GatewayConfig(apis=(api,), account_throttle=None)
+
+
 JWT_AUDIENCE = "bench"
 
 
@@ -234,6 +255,10 @@ async def serve(
     app = create_app(config, redis_url=redis_url)
     runner = GatewayRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
+    # As `portway serve` does (server/cli.py): start-up objects frozen, young collections rarer.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 1000)
     await web.TCPSite(runner, host, port, backlog=1024).start()
     print(f"Portway (bench) listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -269,9 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="issue #9 definition: HTTP_PROXY without and with a cached Lambda authorizer",
     )
+    parser.add_argument("--cache-bench", action="store_true", help="issue 16 definition (stage cache)")
     args = parser.parse_args(argv)
     if args.auth_bench:
         config = auth_bench_config(args.backend)
+    elif args.cache_bench:
+        config = cache_config(args.backend)
     else:
         config = bench_config(
             args.backend, workers=args.workers, throttle_bench=args.throttle_bench, api_key=args.api_key

@@ -41,9 +41,15 @@ def _error(status: int, error_type: str, message: str) -> web.Response:
 class AdminApi:
     """The admin API of one gateway process (credentials read once, at start-up)."""
 
-    def __init__(self, credentials: AdminCredentials, websocket_apis: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        credentials: AdminCredentials,
+        websocket_apis: frozenset[str] = frozenset(),
+        rest_stages: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.credentials = credentials
         self._websocket_apis = websocket_apis
+        self._rest_stages = rest_stages  # (api id, stage) pairs FlushStageCache accepts
 
     @classmethod
     def from_env(cls, config: GatewayConfig, environ: Mapping[str, str] | None = None) -> AdminApi:
@@ -57,7 +63,10 @@ class AdminApi:
             modes = [m for m, on in (("SigV4", credentials.sigv4), ("bearer token", credentials.token)) if on]
             log.info("admin API enabled at /@admin (%s)", ", ".join(modes))
         websocket_apis = frozenset(api.id for api in config.apis if api.kind is ApiKind.WEBSOCKET)
-        return cls(credentials, websocket_apis)
+        rest_stages = frozenset(
+            (api.id, stage.name) for api in config.apis if api.kind is ApiKind.REST for stage in api.stages
+        )
+        return cls(credentials, websocket_apis, rest_stages)
 
     async def handle(self, request: web.Request, registry: KeyRegistry, store: Store) -> web.Response:
         body = await request.read()
@@ -77,7 +86,7 @@ class AdminApi:
         operation = match(request.method, raw_path, params)
         if operation is None:
             return _error(404, "NotFoundException", f"No admin operation for {request.method} {raw_path}")
-        service = AdminService(registry, store, self._websocket_apis)
+        service = AdminService(registry, store, self._websocket_apis, self._rest_stages)
         try:
             reply = await service.run(operation, params, body)
         except AdminError as exc:

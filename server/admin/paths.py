@@ -91,4 +91,7 @@ def match(method: str, raw_path: str, query: Mapping[str, str]) -> Operation | N
             elif len(parts) == 4 and parts[2] == "keys":
                 name = _PLAN_KEY_OPS.get(method)
                 params["keyId"] = parts[3]
+    elif parts[:1] == ["restapis"] and parts[2:3] == ["stages"] and parts[4:] == ["cache", "data"]:
+        name = "FlushStageCache" if method == "DELETE" and len(parts) == 6 else None
+        params = {"restApiId": parts[1], "stageName": parts[3]}
     return None if name is None else Operation(name, params)

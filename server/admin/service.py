@@ -35,6 +35,7 @@ from server.admin.shapes import (
     usage_plan_key_shape,
 )
 from server.admin.usage import daily_usage, day_name, days_to_read, parse_date
+from server.cache.keys import stage_prefix
 from server.config.model import UsagePlanConfig
 from server.ids import new_api_id
 from server.keys.records import ApiKey, InvalidRecord, digest, digest_key, generate_value
@@ -126,10 +127,17 @@ class AdminService:
     """See the module docstring. ``websocket_apis``: ids of WebSocket APIs (their plan
     throttle keys are route keys as written)."""
 
-    def __init__(self, registry: KeyRegistry, store: Store, websocket_apis: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        registry: KeyRegistry,
+        store: Store,
+        websocket_apis: Collection[str] = (),
+        rest_stages: Collection[tuple[str, str]] = (),
+    ) -> None:
         self._keys = registry
         self._store = store
         self._websocket_apis = frozenset(websocket_apis)
+        self._rest_stages = frozenset(rest_stages)
         self._handlers: dict[str, Callable[[Call], Awaitable[Reply]]] = {
             "GetApiKeys": self._get_api_keys,
             "CreateApiKey": self._create_api_key,
@@ -149,6 +157,7 @@ class AdminService:
             "GetUsagePlanKey": self._get_usage_plan_key,
             "DeleteUsagePlanKey": self._delete_usage_plan_key,
             "GetUsage": self._get_usage,
+            "FlushStageCache": self._flush_stage_cache,
         }
 
     async def run(self, operation: Operation, query: Mapping[str, str], body: bytes) -> Reply:
@@ -430,3 +439,16 @@ class AdminService:
                 except ValueError:
                     continue
         return counts
+
+    # -- stage cache --------------------------------------------------------------------------
+
+    async def _flush_stage_cache(self, call: Call) -> Reply:
+        """AWS's FlushStageCache: every entry of one REST stage, on every node sharing the store
+        (202, no body). AWS's messages for an unknown API or stage."""
+        api_id, stage = call.params["restApiId"], call.params["stageName"]
+        if not any(known == api_id for known, _ in self._rest_stages):
+            raise AdminError(404, "NotFoundException", "Invalid API identifier specified")
+        if (api_id, stage) not in self._rest_stages:
+            raise AdminError(404, "NotFoundException", "Invalid stage identifier specified")
+        await self._store.cache_flush(stage_prefix(api_id, stage))
+        return Reply(202)

@@ -24,6 +24,10 @@ __all__ = [
     "ApiKind",
     "AuthorizerConfig",
     "AuthorizerType",
+    "CACHE_TTL_DEFAULT",
+    "CACHE_TTL_MAX",
+    "CacheControlStrategy",
+    "CacheSettings",
     "ClusterSettings",
     "GatewayConfig",
     "GatewayResponseConfig",
@@ -44,6 +48,7 @@ __all__ = [
     "ApiKeyConfig",
     "PlanStage",
     "QuotaSettings",
+    "RouteCache",
     "WebSocketSettings",
     "frozen_map",
 ]
@@ -219,6 +224,48 @@ class AuthorizerConfig:
     user_pool_arns: tuple[str, ...] = ()
 
 
+class CacheControlStrategy(StrEnum):
+    """What a ``Cache-Control: max-age=0`` from a caller not allowed to invalidate gets
+    (AWS's ``unauthorizedCacheControlHeaderStrategy``, aws-contract.md §4)."""
+
+    FAIL_WITH_403 = "FAIL_WITH_403"
+    SUCCEED_WITH_RESPONSE_HEADER = "SUCCEED_WITH_RESPONSE_HEADER"
+    SUCCEED_WITHOUT_RESPONSE_HEADER = "SUCCEED_WITHOUT_RESPONSE_HEADER"
+
+
+CACHE_TTL_DEFAULT = 300
+CACHE_TTL_MAX = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """A stage's response cache (aws-contract.md §4; REST APIs only).
+
+    ``ttl_s``: 0 switches caching off, at most :data:`CACHE_TTL_MAX`. ``require_authorization``
+    and ``unauthorized_strategy``: who may invalidate an entry with ``Cache-Control: max-age=0``
+    (AWS's ``requireAuthorizationForCacheControl`` / ``unauthorizedCacheControlHeaderStrategy``).
+    """
+
+    enabled: bool = True
+    ttl_s: int = CACHE_TTL_DEFAULT
+    require_authorization: bool = True
+    unauthorized_strategy: CacheControlStrategy = CacheControlStrategy.SUCCEED_WITH_RESPONSE_HEADER
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCache:
+    """One method's cache override (AWS's ``methodSettings`` ``caching/*`` plus the
+    integration's ``cacheKeyParameters``). ``None`` fields inherit the stage's; ``enabled``
+    None means the stage's rule (GET methods only). ``key_parameters``:
+    ``method.request.querystring.x``, ``method.request.header.y``, ``method.request.path.z``."""
+
+    enabled: bool | None = None
+    ttl_s: int | None = None
+    key_parameters: tuple[str, ...] = ()
+    require_authorization: bool | None = None
+    unauthorized_strategy: CacheControlStrategy | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RequestValidation:
     """A REST method's request validator (reference §7.1), checked by the ``validate`` phase.
@@ -262,6 +309,7 @@ class RouteConfig:
     # REST: the request validator (server/stages/validate.py); WebSocket: the route's models,
     # chosen by the API's model selection expression. None: nothing is validated.
     validation: RequestValidation | None = None
+    cache: RouteCache | None = None  # the stage cache's per-method override (REST)
 
     @property
     def route_key(self) -> str:
@@ -333,6 +381,7 @@ class StageConfig:
     variables: Mapping[str, str] = field(default_factory=frozen_map)
     throttle: ThrottleSettings | None = None
     method_throttles: Mapping[str, ThrottleSettings] = field(default_factory=_no_throttles)
+    cache: CacheSettings | None = None  # None: no response cache on this stage (zero cost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.config.authorizer_rules import TYPE_NAMES, check_authorizer, check_scopes, unknown_authorizer
+from server.config.cache import route_cache, stage_cache
 from server.config.cors import native_cors
 from server.config.errors import Issues, loc
 from server.config.gateway_responses import parse_gateway_response
@@ -538,6 +539,7 @@ def _stages(raw: Any, kind: ApiKind, location: str, issues: Issues) -> tuple[Sta
                 frozen_map(variables),
                 throttle=_throttle((body or {}).get("throttle")),
                 method_throttles=MappingProxyType(methods),
+                cache=stage_cache((body or {}).get("cache"), kind, loc(where, "cache"), issues),
             )
             stages.append(stage)
     return tuple(stages)
@@ -609,10 +611,19 @@ def _route(key: str, value: Any, location: str, context: _Context, issues: Issue
         if "modelSelectionExpression" in spec:
             expression = str(spec["modelSelectionExpression"])
             validation = dataclasses.replace(validation, selection_expression=expression)
+    cache = route_cache(spec.get("cache"), context.kind, parameters, loc(location, "cache"), issues)
     if integration is None or not auth_ok:
         return None
     return RouteConfig(
-        method, path, integration, api_key, route_response, authorizer, scopes, validation=validation
+        method,
+        path,
+        integration,
+        api_key,
+        route_response,
+        authorizer,
+        scopes,
+        validation=validation,
+        cache=cache,
     )
 
 
@@ -728,7 +739,9 @@ def _integration(
             if isinstance(raw, dict)
             else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
         )
-        options = {key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY, *_ROUTE_KEYS)}
+        options = {
+            key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY, *_ROUTE_KEYS, "cache")
+        }
         field_locations = {name: loc(target, name) if isinstance(raw, dict) else target for name in fields}
     for option in options:
         if option not in _APPLIES[kind]:

@@ -73,6 +73,7 @@ from server.config.rules import (
     scalar_text,
     valid_plan_id,
 )
+from server.config.serverless_cache import CACHING_PLUGIN, plugin_cache
 from server.config.serverless_code import check_requirements_plugin, function_code
 from server.config.serverless_events import (
     AWS_DEFAULT_THROTTLE,
@@ -170,8 +171,16 @@ def load_serverless(
         binary = r.get_deep("provider", "apiGateway", "binaryMediaTypes") or []
         name = names["ApiGatewayRestApi"]
         rest_stage = StageConfig(
-            r.stage, throttle=stage_throttle, method_throttles=_frozen(build.rest_throttles)
+            r.stage,
+            throttle=stage_throttle,
+            method_throttles=_frozen(build.rest_throttles),
+            cache=plugin_cache(r, issues),
         )
+        if rest_stage.cache is None and any(route.cache and route.cache.enabled for route, _ in build.rest):
+            issues.warn(
+                loc_path(CACHING_PLUGIN),
+                "events have caching enabled but custom.apiGatewayCaching.enabled is not true: not cached",
+            )
         built_rest = _api(
             name, new_api_id(name), ApiKind.REST, rest_stage, build.rest, tuple(map(str, binary))
         )

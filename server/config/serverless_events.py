@@ -35,6 +35,7 @@ from server.config.model import (
 )
 from server.config.rules import METHODS, check_path, check_uri, check_websocket_route_key
 from server.config.serverless_auth import route_authorizer
+from server.config.serverless_cache import event_cache
 from server.config.transform import LAMBDA_DEFAULT_RESPONSES, serverless_transform
 from server.config.validation import serverless_validation
 from server.config.variables import Resolver
@@ -248,6 +249,7 @@ def _http_event(build: Build, parts: Parts, function: Function) -> None:
         authorizer=auth.authorizer,
         authorization_scopes=auth.scopes,
         validation=serverless_validation(r, parts, build.models, build.issues),
+        cache=event_cache(r, parts, parameters, build.issues),
     )
     build.rest.append((route, location))
     if "throttling" in settings:

@@ -248,6 +248,25 @@ class Store(Protocol):
         """
         ...
 
+    async def cache_get(self, key: str) -> bytes | None:
+        """The response-cache entry at ``key``, or None if absent, expired or evicted.
+
+        Cache entries live in their own key space (the stage cache's, :mod:`server.cache`):
+        :meth:`get`, :meth:`delete` and the rest never see them, and they never see other keys.
+        Best effort by design (AWS's cache is too): the embedded store keeps at most
+        ``cache_max_bytes`` of them and evicts the least recently used first.
+        """
+        ...
+
+    async def cache_put(self, key: str, value: bytes, *, ttl: float) -> None:
+        """Store a response-cache entry for ``ttl`` seconds (> 0), replacing any entry at ``key``."""
+        ...
+
+    async def cache_flush(self, prefix: str) -> int:
+        """Drop every response-cache entry whose key starts with ``prefix`` (one stage's
+        entries; see :func:`server.cache.keys.stage_prefix`); returns how many were dropped."""
+        ...
+
     async def publish(self, channel: str, message: bytes) -> int:
         """Send ``message`` to the channel's current subscribers (on this node for the
         embedded store, on every node for Redis); returns how many received it."""

@@ -56,6 +56,14 @@ __all__ = ["BUCKET_LUA", "DEFAULT_NAMESPACE", "RedisStore"]
 DEFAULT_NAMESPACE = "portway:"
 
 
+_CACHE = "cache:"
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by SCAN's glob pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
 def _ms(ttl: float) -> int:
     check_ttl(ttl)
     # Round up (a key must not vanish early) but ignore float noise such as 0.29 * 1000.
@@ -318,6 +326,43 @@ class RedisStore:
         prefix, suffix = self._prepared.get(buckets, quota, usage)
         command = prefix + pack_now(cost, now) + suffix
         return self._admit.decision(await self._pipe.submit(command, ADMIT), buckets, quota)
+
+    # -- response cache ----------------------------------------------------------------------
+    # Its own key space: ``<namespace>cache:<key>``. Reads and writes go through the pipelined
+    # connection (a cache hit is the hot path); a flush scans, which only the admin API does.
+
+    async def cache_get(self, key: str) -> bytes | None:
+        self._check_open()
+        if self._pipe is None:  # Redis Cluster: entries live on every master
+            with _TRANSLATE:
+                return cast("bytes | None", await self._client.get(self._ns + _CACHE + key))
+        command = pack((b"GET", (self._ns + _CACHE + key).encode()))
+        return cast("bytes | None", await self._pipe.submit(command))
+
+    async def cache_put(self, key: str, value: bytes, *, ttl: float) -> None:
+        px = _ms(ttl)
+        self._check_open()
+        if self._pipe is None:
+            with _TRANSLATE:
+                await self._client.set(self._ns + _CACHE + key, bytes(value), px=px)
+            return
+        name = (self._ns + _CACHE + key).encode()
+        await self._pipe.submit(pack((b"SET", name, bytes(value), b"PX", b"%d" % px)))
+
+    async def cache_flush(self, prefix: str) -> int:
+        self._check_open()
+        pattern = _glob_escape(self._ns + _CACHE + prefix) + "*"
+        dropped = 0
+        with _TRANSLATE:
+            batch: list[bytes] = []
+            async for name in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(name)
+                if len(batch) >= 1000:
+                    dropped += int(await self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                dropped += int(await self._client.unlink(*batch))
+        return dropped
 
     # -- pub/sub -----------------------------------------------------------------------------
 
