@@ -1,0 +1,16 @@
+// nodejs20.x handlers served by Portway's Node shim.
+let calls = 0;
+
+exports.asyncHandler = async (event, context) => {
+  calls += 1;
+  if (event.fail) throw new TypeError(event.fail);
+  return { event, requestId: context.awsRequestId, arn: context.invokedFunctionArn, calls,
+           remainingOk: context.getRemainingTimeInMillis() > 0 };
+};
+
+exports.callbackHandler = (event, context, callback) => {
+  if (event.fail) return callback(new Error(event.fail));
+  setImmediate(() => callback(null, { callback: true, event }));
+};
+
+exports.sleepy = async (event) => new Promise((resolve) => setTimeout(() => resolve("late"), event.ms));
