@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,11 +113,10 @@ class _Worker:
         app.router.add_post(f"{_PREFIX}/init/error", self._init_error)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))  # loopback only; the port is this worker's alone
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
         self.proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,

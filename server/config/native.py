@@ -61,6 +61,7 @@ from server.config.rules import (
     scalar_text,
     split_handler,
 )
+from server.config.runtimes import runtime_api_handler, uses_runtime_api
 from server.config.schema import schema_issues
 from server.ids import new_api_id
 
@@ -89,7 +90,16 @@ _CLUSTER_KEYS = {
     "rpcTimeout": "rpc_timeout_s",
 }
 _SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
-_FUNCTION_KEYS = {"function", "timeout", "isolation", "environment", "workers", "memorySize", "payloadFormat"}
+_FUNCTION_KEYS = {
+    "function",
+    "timeout",
+    "isolation",
+    "environment",
+    "workers",
+    "memorySize",
+    "payloadFormat",
+    "runtime",
+}
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
     "lambda": {"function", "timeout", "payloadFormat"},
@@ -526,7 +536,15 @@ def _integration(
     payload = payload or context.payload
     if kind == "python":
         handler = str(fields["handler"])
-        split = split_handler(handler, context.code_dir, field_locations["handler"], issues)
+        runtime = options.get("runtime")
+        runtime = str(runtime) if runtime is not None else None
+        if uses_runtime_api(runtime):  # served through the Lambda Runtime API, not imported
+            relative = Path(handler)
+            code_dir = (context.code_dir / relative.parent).resolve()
+            checked = runtime_api_handler(runtime, relative.name, code_dir, location, issues)
+            split = None if checked is None else (code_dir, checked)
+        else:
+            split = split_handler(handler, context.code_dir, field_locations["handler"], issues)
         if split is None:
             return None
         environment = {**_texts(defaults.get("environment")), **_texts(options.get("environment"))}
@@ -541,6 +559,7 @@ def _integration(
             workers=int(options.get("workers", defaults.get("workers", 1))),
             payload_format=payload,
             memory_mb=int(options.get("memorySize", defaults.get("memorySize", 1024))),
+            runtime=runtime,
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])
