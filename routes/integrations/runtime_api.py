@@ -20,7 +20,9 @@ A request id that is not the worker's current invocation answers 400 ``InvalidRe
 response larger than Lambda's 6 MB answers 413 ``RequestEntityTooLarge``.
 
 Pool policy as for Python workers: one invocation at a time per worker, warm workers reused, a
-timeout or any failure mid-call SIGKILLs the worker (its slot starts a fresh one on next use).
+timeout or any failure mid-call SIGKILLs the worker (its slot starts a fresh one on next use), and
+``memorySize`` (+64 MB) is the worker's ``RLIMIT_DATA``: a runtime that needs more dies (Node aborts
+with "JavaScript heap out of memory") and the call fails with Lambda's ``Runtime.ExitError``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = ["RuntimeApiInvoker", "RuntimeError_", "runtime_command", "uses_runtim
 
 _PREFIX = "/2018-06-01/runtime"
 _INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
+_MEMORY_HEADROOM_MB = 64  # the same allowance Python workers get over memorySize
 _NODE_SHIM = Path(__file__).with_name("node_runtime_shim.js")
 
 
@@ -287,7 +290,15 @@ class RuntimeApiInvoker:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._code_dir = os.path.abspath(code_dir)
-        self._command = runtime_command(runtime, Path(self._code_dir))
+        # memorySize as RLIMIT_DATA (+64 MB for the runtime itself), as for Python workers; set by
+        # the shell that then execs the runtime, so it holds from the first instruction (no race).
+        self._command = [
+            "/bin/sh",
+            "-c",
+            'ulimit -d "$0" && exec "$@"',
+            str((memory_mb + _MEMORY_HEADROOM_MB) * 1024),
+            *runtime_command(runtime, Path(self._code_dir)),
+        ]
         self._name = function_name
         self._arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
         self._log = logging.getLogger(f"portway.function.{function_name}")

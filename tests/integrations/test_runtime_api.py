@@ -181,3 +181,11 @@ async def test_node_shim_timeout_and_init_errors(make: Factory) -> None:
     broken = make("node", handler="broken.handler", runtime="nodejs20.x")
     with pytest.raises(InvokeFailure, match="Runtime.UserCodeSyntaxError"):
         await broken.invoke_event({}, request_id="b", timeout_s=5.0)
+
+
+async def test_memory_size_limits_the_worker(make: Factory) -> None:
+    invoker = make("node", handler="index.hog", runtime="nodejs20.x", memory_mb=128)
+    with pytest.raises(InvokeFailure, match=r"Runtime.ExitError: Runtime exited with error: signal: "):
+        await invoker.invoke_event({}, request_id="m", timeout_s=20.0)
+    small = make("node", handler="index.asyncHandler", runtime="nodejs20.x", memory_mb=128)
+    assert (await small.invoke_event({"a": 1}, request_id="s", timeout_s=5.0))["event"] == {"a": 1}

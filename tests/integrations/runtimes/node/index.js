@@ -14,3 +14,9 @@ exports.callbackHandler = (event, context, callback) => {
 };
 
 exports.sleepy = async (event) => new Promise((resolve) => setTimeout(() => resolve("late"), event.ms));
+
+exports.hog = async () => {
+  const kept = [];
+  for (let i = 0; i < 4096; i += 1) kept.push(Buffer.alloc(1 << 20, 1)); // 4 GB, far past memorySize
+  return kept.length;
+};
