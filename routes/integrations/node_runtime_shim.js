@@ -40,7 +40,7 @@ function errorPayload(err) {
 async function postError(route, err, type) {
   const payload = JSON.stringify(errorPayload(err));
   await request("POST", route, payload, {
-    "Content-Type": "application/json",
+    "Content-Type": "application/vnd.aws.lambda.error+json",
     "Lambda-Runtime-Function-Error-Type": type,
   });
 }

@@ -239,7 +239,7 @@ def _error_of(body: bytes, headers: Mapping[str, str]) -> FunctionError:
     error_type = str(
         payload.get("errorType") or headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
     )
-    trace = payload.get("stackTrace")
+    trace = payload.get("stackTrace", payload.get("trace"))  # Node's runtime names it "trace"
     return FunctionError(
         error_type,
         str(payload.get("errorMessage", "")),

@@ -159,6 +159,7 @@ async def test_node_shim_async_and_callback_handlers(make: Factory, handler: str
         await invoker.invoke_event({"fail": "boom"}, request_id="n-2", timeout_s=5.0)
     assert caught.value.error_message == "boom"
     assert caught.value.error_type == ("TypeError" if handler == "index.asyncHandler" else "Error")
+    assert any("index.js" in line for line in caught.value.stack_trace)  # the shim's "trace"
 
 
 async def test_node_shim_keeps_globals_and_reports_context(make: Factory) -> None:
