@@ -182,11 +182,17 @@ class _Worker:
         invocation = self._invocation(request)
         if invocation is None:
             return _json(400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"})
-        body = await request.read()
-        if len(body) > MAX_RESPONSE_BYTES:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # past client_max_size: certainly past the limit
+            body = b""
+            too_large = True
+        else:
+            too_large = len(body) > MAX_RESPONSE_BYTES
+        if too_large:
             message = (
-                f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
-                f"({MAX_RESPONSE_BYTES} bytes)."
+                f"Response payload size ({request.content_length or len(body)} bytes) exceeded maximum "
+                f"allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             )
             invocation.result.set_exception(FunctionError("Function.ResponseSizeTooLarge", message))
             return _json(413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"})

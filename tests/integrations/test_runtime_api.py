@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,14 @@ async def make() -> AsyncIterator[Factory]:
     processes = [proc for invoker in made for proc in invoker.processes]
     await asyncio.gather(*(invoker.close() for invoker in made))
     assert all(proc.returncode is not None for proc in processes)
+
+
+async def logged(caplog: pytest.LogCaptureFixture, *parts: str, within: float = 5.0) -> None:
+    """Wait for a function output line holding every part (output is read asynchronously)."""
+    deadline = time.monotonic() + within
+    while not any(all(part in rec.getMessage() for part in parts) for rec in caplog.records):
+        assert time.monotonic() < deadline, f"no output line with {parts}"
+        await asyncio.sleep(0.01)
 
 
 async def test_custom_bootstrap_gets_event_and_runtime_headers(
@@ -88,11 +97,8 @@ async def test_second_answer_for_one_invocation_is_refused(
     invoker = make("custom")
     await invoker.invoke_event({"double": True}, request_id="r", timeout_s=5.0)
     await invoker.invoke_event({}, request_id="r2", timeout_s=5.0)  # the worker got past its refusal
-    assert any(
-        "second answer 400" in rec.getMessage() and "InvalidRequestID" in rec.getMessage()
-        for rec in caplog.records
-    )
-    assert any("posted 202 {'status': 'OK'}" in rec.getMessage() for rec in caplog.records)
+    await logged(caplog, "second answer 400", "InvalidRequestID")
+    await logged(caplog, "posted 202 {'status': 'OK'}")
 
 
 async def test_timeout_kills_and_replaces_the_worker(make: Factory) -> None:
@@ -190,3 +196,23 @@ async def test_memory_size_limits_the_worker(make: Factory) -> None:
         await invoker.invoke_event({}, request_id="m", timeout_s=20.0)
     small = make("node", handler="index.asyncHandler", runtime="nodejs20.x", memory_mb=128)
     assert (await small.invoke_event({"a": 1}, request_id="s", timeout_s=5.0))["event"] == {"a": 1}
+
+
+@pytest.mark.parametrize("size", [6 * 1024 * 1024, 8 * 1024 * 1024])
+async def test_response_past_6_mb_is_refused(
+    make: Factory, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    caplog.set_level(logging.INFO, logger="portway.function.rt-fn")
+    invoker = make("custom")
+    with pytest.raises(
+        InvokeFailure, match=r"Function.ResponseSizeTooLarge: Response payload size \(\d+ bytes\)"
+    ):
+        await invoker.invoke_event({"big": size}, request_id="big", timeout_s=10.0)
+    await logged(caplog, "big answer 413", "RequestEntityTooLarge")
+    assert (await invoker.invoke_event({}, request_id="after", timeout_s=5.0))["event"] == {}
+
+
+async def test_awslambdaric_import_error_is_an_init_error(make: Factory) -> None:
+    invoker = make("ric", handler="missing.handler", environment={"RIC_PYTHON": sys.executable})
+    with pytest.raises(InvokeFailure, match=r"Runtime.ImportModuleError"):
+        await invoker.invoke_event({}, request_id="r", timeout_s=10.0)
