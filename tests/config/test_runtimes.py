@@ -19,6 +19,7 @@ def _write(path: Path, text: str) -> Path:
 
 def test_native_runtime_on_a_route(tmp_path: Path) -> None:
     (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("def handler(event, context):\n    return {}\n")
     (tmp_path / "fn" / "index.js").write_text("exports.handler = async () => ({statusCode: 200});\n")
     _write(tmp_path / "fn" / "bootstrap", "#!/bin/sh\n").chmod(0o755)
     config = load_config(
@@ -31,6 +32,7 @@ def test_native_runtime_on_a_route(tmp_path: Path) -> None:
                 routes:
                   GET /node: {python: fn/index.handler, runtime: nodejs20.x}
                   GET /custom: {python: fn/function.handler, runtime: provided.al2023}
+                  GET /py: {python: fn/app.handler, runtime: python3.11}
             """,
         )
     )
@@ -43,6 +45,7 @@ def test_native_runtime_on_a_route(tmp_path: Path) -> None:
     )
     assert by_path["/custom"].runtime == "provided.al2023"
     assert by_path["/custom"].handler == "function.handler"
+    assert (by_path["/py"].runtime, by_path["/py"].handler) == ("python3.11", "app.handler")
 
 
 def test_native_runtime_errors(tmp_path: Path) -> None:
