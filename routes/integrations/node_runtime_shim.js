@@ -122,6 +122,17 @@ function run(handler, event, ctx) {
   });
 }
 
+// As AWS's Node runtime: a rejection nobody handles fails the current invocation with
+// Runtime.UnhandledPromiseRejection, and the process exits (Lambda starts a fresh one).
+let currentId = null;
+process.on("unhandledRejection", (reason) => {
+  const err = new Error(reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason));
+  err.name = "Runtime.UnhandledPromiseRejection";
+  console.error(`${new Date().toISOString()}\t${currentId}\tERROR\t${err.name}: ${err.message}`);
+  const route = currentId === null ? "/init/error" : `/invocation/${currentId}/error`;
+  postError(route, err, err.name).finally(() => process.exit(128));
+});
+
 async function main() {
   let handler;
   try {
@@ -134,6 +145,7 @@ async function main() {
   for (;;) {
     const next = await request("GET", "/invocation/next");
     const id = next.headers["lambda-runtime-aws-request-id"];
+    currentId = id;
     const event = JSON.parse(next.body.toString("utf8") || "null");
     try {
       const result = await run(handler, event, context(next.headers));

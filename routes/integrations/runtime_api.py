@@ -360,9 +360,13 @@ class RuntimeApiInvoker:
                     worker = await self._spawn()
                 try:
                     raw = await worker.invoke(_Invocation(request_id, body, deadline_ms))
-                except FunctionError:  # reported through /error: the sandbox stays warm
-                    worker.current = None
-                    self._idle.append(worker)
+                except FunctionError as exc:
+                    # A handler's error (or Function.ResponseSizeTooLarge) keeps the sandbox
+                    # warm; a Runtime.* one (the runtime itself is failing, e.g. an unhandled
+                    # rejection) discards it, as Lambda resets the sandbox.
+                    if not exc.error_type.startswith("Runtime."):
+                        worker.current = None
+                        self._idle.append(worker)
                     raise
                 worker.current = None
                 self._idle.append(worker)

@@ -216,3 +216,23 @@ async def test_awslambdaric_import_error_is_an_init_error(make: Factory) -> None
     invoker = make("ric", handler="missing.handler", environment={"RIC_PYTHON": sys.executable})
     with pytest.raises(InvokeFailure, match=r"Runtime.ImportModuleError"):
         await invoker.invoke_event({}, request_id="r", timeout_s=10.0)
+
+
+async def test_workers_serve_calls_concurrently_one_each(make: Factory) -> None:
+    invoker = make("custom", workers=2)
+    first, second = await asyncio.gather(
+        invoker.invoke_event({"sleep": 0.3, "n": 1}, request_id="c1", timeout_s=10.0),
+        invoker.invoke_event({"sleep": 0.3, "n": 2}, request_id="c2", timeout_s=10.0),
+    )
+    assert (first["event"]["n"], second["event"]["n"]) == (1, 2)
+    assert invoker.spawned == 2 and len(invoker.processes) == 2
+    third = await invoker.invoke_event({"n": 3}, request_id="c3", timeout_s=10.0)  # a warm one
+    assert third["event"]["n"] == 3 and invoker.spawned == 2
+
+
+async def test_node_unhandled_rejection_fails_the_call_and_replaces_the_worker(make: Factory) -> None:
+    invoker = make("node", handler="index.rejectsLater", runtime="nodejs20.x")
+    with pytest.raises(InvokeFailure, match=r"Runtime.UnhandledPromiseRejection: Error: stray"):
+        await invoker.invoke_event({}, request_id="u", timeout_s=5.0)
+    assert (await invoker.invoke_event({"ok": 1}, request_id="u2", timeout_s=5.0)) == "fine"
+    assert invoker.spawned == 2

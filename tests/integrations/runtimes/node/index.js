@@ -20,3 +20,10 @@ exports.hog = async () => {
   for (let i = 0; i < 4096; i += 1) kept.push(Buffer.alloc(1 << 20, 1)); // 4 GB, far past memorySize
   return kept.length;
 };
+
+// A promise nobody awaits rejects while the invocation is still running.
+exports.rejectsLater = async (event) => {
+  if (event.ok) return "fine";
+  Promise.reject(new Error("stray"));
+  return new Promise((resolve) => setTimeout(() => resolve("too late"), 2000));
+};
