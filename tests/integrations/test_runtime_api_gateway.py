@@ -23,6 +23,13 @@ async def test_node_and_custom_runtimes_behind_rest_and_websocket() -> None:
         async with http.get(f"{base}/dev/hello/ada") as resp:
             assert resp.status == 200
             assert await resp.json() == {"name": "ada", "stage": "dev", "runtime": "AWS_Lambda_nodejs20.x"}
+        async with http.get(f"{base}/v2/hello/bob") as resp:  # HTTP API, payload 2.0
+            assert resp.status == 200
+            assert await resp.json() == {
+                "name": "bob",
+                "stage": "$default",
+                "runtime": "AWS_Lambda_nodejs20.x",
+            }
         async with http.get(f"{base}/dev/custom") as resp:
             assert resp.status == 201
             assert await resp.json() == {"path": "/custom", "handler": "function.handler"}
