@@ -47,7 +47,7 @@ from routes.integrations.base import FunctionError, InvokeFailure
 from routes.integrations.lambda_context import MAX_RESPONSE_BYTES, is_runtime_failure, new_log_stream_name
 from routes.integrations.lambda_env import lambda_environment
 
-__all__ = ["RuntimeApiInvoker", "RuntimeError_", "runtime_command", "uses_runtime_api"]
+__all__ = ["RuntimeApiInvoker", "RuntimeUnavailable", "runtime_command", "uses_runtime_api"]
 
 _PREFIX = "/2018-06-01/runtime"
 _INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
@@ -55,7 +55,7 @@ _MEMORY_HEADROOM_MB = 64  # the same allowance Python workers get over memorySiz
 _NODE_SHIM = Path(__file__).with_name("node_runtime_shim.js")
 
 
-class RuntimeError_(ValueError):
+class RuntimeUnavailable(ValueError):
     """A function's runtime cannot run here (bootstrap or interpreter missing): a load-time error."""
 
 
@@ -65,21 +65,21 @@ def uses_runtime_api(runtime: str | None) -> bool:
 
 
 def runtime_command(runtime: str, code_dir: Path) -> list[str]:
-    """The command that starts one worker of ``runtime``; raises :class:`RuntimeError_` when the
+    """The command that starts one worker of ``runtime``; raises :class:`RuntimeUnavailable` when the
     bootstrap or interpreter is missing, so a bad function fails when the config loads."""
     if runtime.startswith("provided"):
         bootstrap = code_dir / "bootstrap"
         if not bootstrap.is_file():
-            raise RuntimeError_(f"runtime {runtime}: no bootstrap in {code_dir}")
+            raise RuntimeUnavailable(f"runtime {runtime}: no bootstrap in {code_dir}")
         if not os.access(bootstrap, os.X_OK):
-            raise RuntimeError_(f"runtime {runtime}: {bootstrap} is not executable (chmod +x)")
+            raise RuntimeUnavailable(f"runtime {runtime}: {bootstrap} is not executable (chmod +x)")
         return [str(bootstrap)]
     if runtime.startswith("nodejs"):
         node = shutil.which("node")
         if node is None:
-            raise RuntimeError_(f"runtime {runtime}: Node.js is not installed here (no 'node' on PATH)")
+            raise RuntimeUnavailable(f"runtime {runtime}: Node.js is not installed here (no 'node' on PATH)")
         return [node, str(_NODE_SHIM)]
-    raise RuntimeError_(f"runtime {runtime} is not served through the Runtime API")
+    raise RuntimeUnavailable(f"runtime {runtime} is not served through the Runtime API")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from routes.integrations.runtime_api import RuntimeError_, runtime_command, uses_runtime_api
+from routes.integrations.runtime_api import RuntimeUnavailable, runtime_command, uses_runtime_api
 from server.config.errors import Issues, loc
 
 __all__ = ["runtime_api_handler", "uses_runtime_api"]
@@ -23,7 +23,7 @@ def runtime_api_handler(
     assert runtime is not None
     try:
         runtime_command(runtime, task_root)
-    except RuntimeError_ as exc:
+    except RuntimeUnavailable as exc:
         issues.error(loc(location, "runtime"), str(exc))
         return None
     if runtime.startswith("nodejs"):

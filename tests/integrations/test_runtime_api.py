@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from routes.integrations.base import FunctionError, InvokeFailure
-from routes.integrations.runtime_api import RuntimeApiInvoker, RuntimeError_, runtime_command
+from routes.integrations.runtime_api import RuntimeApiInvoker, RuntimeUnavailable, runtime_command
 
 RUNTIMES = Path(__file__).parent / "runtimes"
 Factory = Callable[..., RuntimeApiInvoker]
@@ -129,13 +129,13 @@ async def test_init_error_fails_the_call(make: Factory) -> None:
 def test_missing_bootstrap_or_interpreter_is_a_load_time_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(RuntimeError_, match="no bootstrap"):
+    with pytest.raises(RuntimeUnavailable, match="no bootstrap"):
         runtime_command("provided.al2", tmp_path)
     (tmp_path / "bootstrap").write_text("#!/bin/sh\n")
-    with pytest.raises(RuntimeError_, match="not executable"):
+    with pytest.raises(RuntimeUnavailable, match="not executable"):
         runtime_command("provided.al2", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError_, match="Node.js is not installed"):
+    with pytest.raises(RuntimeUnavailable, match="Node.js is not installed"):
         runtime_command("nodejs20.x", tmp_path)
 
 
