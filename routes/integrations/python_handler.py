@@ -17,6 +17,7 @@ from routes.integrations.base import LambdaInvoker
 from routes.integrations.python_deps import CodeKey, WorkerCode, code_key, prepare_dependencies, worker_code
 from routes.integrations.python_inprocess import InProcessInvoker
 from routes.integrations.python_workers import WorkerPoolInvoker
+from routes.integrations.runtime_api import RuntimeApiInvoker, uses_runtime_api
 from server.config.model import GatewayConfig, IntegrationConfig, IntegrationType, Isolation
 
 __all__ = ["HandlerInvokers", "function_name_of", "python_invoker"]
@@ -40,6 +41,20 @@ def python_invoker(
     """A new invoker for a PYTHON integration (prefer :class:`HandlerInvokers` to share them)."""
     if not config.handler or config.code_dir is None:
         raise ValueError("a Python integration needs both handler and code_dir")
+    if uses_runtime_api(config.runtime):
+        assert config.runtime is not None
+        return RuntimeApiInvoker(
+            runtime=config.runtime,
+            handler=config.handler,
+            code_dir=config.code_dir,
+            function_name=function_name_of(config),
+            region=region,
+            account_id=account_id,
+            environment=config.environment,
+            memory_mb=config.memory_mb,
+            workers=config.workers,
+            pass_env=pass_env,
+        )
     if config.isolation is Isolation.INPROCESS:
         return InProcessInvoker(
             handler=config.handler,
@@ -92,6 +107,7 @@ class HandlerInvokers:
             for route in api.routes
             if route.integration.type is IntegrationType.PYTHON
             and route.integration.isolation is Isolation.PROCESS
+            and not uses_runtime_api(route.integration.runtime)
         ]
         self._code = await prepare_dependencies(functions, cache)
 

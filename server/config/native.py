@@ -69,6 +69,7 @@ from server.config.rules import (
     scalar_text,
     split_handler,
 )
+from server.config.runtimes import runtime_api_handler, uses_runtime_api
 from server.config.schema import schema_issues
 from server.config.transform import TRANSFORM_KEYS, http_api_mapping, transform_fields
 from server.config.validation import build_validation, check_model
@@ -110,6 +111,7 @@ _FUNCTION_KEYS = {
     "reservedConcurrency",
     "memorySize",
     "payloadFormat",
+    "runtime",
 }
 # Route settings that are not the integration's.
 _ROUTE_KEYS = (
@@ -754,7 +756,15 @@ def _integration(
     payload = payload or context.payload
     if kind == "python":
         handler = str(fields["handler"])
-        split = split_handler(handler, context.code_dir, field_locations["handler"], issues)
+        runtime = options.get("runtime")
+        runtime = str(runtime) if runtime is not None else None
+        if uses_runtime_api(runtime):  # served through the Lambda Runtime API, not imported
+            relative = Path(handler)
+            code_dir = (context.code_dir / relative.parent).resolve()
+            checked = runtime_api_handler(runtime, relative.name, code_dir, location, issues)
+            split = None if checked is None else (code_dir, checked)
+        else:
+            split = split_handler(handler, context.code_dir, field_locations["handler"], issues)
         if split is None:
             return None
         environment = {**_texts(defaults.get("environment")), **_texts(options.get("environment"))}
@@ -773,6 +783,7 @@ def _integration(
             reserved_concurrency=_optional_int(
                 options.get("reservedConcurrency", defaults.get("reservedConcurrency"))
             ),
+            runtime=runtime,
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])

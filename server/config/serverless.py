@@ -73,6 +73,7 @@ from server.config.rules import (
     scalar_text,
     valid_plan_id,
 )
+from server.config.runtimes import runtime_api_handler, uses_runtime_api
 from server.config.serverless_cache import CACHING_PLUGIN, plugin_cache
 from server.config.serverless_code import check_requirements_plugin, function_code
 from server.config.serverless_events import (
@@ -632,12 +633,18 @@ def _function(build: Build, parts: Parts, default_name: str, defaults: Function)
         return None
     code = function_code(r, parts, build.base_dir, issues)
     wsgi = wsgi_environment(r, handler, code.task_root, loc(location, "handler"), issues)  # serverless-wsgi
-    if wsgi is None:
+    if uses_runtime_api(code.runtime):  # served through the Lambda Runtime API, not imported
+        module_handler = runtime_api_handler(code.runtime, handler, code.task_root, location, issues)
+    elif wsgi is None:
         module_handler = lambda_handler(handler, code.task_root, loc(location, "handler"), issues)
     else:
         module_handler = WSGI_HANDLERS[0]  # served by Portway's adapter around custom.wsgi.app
-    if code.runtime is not None and not code.runtime.startswith("python"):
-        issues.warn(location, f"runtime {code.runtime!r}: Portway runs Python handlers only")
+    if (
+        code.runtime is not None
+        and not code.runtime.startswith("python")
+        and not uses_runtime_api(code.runtime)
+    ):
+        issues.warn(location, f"runtime {code.runtime!r}: Portway runs Python, provided.* and nodejs* only")
     if module_handler is None:
         return None
     return Function(

@@ -310,7 +310,7 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         resources: {Resources: {Table: {Type: AWS::DynamoDB::Table}}}
         provider:
           name: aws
-          runtime: nodejs18.x
+          runtime: java21
           environment: {ARN: {Fn::GetAtt: [Table, Arn]}, OK: yes}
           httpApi: {cors: true}
         functions:
@@ -330,7 +330,7 @@ def test_warnings_for_what_is_ignored(tmp_path: Path) -> None:
         "custom.serverless-offline: httpPort, noPrependStageInUrl not used: Portway takes --host/--port and "
         "serves REST APIs under /{stage}/, as AWS does",
         "provider.environment.ARN: CloudFormation values cannot be resolved locally (left out)",
-        "functions.f: runtime 'nodejs18.x': Portway runs Python handlers only",
+        "functions.f: runtime 'java21': Portway runs Python, provided.* and nodejs* only",
         "functions.f.events[2].httpApi.private: HTTP APIs have no API keys (ignored)",
         "functions.f.events[3]: 'sqs' events are not served by Portway (ignored)",
         "functions.f.events[4]: 'schedule' events are not served by Portway (ignored)",
