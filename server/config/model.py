@@ -175,6 +175,10 @@ class IntegrationConfig:
     # HTTP APIs: response parameter mapping by status code (``overwrite:header.x`` -> value);
     # request mapping (``append:querystring.y`` -> value) is in ``request_parameters``.
     response_mapping: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    # AWS_PROXY: the function's client region (an ARN's region wins) and endpoint (LocalStack,
+    # moto); None: the gateway's region, and PORTWAY_AWS_ENDPOINT_URL or AWS's own endpoint.
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
 
     @property
     def transforms(self) -> bool:
