@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from routes.integrations.aws_clients import ClientKey, default_endpoint
 from routes.integrations.base import ConcurrencyLimitExceeded, FunctionError, InvokeFailure
-from server.config.model import IntegrationConfig
+from server.config.model import GatewayConfig, IntegrationConfig
 
 __all__ = ["LambdaTarget", "lambda_client_key", "lambda_target"]
 
@@ -36,16 +36,17 @@ class LambdaTarget:
         self.endpoint_url = endpoint_url
 
 
-def lambda_target(config: IntegrationConfig, default_region: str) -> LambdaTarget:
+def lambda_target(config: IntegrationConfig, gateway: GatewayConfig) -> LambdaTarget:
     """An ARN names its region (``arn:aws:lambda:REGION:ACCOUNT:function:NAME``); otherwise the
-    integration's ``region``, else the gateway's. The endpoint: the integration's, else
-    ``PORTWAY_AWS_ENDPOINT_URL``, else AWS's own for the region."""
+    integration's ``region``, else the gateway's. The endpoint: the integration's, else the
+    config's ``aws.endpointUrl``, else ``PORTWAY_AWS_ENDPOINT_URL``, else AWS's own."""
     function = config.uri or config.function_name
     parts = function.split(":")
-    region = config.aws_region or default_region
+    region = config.aws_region or gateway.region
     if len(parts) >= 7 and parts[0] == "arn" and parts[2] == "lambda" and parts[3]:
         region = parts[3]
-    return LambdaTarget(function, region, config.aws_endpoint_url or default_endpoint())
+    endpoint = config.aws_endpoint_url or gateway.aws_endpoint_url or default_endpoint()
+    return LambdaTarget(function, region, endpoint)
 
 
 def lambda_client_key(target: LambdaTarget) -> ClientKey:

@@ -25,7 +25,7 @@ __all__ = ["aws_client_keys", "build_integrations"]
 def aws_client_keys(config: GatewayConfig) -> set[ClientKey]:
     """The AWS clients the REST/HTTP routes need, opened once before serving."""
     return {
-        lambda_client_key(lambda_target(route.integration, config.region))
+        lambda_client_key(lambda_target(route.integration, config))
         for api in config.apis
         if api.kind is not ApiKind.WEBSOCKET
         for route in api.routes
@@ -41,13 +41,13 @@ def build_integration(
     client: HttpClientPool | None = None,
     invokers: HandlerInvokers,
     aws: AwsClients | None = None,
-    region: str = "us-east-1",
+    gateway: GatewayConfig | None = None,
 ) -> Integration:
     config = route.integration
     if config.type is IntegrationType.AWS_PROXY:
-        if aws is None:
-            raise ValueError(f"{route.method} {route.path}: AWS_PROXY needs the app's AWS clients")
-        target = lambda_target(config, region)
+        if aws is None or gateway is None:
+            raise ValueError(f"{route.method} {route.path}: AWS_PROXY needs the gateway's AWS clients")
+        target = lambda_target(config, gateway)
         return LambdaProxyIntegration(
             AwsLambdaInvoker(aws.get(lambda_client_key(target)), target.function),
             payload_format=config.payload_format,
@@ -96,6 +96,6 @@ def build_integrations(
             continue
         for route in api.routes:
             built[id(route)] = build_integration(
-                route, api, session=session, client=client, invokers=invokers, aws=aws, region=config.region
+                route, api, session=session, client=client, invokers=invokers, aws=aws, gateway=config
             )
     return built

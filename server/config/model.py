@@ -603,6 +603,8 @@ class GatewayConfig:
     api_keys: tuple[ApiKeyConfig, ...] = ()
     # X-RateLimit-Limit/Remaining/Reset on keyed and throttled responses (AWS sends none).
     rate_limit_headers: bool = False
+    # Native ``aws: {endpointUrl}``: every AWS integration's endpoint unless it names its own.
+    aws_endpoint_url: str | None = None
     # SigV4 access keys (AWS_IAM routes, @connections), the management endpoints' access rule,
     # and the proxies whose X-Forwarded-For is believed (resource policies' aws:SourceIp).
     iam_credentials: tuple[IamCredentialConfig, ...] = ()

@@ -155,6 +155,8 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
             extra["throttle_failure"] = document["throttleFailure"]
         if document.get("rateLimitHeaders") is True:
             extra["rate_limit_headers"] = True
+        if isinstance(aws := document.get("aws"), dict) and aws.get("endpointUrl"):
+            extra["aws_endpoint_url"] = str(aws["endpointUrl"])
         declared_apis = {
             str(raw["name"])
             for raw in (raw_apis if isinstance(raw_apis, list) else [])

@@ -377,7 +377,7 @@ def test_document_level_problems(tmp_path: Path) -> None:
             "extra",
             "unknown key 'extra' "
             "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, rateLimitHeaders, "
-            "usagePlans, apiKeys, iam, management, trustedProxies, apis)",
+            "aws, usagePlans, apiKeys, iam, management, trustedProxies, apis)",
         ),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),

@@ -144,8 +144,10 @@ async def test_aws_proxy_against_the_invoke_api(
 
         async with http.get(f"{base}/dev/arn/8") as resp:  # by ARN: the ARN is the FunctionName
             assert resp.status == 201
-        assert fake.paths[-1].endswith("function%3Aecho/invocations") or fake.paths[-1].endswith(
-            ":function:echo/invocations"
+        # request.path is decoded: the ARN went as the FunctionName, through the eu-west-1 client.
+        assert (
+            fake.paths[-1]
+            == "/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:echo/invocations"
         )
 
         for path, status, message in [
@@ -178,3 +180,40 @@ async def test_moto_answers_unknown_function_with_404(moto_url: str) -> None:
             await client.invoke(FunctionName="nothing-here", Payload=b"{}")
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_where_a_function_is_called(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Region: an ARN's, else the integration's, else the gateway's. Endpoint: the integration's,
+    else the config's ``aws.endpointUrl``, else PORTWAY_AWS_ENDPOINT_URL, else AWS's own."""
+    from routes.integrations.aws_lambda import lambda_target
+    from server.config.load import load_config
+
+    monkeypatch.setenv("PORTWAY_AWS_ENDPOINT_URL", "http://127.0.0.1:3")
+    config_file = tmp_path / "portway.yml"
+    config_file.write_text(
+        """
+portway: 1
+aws: {endpointUrl: "http://127.0.0.1:2"}
+apis:
+  - name: fns
+    type: http
+    routes:
+      GET /a: {lambda: "arn:aws:lambda:eu-west-1:123456789012:function:f"}
+      GET /b: {lambda: {function: g, region: ap-south-1, endpointUrl: "http://127.0.0.1:1"}}
+      GET /c: {lambda: h}
+"""
+    )
+    config = load_config(config_file, env={})
+    a, b, c = (lambda_target(route.integration, config) for route in config.apis[0].routes)
+    assert (a.function, a.region, a.endpoint_url) == (
+        "arn:aws:lambda:eu-west-1:123456789012:function:f",
+        "eu-west-1",
+        "http://127.0.0.1:2",
+    )
+    assert (b.function, b.region, b.endpoint_url) == ("g", "ap-south-1", "http://127.0.0.1:1")
+    assert (c.function, c.region, c.endpoint_url) == ("h", "us-east-1", "http://127.0.0.1:2")
+    config_file.write_text(config_file.read_text().replace('aws: {endpointUrl: "http://127.0.0.1:2"}\n', ""))
+    config = load_config(config_file, env={})
+    assert lambda_target(config.apis[0].routes[2].integration, config).endpoint_url == "http://127.0.0.1:3"
+    monkeypatch.delenv("PORTWAY_AWS_ENDPOINT_URL")
+    assert lambda_target(config.apis[0].routes[2].integration, config).endpoint_url is None
