@@ -121,6 +121,12 @@ apis:
       GET /busy: {{integration: {{type: aws_proxy, function: busy}}}}
       GET /missing: {{lambda: missing}}
       GET /moto-missing: {{aws_proxy: {{function: nothing-here, endpointUrl: "{moto_url}"}}}}
+  - name: fns-http
+    type: http
+    basePath: h
+    routes:
+      GET /items/{{id}}: {{lambda: echo}}
+      GET /boom: {{lambda: boom}}
 """
     )
     return config
@@ -161,6 +167,16 @@ async def test_aws_proxy_against_the_invoke_api(
             async with http.get(f"{base}/dev/{path}") as resp:
                 assert (path, resp.status) == (path, status)
                 assert (await resp.json())["message"] == message
+
+        # HTTP API, payload 2.0: the 2.0 event, and AWS's HTTP API error (aws-contract.md §0.5).
+        async with http.get(f"{base}/h/items/9") as resp:
+            assert resp.status == 201
+        event = fake.events[-1]
+        assert event["version"] == "2.0" and event["routeKey"] == "GET /items/{id}"
+        assert event["pathParameters"] == {"id": "9"}
+        async with http.get(f"{base}/h/boom") as resp:
+            assert resp.status == 500
+            assert await resp.json() == {"message": "Internal Server Error"}
 
 
 async def test_moto_answers_unknown_function_with_404(moto_url: str) -> None:
