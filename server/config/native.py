@@ -788,6 +788,13 @@ def _integration(
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])
+        if context.kind is ApiKind.WEBSOCKET:  # connections/integration.py cannot build it yet
+            issues.error(
+                field_locations["function"],
+                "real Lambda functions (lambda, aws_proxy) are not available on WebSocket routes yet; "
+                "run the code locally with `python: module.function`",
+            )
+            return None
         settings = {**fields, **options}
         region, endpoint = settings.get("region"), settings.get("endpointUrl")
         return IntegrationConfig(

@@ -323,6 +323,17 @@ def test_websocket_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_real_lambda_on_websocket_routes_is_not_available_yet(tmp_path: Path) -> None:
+    found = problems(tmp_path, routes_doc("      $default: {lambda: chat}\n", "    type: websocket\n"))
+    assert found == [
+        (
+            "apis[0].routes.$default.lambda",
+            "real Lambda functions (lambda, aws_proxy) are not available on WebSocket routes yet; "
+            "run the code locally with `python: module.function`",
+        )
+    ]
+
+
 def test_websocket_selection_expression_is_compiled(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
