@@ -39,7 +39,8 @@ from connections.reaper import NodeReaper
 from connections.registry import ConnectionRegistry
 from connections.websocket import WebSocketGateway
 from routes.dispatch import ApiDispatcher
-from routes.integrations.factory import build_integrations
+from routes.integrations.aws_clients import AwsClients
+from routes.integrations.factory import aws_client_keys, build_integrations
 from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
@@ -104,6 +105,7 @@ DISPATCHER = web.AppKey("dispatcher", ApiDispatcher)
 STORE = web.AppKey("store", Store)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 HTTP_CLIENT = web.AppKey("http_client", HttpClientPool)
+AWS_CLIENTS = web.AppKey("aws_clients", AwsClients)
 INVOKERS = web.AppKey("invokers", HandlerInvokers)
 GATEWAY = web.AppKey("gateway", Gateway)
 WEBSOCKETS = web.AppKey("websockets", WebSocketGateway)
@@ -180,6 +182,7 @@ def create_app(
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(_keys_ctx)
     app.cleanup_ctx.append(_http_session_ctx)
+    app.cleanup_ctx.append(_aws_clients_ctx)
     app.cleanup_ctx.append(_gateway_ctx)
     app.on_shutdown.append(_close_websockets)
     app.on_response_prepare.append(_drop_server_header)
@@ -229,6 +232,15 @@ async def _http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _aws_clients_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The aiobotocore clients of the AWS integrations: opened before serving, shared by routes."""
+    clients = AwsClients()
+    await clients.open(aws_client_keys(app[CONFIG]))
+    app[AWS_CLIENTS] = clients
+    yield
+    await clients.close()
+
+
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     invokers = HandlerInvokers(region=config.region, account_id=config.account_id, pass_env=app[PASS_ENV])
@@ -237,7 +249,11 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         # Before serving: interpreters picked and requirements installed, never on a request.
         await invokers.prepare(config, cache_dir(config.source))
         integrations = build_integrations(
-            config, session=app[HTTP_SESSION], client=app[HTTP_CLIENT], invokers=invokers
+            config,
+            session=app[HTTP_SESSION],
+            client=app[HTTP_CLIENT],
+            invokers=invokers,
+            aws=app[AWS_CLIENTS],
         )
         throttle = ThrottleStage(app[STORE], config, app[KEYS])
         app[THROTTLE] = throttle

@@ -175,6 +175,10 @@ class IntegrationConfig:
     # HTTP APIs: response parameter mapping by status code (``overwrite:header.x`` -> value);
     # request mapping (``append:querystring.y`` -> value) is in ``request_parameters``.
     response_mapping: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    # AWS_PROXY: the function's client region (an ARN's region wins) and endpoint (LocalStack,
+    # moto); None: the gateway's region, and PORTWAY_AWS_ENDPOINT_URL or AWS's own endpoint.
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
 
     @property
     def transforms(self) -> bool:
@@ -599,6 +603,8 @@ class GatewayConfig:
     api_keys: tuple[ApiKeyConfig, ...] = ()
     # X-RateLimit-Limit/Remaining/Reset on keyed and throttled responses (AWS sends none).
     rate_limit_headers: bool = False
+    # Native ``aws: {endpointUrl}``: every AWS integration's endpoint unless it names its own.
+    aws_endpoint_url: str | None = None
     # SigV4 access keys (AWS_IAM routes, @connections), the management endpoints' access rule,
     # and the proxies whose X-Forwarded-For is believed (resource policies' aws:SourceIp).
     iam_credentials: tuple[IamCredentialConfig, ...] = ()

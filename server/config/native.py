@@ -77,7 +77,6 @@ from server.ids import new_api_id
 
 __all__ = ["load_native"]
 
-AWS_PROXY_AVAILABLE = False  # flip when routes/integrations builds AWS_PROXY (real Lambda via aiobotocore)
 _KINDS = {"rest": ApiKind.REST, "http": ApiKind.HTTP, "websocket": ApiKind.WEBSOCKET}
 _WEBSOCKET_KEYS = {
     "maxFrameBytes": "max_frame_bytes",
@@ -100,7 +99,7 @@ _CLUSTER_KEYS = {
     "rpcTimeout": "rpc_timeout_s",
 }
 _ROUTE_ONLY = ("apiKeyRequired", "routeResponse", "authorizer", "authorizationScopes")
-_SELECTORS = ("python", "lambda", "http_proxy", "http", "mock")
+_SELECTORS = ("python", "lambda", "aws_proxy", "http_proxy", "http", "mock")
 _FUNCTION_KEYS = {
     "function",
     "timeout",
@@ -120,8 +119,8 @@ _ROUTE_KEYS = (
 )
 _APPLIES = {  # keys an integration of each type accepts (besides `type`)
     "python": {"handler", *_FUNCTION_KEYS},
-    "lambda": {"function", "timeout", "payloadFormat"},
-    "aws_proxy": {"function", "timeout", "payloadFormat"},
+    "lambda": {"function", "timeout", "payloadFormat", "region", "endpointUrl"},
+    "aws_proxy": {"function", "timeout", "payloadFormat", "region", "endpointUrl"},
     "http_proxy": {"uri", "method", "timeout", "parameterMapping", "responseParameters"},
     "http": {"uri", "method", "timeout", *TRANSFORM_KEYS},
     "mock": {"status", "headers", "body", *TRANSFORM_KEYS},
@@ -156,6 +155,8 @@ def load_native(document: Any, *, source: Path, stage: str | None, issues: Issue
             extra["throttle_failure"] = document["throttleFailure"]
         if document.get("rateLimitHeaders") is True:
             extra["rate_limit_headers"] = True
+        if isinstance(aws := document.get("aws"), dict) and aws.get("endpointUrl"):
+            extra["aws_endpoint_url"] = str(aws["endpointUrl"])
         declared_apis = {
             str(raw["name"])
             for raw in (raw_apis if isinstance(raw_apis, list) else [])
@@ -739,7 +740,7 @@ def _integration(
         fields = (
             raw
             if isinstance(raw, dict)
-            else {{"python": "handler", "lambda": "function"}.get(kind, "uri"): raw}
+            else {{"python": "handler", "lambda": "function", "aws_proxy": "function"}.get(kind, "uri"): raw}
         )
         options = {
             key: val for key, val in spec.items() if key not in (kind, *_ROUTE_ONLY, *_ROUTE_KEYS, "cache")
@@ -787,15 +788,23 @@ def _integration(
         )
     if kind in ("lambda", "aws_proxy"):
         function = str(fields["function"])
-        if not AWS_PROXY_AVAILABLE:
+        if context.kind is ApiKind.WEBSOCKET:  # connections/integration.py cannot build it yet
             issues.error(
                 field_locations["function"],
-                "real Lambda functions (lambda, aws_proxy) are not available yet; "
+                "real Lambda functions (lambda, aws_proxy) are not available on WebSocket routes yet; "
                 "run the code locally with `python: module.function`",
             )
             return None
+        settings = {**fields, **options}
+        region, endpoint = settings.get("region"), settings.get("endpointUrl")
         return IntegrationConfig(
-            IntegrationType.AWS_PROXY, timeout, function_name=function, uri=function, payload_format=payload
+            IntegrationType.AWS_PROXY,
+            timeout,
+            function_name=function.split(":function:")[-1].split(":")[0],
+            uri=function,
+            payload_format=payload,
+            aws_region=str(region) if region else None,
+            aws_endpoint_url=str(endpoint) if endpoint else None,
         )
     if kind in ("http", "http_proxy"):
         uri = str(fields["uri"])

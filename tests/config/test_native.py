@@ -77,8 +77,7 @@ def test_shorthand_forms(tmp_path: Path) -> None:
     assert http.type is IntegrationType.HTTP and http.http_method == "POST"
 
 
-def test_real_lambda_is_built_once_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("server.config.native.AWS_PROXY_AVAILABLE", True)
+def test_real_lambda_routes(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         """
@@ -90,12 +89,18 @@ def test_real_lambda_is_built_once_available(tmp_path: Path, monkeypatch: pytest
               GET /a: {lambda: my-function, timeout: 1000}
               GET /b:
                 integration: {type: AWS_PROXY, function: "arn:aws:lambda:us-east-1:123456789012:function:f"}
+              GET /c:
+                aws_proxy: {function: g, region: eu-west-1, endpointUrl: "http://127.0.0.1:4566"}
+              GET /d: {lambda: {function: h, region: ap-south-1}}
         """,
     )
-    a, b = (route.integration for route in config.apis[0].routes)
+    a, b, c, d = (route.integration for route in config.apis[0].routes)
     assert a.type is IntegrationType.AWS_PROXY and a.function_name == "my-function" and a.uri == "my-function"
     assert a.timeout_ms == 1000 and a.payload_format == "2.0"
     assert b.type is IntegrationType.AWS_PROXY and b.uri == "arn:aws:lambda:us-east-1:123456789012:function:f"
+    assert b.function_name == "f" and b.aws_region is None and b.aws_endpoint_url is None
+    assert (c.uri, c.aws_region, c.aws_endpoint_url) == ("g", "eu-west-1", "http://127.0.0.1:4566")
+    assert (d.uri, d.aws_region, d.aws_endpoint_url) == ("h", "ap-south-1", None)
 
 
 def test_explicit_integration_and_route_options(tmp_path: Path) -> None:

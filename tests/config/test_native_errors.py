@@ -37,7 +37,7 @@ ROUTE_CASES = [
         "      GET /pets: {python: pets.a, integration: {type: python, handler: pets.b}}\n",
         "",
         'apis[0].routes["GET /pets"]',
-        "exactly one of: python, lambda, http_proxy, http, mock, integration",
+        "exactly one of: python, lambda, aws_proxy, http_proxy, http, mock, integration",
     ),
     (
         "      GET /pets: {integration: {type: python, timeout: 10, handler: pets.a}}\n",
@@ -70,16 +70,10 @@ ROUTE_CASES = [
         "type: use python, lambda, aws_proxy, http_proxy, http or mock",
     ),
     (
-        "      GET /pets: {lambda: my-function}\n",
+        "      GET /pets: {python: pets.a, endpointUrl: 'http://127.0.0.1:1'}\n",
         "",
-        'apis[0].routes["GET /pets"].lambda',
-        "real Lambda functions (lambda, aws_proxy) are not available yet",
-    ),
-    (
-        "      GET /pets: {integration: {type: aws_proxy, function: f}}\n",
-        "",
-        'apis[0].routes["GET /pets"].integration.function',
-        "are not available yet",
+        'apis[0].routes["GET /pets"].endpointUrl',
+        "'endpointUrl' does not apply to python integrations",
     ),
     (
         "      GET /pets: {python: pets.a, tiemout: 5}\n",
@@ -329,6 +323,17 @@ def test_websocket_problems(tmp_path: Path) -> None:
     ]
 
 
+def test_real_lambda_on_websocket_routes_is_not_available_yet(tmp_path: Path) -> None:
+    found = problems(tmp_path, routes_doc("      $default: {lambda: chat}\n", "    type: websocket\n"))
+    assert found == [
+        (
+            "apis[0].routes.$default.lambda",
+            "real Lambda functions (lambda, aws_proxy) are not available on WebSocket routes yet; "
+            "run the code locally with `python: module.function`",
+        )
+    ]
+
+
 def test_websocket_selection_expression_is_compiled(tmp_path: Path) -> None:
     found = problems(
         tmp_path,
@@ -383,7 +388,7 @@ def test_document_level_problems(tmp_path: Path) -> None:
             "extra",
             "unknown key 'extra' "
             "(allowed: portway, region, accountId, cluster, throttle, throttleFailure, rateLimitHeaders, "
-            "usagePlans, apiKeys, iam, management, trustedProxies, apis)",
+            "aws, usagePlans, apiKeys, iam, management, trustedProxies, apis)",
         ),
         ("apis", "[] should be non-empty"),
         ("portway", "1 was expected"),
