@@ -16,16 +16,29 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connections.integration import ProxyResult, RouteIntegration
+from server.access_format import AccessFormat
+from server.access_values import request_values
+from server.messages import HttpResponse
+
+if TYPE_CHECKING:
+    from server.pipeline import RequestContext
 
 __all__ = ["AccessLog", "LoggedRouteIntegration"]
 
 
 class AccessLog:
-    def __init__(self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        line_format: AccessFormat | None = None,
+    ) -> None:
         self._stream = stream
+        self.format = line_format  # AWS's accessLogSettings.format: REST/HTTP lines use it instead
         self._clock = clock
         self._lines: list[str] = []
         self._second = -1
@@ -38,9 +51,15 @@ class AccessLog:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = int((now - second) * 1000)
-        self._lines.append(
-            f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}"
-        )
+        self._append(f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}")
+
+    def record(self, ctx: RequestContext, response: HttpResponse, latency_ms: float) -> None:
+        """One request's line in :attr:`format` (set when this is called)."""
+        assert self.format is not None
+        self._append(self.format.render(request_values(ctx, response, latency_ms)))
+
+    def _append(self, line: str) -> None:
+        self._lines.append(line)
         if len(self._lines) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)

@@ -272,7 +272,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         app[GATEWAY] = Gateway(
             stages,
-            access=access.line if access is not None else None,
+            access=access.line if access is not None and access.format is None else None,
+            access_record=access.record if access is not None and access.format is not None else None,
             metrics=metrics,
             gateway_responses=compile_gateway_responses(config),
         )

@@ -1,0 +1,65 @@
+"""A configured access log format: one line per REST/HTTP request in AWS's ``$context`` syntax,
+written by the running app (real aiohttp client)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from server.access_format import compile_format
+from server.access_log import AccessLog
+from server.app import create_app
+from tests.server.test_metrics import config
+from tests.store.conftest import eventually
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
+    '"requestTime":"$context.requestTime","httpMethod":"$context.httpMethod",'
+    '"resourcePath":"$context.resourcePath","routeKey":"$context.routeKey","stage":"$context.stage",'
+    '"apiId":"$context.apiId","status":"$context.status","protocol":"$context.protocol",'
+    '"responseLength":"$context.responseLength","errorType":"$context.error.responseType",'
+    '"caller":"$context.identity.caller"}'
+)
+
+
+async def test_requests_are_logged_in_the_configured_format(aiohttp_client: Client) -> None:
+    stream = io.StringIO()
+    access = AccessLog(stream, line_format=compile_format(FORMAT))
+    client = await aiohttp_client(create_app(config(), access_log=access))
+    async with client.get("/dev/one") as response:
+        assert response.status == 200
+        request_id = response.headers["x-amzn-RequestId"]
+    async with client.get("/dev/one") as response:
+        assert response.status == 429  # the method throttle of config(): burst 1
+    await eventually(lambda: len(stream.getvalue().splitlines()) == 2)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["requestId"] == request_id
+    assert first["ip"] == "127.0.0.1"
+    assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000", first["requestTime"])
+    assert first["httpMethod"] == "GET"
+    assert first["resourcePath"] == "/one"
+    assert first["stage"] == "dev"
+    assert first["apiId"] == "metricsapi"
+    assert first["status"] == "200"
+    assert first["protocol"] == "HTTP/1.1"
+    assert first["responseLength"] == "2"  # the mock's "ok"
+    assert first["errorType"] == "-"
+    assert first["caller"] == "-"  # a variable Portway does not fill
+    assert second["status"] == "429"
+    assert second["errorType"] == "TooManyRequestsException"
+
+
+async def test_without_a_format_the_console_line_is_kept(aiohttp_client: Client) -> None:
+    stream = io.StringIO()
+    client = await aiohttp_client(create_app(config(), access_log=AccessLog(stream)))
+    async with client.get("/dev/one") as response:
+        assert response.status == 200
+    await eventually(lambda: stream.getvalue().endswith("\n"))
+    assert re.fullmatch(r"\S+Z GET /dev/one 200 [\d.]+ ms MOCK\n", stream.getvalue(), re.IGNORECASE)
