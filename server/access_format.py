@@ -23,25 +23,17 @@ from dataclasses import dataclass
 
 __all__ = ["CONTEXT_VARIABLES", "AccessFormat", "compile_format"]
 
-# The $context variables Portway fills (docs/operations.md lists them with their meaning).
+# The $context variables Portway fills (server/access_values.py; docs/operations.md lists them).
 CONTEXT_VARIABLES = frozenset(
     {
         "apiId",
-        "awsEndpointRequestId",
-        "connectionId",
         "domainName",
-        "error.message",
         "error.responseType",
-        "eventType",
         "extendedRequestId",
         "httpMethod",
         "identity.apiKey",
         "identity.sourceIp",
         "identity.userAgent",
-        "integration.latency",
-        "integration.status",
-        "integrationLatency",
-        "integrationStatus",
         "path",
         "protocol",
         "requestId",

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server.access_format import compile_format
+from server.access_format import CONTEXT_VARIABLES, compile_format
 from server.access_log import AccessLog
 from server.app import create_app
 from tests.server.test_metrics import config
@@ -63,3 +63,20 @@ async def test_without_a_format_the_console_line_is_kept(aiohttp_client: Client)
         assert response.status == 200
     await eventually(lambda: stream.getvalue().endswith("\n"))
     assert re.fullmatch(r"\S+Z GET /dev/one 200 [\d.]+ ms MOCK\n", stream.getvalue(), re.IGNORECASE)
+
+
+async def test_every_variable_portway_lists_is_filled(aiohttp_client: Client) -> None:
+    stream = io.StringIO()
+    every = "{" + ",".join(f'"{name}":"$context.{name}"' for name in sorted(CONTEXT_VARIABLES)) + "}"
+    client = await aiohttp_client(
+        create_app(config(), access_log=AccessLog(stream, line_format=compile_format(every)))
+    )
+    headers = {"x-api-key": "k", "User-Agent": "probe"}
+    for _ in range(2):  # the second is throttled: a gateway error with its type
+        async with client.get("/dev/one", headers=headers) as response:
+            await response.read()
+    await eventually(lambda: len(stream.getvalue().splitlines()) == 2)
+    throttled = json.loads(stream.getvalue().splitlines()[1])
+    assert {name for name, value in throttled.items() if value == "-"} == set()
+    assert throttled["routeKey"] == "GET /one"
+    assert throttled["identity.userAgent"] == "probe"
