@@ -578,10 +578,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def _access_format(text: str | AccessFormat | None) -> AccessFormat | None:
     if text is None or isinstance(text, AccessFormat):
         return text
@@ -599,3 +595,7 @@ def _access_log(args: argparse.Namespace) -> AccessLog:
     # process's life (closed at exit).
     stream = args.access_log.open("a", buffering=1, encoding="utf-8")
     return AccessLog(stream, line_format=line_format)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
