@@ -39,6 +39,8 @@ class AccessLog:
     ) -> None:
         self._stream = stream
         self.format = line_format  # AWS's accessLogSettings.format: REST/HTTP lines use it instead
+        # Per API id: the APIs' own accessLog.format (set by create_app from the config).
+        self.api_formats: dict[str, AccessFormat] = {}
         self._clock = clock
         self._lines: list[str] = []
         self._second = -1
@@ -54,9 +56,19 @@ class AccessLog:
         self._append(f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}")
 
     def record(self, ctx: RequestContext, response: HttpResponse, latency_ms: float) -> None:
-        """One request's line in :attr:`format` (set when this is called)."""
-        assert self.format is not None
-        self._append(self.format.render(request_values(ctx, response, latency_ms)))
+        """One request's line in its API's format, else :attr:`format`, else the console line."""
+        line_format = self.format
+        if self.api_formats and ctx.dispatch is not None:
+            line_format = self.api_formats.get(ctx.dispatch.api.id, line_format)
+        if line_format is not None:
+            self._append(line_format.render(request_values(ctx, response, latency_ms)))
+            return
+        target = "-"
+        if ctx.match is not None:
+            integration = ctx.match.route.integration
+            target = integration.function_name or integration.type.value
+        request = ctx.request
+        self.line(request.method, request.raw_path, response.status, latency_ms, target)
 
     def _append(self, line: str) -> None:
         self._lines.append(line)

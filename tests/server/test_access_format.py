@@ -87,4 +87,3 @@ def test_format_must_carry_a_request_id() -> None:
     with pytest.raises(ValueError, match="requestId"):
         compile_format('{"status":"$context.status"}')
     assert compile_format("$context.extendedRequestId").variables == ("extendedRequestId",)
-

@@ -7,13 +7,17 @@ import io
 import json
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from server.access_format import CONTEXT_VARIABLES, compile_format
 from server.access_log import AccessLog
 from server.app import create_app
+from server.config.errors import ConfigError
+from server.config.load import load_config
 from tests.server.test_metrics import config
 from tests.store.conftest import eventually
 
@@ -80,3 +84,42 @@ async def test_every_variable_portway_lists_is_filled(aiohttp_client: Client) ->
     assert {name for name, value in throttled.items() if value == "-"} == set()
     assert throttled["routeKey"] == "GET /one"
     assert throttled["identity.userAgent"] == "probe"
+
+
+API_FORMAT = "$context.requestId $context.apiId $context.status"
+
+
+async def test_an_api_format_from_the_native_config(aiohttp_client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "portway.yaml"
+    path.write_text(
+        "portway: 1\napis:\n"
+        "  - name: logged\n    id: loggedapi\n"
+        f"    accessLog: {{format: {json.dumps(API_FORMAT)}}}\n"
+        "    routes:\n      GET /a: {mock: {status: 200, body: a}}\n"
+        "  - name: plain\n    id: plainapi\n    basePath: plain\n"
+        "    routes:\n      GET /b: {mock: {status: 200, body: b}}\n"
+    )
+    stream = io.StringIO()
+    client = await aiohttp_client(create_app(load_config(path), access_log=AccessLog(stream)))
+    async with client.get("/dev/a") as response:
+        assert response.status == 200
+        request_id = response.headers["x-amzn-RequestId"]
+    async with client.get("/dev/plain/b") as response:
+        assert response.status == 200
+    await eventually(lambda: len(stream.getvalue().splitlines()) == 2)
+    formatted, console = stream.getvalue().splitlines()
+    assert formatted == f"{request_id} loggedapi 200"
+    assert re.fullmatch(r"\S+Z GET /dev/plain/b 200 [\d.]+ ms MOCK", console, re.IGNORECASE)
+
+
+def test_an_api_format_without_a_request_id_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "portway.yaml"
+    path.write_text(
+        "portway: 1\napis:\n  - name: logged\n    accessLog: {format: '$context.status'}\n"
+        "    routes:\n      GET /a: {mock: {status: 200}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    [issue] = info.value.issues
+    assert issue.location == "apis[0].accessLog.format"
+    assert "$context.requestId" in issue.message
