@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["CONTEXT_VARIABLES", "AccessFormat", "compile_format"]
+__all__ = ["CONTEXT_VARIABLES", "WEBSOCKET_VARIABLES", "AccessFormat", "compile_format"]
 
 # The $context variables Portway fills (server/access_values.py; docs/operations.md lists them).
 CONTEXT_VARIABLES = frozenset(
@@ -47,6 +47,8 @@ CONTEXT_VARIABLES = frozenset(
         "status",
     }
 )
+# WebSocket events add these (server/access_values.py, websocket_values).
+WEBSOCKET_VARIABLES = frozenset({"connectedAt", "connectionId", "eventType", "messageDirection", "messageId"})
 # A variable ends at the first character that cannot continue a name; a trailing dot is text.
 _VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 _REQUIRED = ("requestId", "extendedRequestId")
@@ -71,7 +73,8 @@ class AccessFormat:
     @property
     def unfilled(self) -> tuple[str, ...]:
         """Variables of the format that Portway never fills (always ``-``)."""
-        return tuple(name for name in self.variables if name not in CONTEXT_VARIABLES)
+        known = CONTEXT_VARIABLES | WEBSOCKET_VARIABLES
+        return tuple(name for name in self.variables if name not in known)
 
     def render(self, values: Mapping[str, str]) -> str:
         """One line; ``values``: ``$context`` variable (without the prefix) -> its text."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from connections.integration import ProxyResult, RouteIntegration
 from server.access_format import AccessFormat
-from server.access_values import request_values
+from server.access_values import request_values, websocket_values
 from server.messages import HttpResponse
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class AccessLog:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = int((now - second) * 1000)
-        self._append(f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}")
+        self.append(f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}")
 
     def record(self, ctx: RequestContext, response: HttpResponse, latency_ms: float) -> None:
         """One request's line in its API's format, else :attr:`format`, else the console line."""
@@ -61,7 +61,7 @@ class AccessLog:
         if self.api_formats and ctx.dispatch is not None:
             line_format = self.api_formats.get(ctx.dispatch.api.id, line_format)
         if line_format is not None:
-            self._append(line_format.render(request_values(ctx, response, latency_ms)))
+            self.append(line_format.render(request_values(ctx, response, latency_ms)))
             return
         target = "-"
         if ctx.match is not None:
@@ -70,7 +70,7 @@ class AccessLog:
         request = ctx.request
         self.line(request.method, request.raw_path, response.status, latency_ms, target)
 
-    def _append(self, line: str) -> None:
+    def append(self, line: str) -> None:
         self._lines.append(line)
         if len(self._lines) == 1:
             try:
@@ -90,8 +90,15 @@ class LoggedRouteIntegration:
     """A WebSocket route's integration, with one access line per event it handles."""
 
     def __init__(
-        self, inner: RouteIntegration, access: AccessLog, route_key: str, path: str, function: str
+        self,
+        inner: RouteIntegration,
+        access: AccessLog,
+        route_key: str,
+        path: str,
+        function: str,
+        line_format: AccessFormat | None = None,
     ) -> None:
+        self._line_format = line_format  # the API's (or the gateway's) AWS format, else the console line
         self._inner = inner
         self._access = access
         self._route_key = route_key
@@ -107,4 +114,7 @@ class LoggedRouteIntegration:
             return result
         finally:
             elapsed = (time.perf_counter() - started) * 1000
-            self._access.line("WS", f"{self._route_key} {self._path}", status, elapsed, self._function)
+            if self._line_format is not None:
+                self._access.append(self._line_format.render(websocket_values(event, status, elapsed)))
+            else:
+                self._access.line("WS", f"{self._route_key} {self._path}", status, elapsed, self._function)

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.messages import HttpResponse
 
 if TYPE_CHECKING:
     from server.pipeline import RequestContext
 
-__all__ = ["clf_time", "request_values"]
+__all__ = ["clf_time", "request_values", "websocket_values"]
 
 
 def clf_time(now: float) -> str:
@@ -48,4 +48,16 @@ def request_values(ctx: RequestContext, response: HttpResponse, latency_ms: floa
         values["resourcePath"] = info.resource
         values["routeKey"] = info.route_key
         values["path"] = info.stage_prefix + info.path
+    return values
+
+
+def websocket_values(event: dict[str, Any], status: int, latency_ms: float) -> dict[str, str]:
+    """A WebSocket event's values: its ``requestContext`` (AWS's names: ``connectionId``,
+    ``eventType``, ``routeKey``, ``identity.sourceIp``...) plus the route's answer."""
+    values: dict[str, str] = {"status": str(status), "responseLatency": str(int(latency_ms))}
+    for key, value in (event.get("requestContext") or {}).items():
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            values[key] = str(value)
+        elif key == "identity" and isinstance(value, dict):
+            values.update((f"identity.{k}", str(v)) for k, v in value.items() if isinstance(v, str))
     return values

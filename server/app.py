@@ -339,7 +339,12 @@ def _logged(
     path = "/" + "|".join(stage.name for stage in api.stages)
     return {
         key: LoggedRouteIntegration(
-            integration, access, key, path, routes[key].function_name or routes[key].type.value
+            integration,
+            access,
+            key,
+            path,
+            routes[key].function_name or routes[key].type.value,
+            access.api_formats.get(api.id, access.format),
         )
         for key, integration in integrations.items()
     }
