@@ -16,16 +16,31 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connections.integration import ProxyResult, RouteIntegration
+from server.access_format import AccessFormat
+from server.access_values import request_values, websocket_values
+from server.messages import HttpResponse
+
+if TYPE_CHECKING:
+    from server.pipeline import RequestContext
 
 __all__ = ["AccessLog", "LoggedRouteIntegration"]
 
 
 class AccessLog:
-    def __init__(self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        line_format: AccessFormat | None = None,
+    ) -> None:
         self._stream = stream
+        self.format = line_format  # AWS's accessLogSettings.format: REST/HTTP lines use it instead
+        # Per API id: the APIs' own accessLog.format (set by create_app from the config).
+        self.api_formats: dict[str, AccessFormat] = {}
         self._clock = clock
         self._lines: list[str] = []
         self._second = -1
@@ -38,9 +53,25 @@ class AccessLog:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = int((now - second) * 1000)
-        self._lines.append(
-            f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}"
-        )
+        self.append(f"{self._prefix}.{millis:03d}Z {method} {path} {status} {latency_ms:.1f} ms {function}")
+
+    def record(self, ctx: RequestContext, response: HttpResponse, latency_ms: float) -> None:
+        """One request's line in its API's format, else :attr:`format`, else the console line."""
+        line_format = self.format
+        if self.api_formats and ctx.dispatch is not None:
+            line_format = self.api_formats.get(ctx.dispatch.api.id, line_format)
+        if line_format is not None:
+            self.append(line_format.render(request_values(ctx, response, latency_ms)))
+            return
+        target = "-"
+        if ctx.match is not None:
+            integration = ctx.match.route.integration
+            target = integration.function_name or integration.type.value
+        request = ctx.request
+        self.line(request.method, request.raw_path, response.status, latency_ms, target)
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
         if len(self._lines) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -59,8 +90,15 @@ class LoggedRouteIntegration:
     """A WebSocket route's integration, with one access line per event it handles."""
 
     def __init__(
-        self, inner: RouteIntegration, access: AccessLog, route_key: str, path: str, function: str
+        self,
+        inner: RouteIntegration,
+        access: AccessLog,
+        route_key: str,
+        path: str,
+        function: str,
+        line_format: AccessFormat | None = None,
     ) -> None:
+        self._line_format = line_format  # the API's (or the gateway's) AWS format, else the console line
         self._inner = inner
         self._access = access
         self._route_key = route_key
@@ -76,4 +114,7 @@ class LoggedRouteIntegration:
             return result
         finally:
             elapsed = (time.perf_counter() - started) * 1000
-            self._access.line("WS", f"{self._route_key} {self._path}", status, elapsed, self._function)
+            if self._line_format is not None:
+                self._access.append(self._line_format.render(websocket_values(event, status, elapsed)))
+            else:
+                self._access.line("WS", f"{self._route_key} {self._path}", status, elapsed, self._function)

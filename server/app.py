@@ -45,6 +45,7 @@ from routes.integrations.http_client import HttpClientPool
 from routes.integrations.python_deps import cache_dir
 from routes.integrations.python_handler import HandlerInvokers
 from routes.integrations.python_workers import WorkerPoolInvoker
+from server.access_format import compile_format
 from server.access_log import AccessLog, LoggedRouteIntegration
 from server.admin.http import ADMIN, AdminApi, is_admin_path
 from server.auth import (
@@ -265,6 +266,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         policies = any(api.resource_policy is not None for api in config.apis)
         authorize = AuthorizeStage(authorizers, config) if authorizers or policies else None
         access = app.get(ACCESS_LOG)
+        formatted = access is not None and _access_formats(access, config)
         metrics = app.get(REQUEST_METRICS)
         validate = ValidateStage(config)  # schemas compiled here, once
         transform = TransformRequestStage(config)  # templates compiled here, once
@@ -288,7 +290,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         app[GATEWAY] = Gateway(
             stages,
-            access=access.line if access is not None else None,
+            access=access.line if access is not None and not formatted else None,
+            access_record=access.record if access is not None and formatted else None,
             metrics=metrics,
             gateway_responses=compile_gateway_responses(config),
         )
@@ -352,7 +355,12 @@ def _logged(
     path = "/" + "|".join(stage.name for stage in api.stages)
     return {
         key: LoggedRouteIntegration(
-            integration, access, key, path, routes[key].function_name or routes[key].type.value
+            integration,
+            access,
+            key,
+            path,
+            routes[key].function_name or routes[key].type.value,
+            access.api_formats.get(api.id, access.format),
         )
         for key, integration in integrations.items()
     }
@@ -564,3 +572,13 @@ def _headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, s
 def _to_web(response: HttpResponse) -> web.Response:
     # No Server header: _drop_server_header (on_response_prepare) removes aiohttp's.
     return web.Response(status=response.status, body=response.body, headers=CIMultiDict(response.headers))
+
+
+def _access_formats(access: AccessLog, config: GatewayConfig) -> bool:
+    """Give ``access`` the APIs' own formats; True when some request line is formatted."""
+    access.api_formats = {
+        api.id: compile_format(api.access_log_format)
+        for api in config.apis
+        if api.access_log_format is not None
+    }
+    return access.format is not None or bool(access.api_formats)

@@ -39,6 +39,7 @@ from aiohttp import web
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_deps import DependencyError
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
+from server.access_format import AccessFormat, compile_format
 from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
 from server.admin.commands import add_parsers as add_admin_parsers
@@ -168,6 +169,17 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
     )
     serve.add_argument(
+        "--access-log-format",
+        type=_access_format,
+        default=os.environ.get("PORTWAY_ACCESS_LOG_FORMAT"),
+        metavar="FORMAT",
+        help="REST/HTTP access lines in AWS's accessLogSettings.format syntax, e.g. "
+        '\'{"requestId":"$context.requestId","status":"$context.status"}\' (docs/operations.md)',
+    )
+    serve.add_argument(
+        "--access-log", type=Path, metavar="FILE", help="append the access lines to FILE instead of stderr"
+    )
+    serve.add_argument(
         "--pass-env",
         action="append",
         default=[],
@@ -248,7 +260,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
         state_path=args.state_file,
         limits=limits,
         pass_env=args.pass_env_names,
-        access_log=None if args.quiet else AccessLog(),
+        access_log=None if args.quiet else _access_log(args),
         # Off only to measure what the per-route counters and histograms cost (bench/).
         request_metrics=os.environ.get("PORTWAY_REQUEST_METRICS", "1") != "0",
         metrics_on_api=args.admin_port is None,
@@ -564,6 +576,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"portway: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _access_format(text: str | AccessFormat | None) -> AccessFormat | None:
+    if text is None or isinstance(text, AccessFormat):
+        return text
+    try:
+        return compile_format(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _access_log(args: argparse.Namespace) -> AccessLog:
+    line_format = _access_format(args.access_log_format)
+    if args.access_log is None:
+        return AccessLog(line_format=line_format)
+    # Line-buffered append: each worker's lines land whole in the shared file; open for the
+    # process's life (closed at exit).
+    stream = args.access_log.open("a", buffering=1, encoding="utf-8")
+    return AccessLog(stream, line_format=line_format)
 
 
 if __name__ == "__main__":  # pragma: no cover

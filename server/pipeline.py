@@ -316,6 +316,7 @@ def _scope(ctx: RequestContext) -> ErrorScope:
 
 
 AccessLine = Callable[[str, str, int, float, str], None]  # method, path, status, latency ms, target
+AccessRecord = Callable[["RequestContext", HttpResponse, float], None]  # a formatted access line
 
 
 class Gateway:
@@ -331,12 +332,14 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.time,
         access: AccessLine | None = None,
+        access_record: AccessRecord | None = None,
         metrics: RequestMetrics | None = None,
         gateway_responses: Mapping[str, GatewayResponses] | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._clock = clock
         self._access = access
+        self._access_record = access_record  # an access log format's line, from the whole context
         self._metrics = metrics
         self._gateway_responses = dict(gateway_responses or {})
 
@@ -393,4 +396,6 @@ class Gateway:
             self._access(
                 request.method, request.raw_path, response.status, (self._clock() - started) * 1000, target
             )
+        if self._access_record is not None:
+            self._access_record(ctx, response, (self._clock() - started) * 1000)
         return response

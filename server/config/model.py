@@ -516,6 +516,9 @@ class ApiConfig:
     models: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
     # HTTP APIs: CORS answered by the gateway (server/cors.py); None: no CORS configuration.
     cors: CorsConfig | None = None
+    # AWS's accessLogSettings.format for this API's access lines (server/access_format.py);
+    # None: the gateway's (``--access-log-format``) or the console line.
+    access_log_format: str | None = None
 
     def stage(self, name: str) -> StageConfig | None:
         for stage in self.stages:

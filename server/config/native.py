@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from server.access_format import compile_format
 from server.config.authorizer_rules import TYPE_NAMES, check_authorizer, check_scopes, unknown_authorizer
 from server.config.cache import route_cache, stage_cache
 from server.config.cors import native_cors
@@ -442,6 +443,7 @@ def _api(raw: Mapping[str, Any], index: int, base_dir: Path, skip: set[str], iss
         gateway_responses=_gateway_responses(raw, kind, location, issues),
         models=MappingProxyType(dict(context.models)),
         cors=_cors(raw, kind, location, issues),
+        access_log_format=_access_log_format(raw, location, issues),
     )
     return BuiltApi(api, location, tuple(where for _, where in located))
 
@@ -825,3 +827,16 @@ def _integration(
     mock = MockResponse(int(fields.get("status", 200)), frozen_map(_texts(fields.get("headers"))), text)
     extra = transform_fields({**fields, **options}, location, issues)
     return IntegrationConfig(IntegrationType.MOCK, timeout, mock=mock, **extra)
+
+
+def _access_log_format(raw: Mapping[str, Any], location: str, issues: Issues) -> str | None:
+    """``accessLog.format``, checked as AWS checks it (compiled again by the app)."""
+    body = raw.get("accessLog")
+    if not isinstance(body, dict) or not isinstance(body.get("format"), str):
+        return None
+    try:
+        compile_format(body["format"])
+    except ValueError as error:
+        issues.error(loc(loc(location, "accessLog"), "format"), str(error))
+        return None
+    return str(body["format"])

@@ -86,6 +86,7 @@ from server.config.serverless_events import (
     cors_routes,
     plugin_throttle,
 )
+from server.config.serverless_logs import with_access_log
 from server.config.serverless_wsgi import WSGI_HANDLERS, wsgi_environment
 from server.config.validation import serverless_models
 from server.config.variables import Resolver
@@ -198,6 +199,7 @@ def load_serverless(
                 models=MappingProxyType(build.models),
             )
             built_rest = dataclasses.replace(built_rest, api=api)
+        built_rest = with_access_log(r, built_rest, "restApi", issues)
         apis.append(_with_key_source(r, built_rest, issues))
     elif _resource_policy(r, issues) is not None:
         issues.error(
@@ -210,6 +212,7 @@ def load_serverless(
             DEFAULT_STAGE, throttle=stage_throttle, method_throttles=_frozen(build.http_throttles)
         )
         built_http = _api(name, new_api_id(name), ApiKind.HTTP, http_stage, build.http, ())
+        built_http = with_access_log(r, built_http, "httpApi", issues)
         cors = serverless_http_cors(
             r.get_deep("provider", "httpApi", "cors"), built_http.api.routes, "provider.httpApi.cors", issues
         )
