@@ -12,6 +12,7 @@ re-validated and a restart is asked for: routes are not swapped in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ from routes.integrations.python_workers import WorkerPoolInvoker
 from server.config.errors import ConfigError
 from server.config.load import load_config
 
-__all__ = ["Snapshot", "changed_files", "owners", "scan", "watch"]
+__all__ = ["Snapshot", "changed_files", "drop_bytecode", "owners", "scan", "watch"]
 
 log = logging.getLogger("portway.reload")
 
@@ -76,6 +77,19 @@ def scan(roots: Iterable[str], extra: Iterable[Path] = ()) -> Snapshot:
     return snapshot
 
 
+def drop_bytecode(changed: Iterable[str]) -> None:
+    """Delete the cached bytecode of the changed modules (blocking). A ``.pyc`` is checked against
+    its source's mtime in whole seconds and its size: an edit of the same length saved in the same
+    second as the last compile would otherwise run the old code."""
+    for path in changed:
+        source = Path(path)
+        if source.suffix != ".py":
+            continue
+        for cached in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
+            with contextlib.suppress(OSError):
+                cached.unlink()
+
+
 async def watch(
     pools: Callable[[], list[WorkerPoolInvoker]],
     config_path: Path,
@@ -99,6 +113,7 @@ async def watch(
             continue
         if str(config_file) in changed:
             await _check_config(config_file, stage, bindings)
+        await asyncio.to_thread(drop_bytecode, changed)
         touched = owners(changed, roots)
         # All at once: the functions of one task root start their new workers side by side.
         await asyncio.gather(*(_reload(pool) for pool in current if pool.code_dir in touched))

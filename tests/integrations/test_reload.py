@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -136,3 +137,18 @@ async def test_call_in_flight_finishes_on_the_old_worker(pool: WorkerPoolInvoker
         assert await slow.invoke_event({}, request_id="b", timeout_s=10.0) == "new code"
     finally:
         await slow.close()
+
+
+async def test_same_size_edit_in_the_same_second(
+    pool: WorkerPoolInvoker, tmp_path: Path, watching: None
+) -> None:
+    """The .pyc of the first version must not be reused for an edit of the same size."""
+    assert (await call(pool))["version"] == "v1"
+    source = tmp_path / "app.py"
+    stat = source.stat()
+    write_handler(tmp_path, "v2")  # same length as v1
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # same second, still a change
+    deadline = time.monotonic() + 15.0
+    while (await call(pool))["version"] != "v2":
+        assert time.monotonic() < deadline, "the old bytecode kept being served"
+        await asyncio.sleep(0.02)
