@@ -318,7 +318,7 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     if worker:  # a terminal's hangup reaches the whole group: the supervisor handles it
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
         loop.add_reader(args.worker_ready_fd, _watch_supervisor, args.worker_ready_fd, stop)
-    watcher = _start_reload(args, app) if args.reload else None
+    watcher = _start_reload(args, app) if args.reload or config.reload_handler else None
     try:
         await stop.wait()
         await _drain_delay(app, stop, args.drain_delay)

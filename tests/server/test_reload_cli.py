@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import websockets
 
+from server.config.load import load_config
 from tests.server.test_cli import serve
 
 CONFIG = """\
@@ -70,3 +71,44 @@ async def test_reload_serves_new_code_and_keeps_websockets(tmp_path: Path) -> No
                 async with asyncio.timeout(20):
                     answer = str(await ws.recv())
                 assert answer in ("v1", "v2-new")
+
+
+SERVERLESS = """\
+service: svc
+provider: {name: aws, runtime: python3.11}
+custom:
+  serverless-offline: {reloadHandler: true}
+functions:
+  web:
+    handler: app.handler
+    events:
+      - httpApi: {path: /version, method: get}
+"""
+
+
+def test_reload_handler_is_read(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CODE.format(version="v1"))
+    (tmp_path / "serverless.yml").write_text(SERVERLESS)
+    assert load_config(tmp_path / "serverless.yml").reload_handler
+    (tmp_path / "serverless.yml").write_text(SERVERLESS.replace("reloadHandler: true", "useDocker: false"))
+    assert not load_config(tmp_path / "serverless.yml").reload_handler
+
+
+async def test_serverless_offline_reload_handler(tmp_path: Path) -> None:
+    """``custom.serverless-offline.reloadHandler: true`` reloads without ``--reload``."""
+    (tmp_path / "app.py").write_text(CODE.format(version="v1"))
+    (tmp_path / "serverless.yml").write_text(SERVERLESS)
+    async with serve(tmp_path / "serverless.yml") as base, aiohttp.ClientSession() as http:
+
+        async def version() -> str:
+            async with http.get(f"{base}/version") as resp:
+                assert resp.status == 200
+                return await resp.text()
+
+        assert await version() == "v1"
+        await asyncio.sleep(0.7)  # past the watcher's first scan (its baseline)
+        (tmp_path / "app.py").write_text(CODE.format(version="v2-new"))
+        deadline = time.monotonic() + 20.0
+        while await version() != "v2-new":
+            assert time.monotonic() < deadline, "the new code was never served"
+            await asyncio.sleep(0.02)
