@@ -114,7 +114,7 @@ async def watch(
         if str(config_file) in changed:
             await _check_config(config_file, stage, bindings)
         await asyncio.to_thread(drop_bytecode, changed)
-        touched = owners(changed, roots)
+        touched = owners({path for path in changed if path.endswith(".py")}, roots)
         # All at once: the functions of one task root start their new workers side by side.
         await asyncio.gather(*(_reload(pool) for pool in current if pool.code_dir in touched))
 

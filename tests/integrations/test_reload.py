@@ -152,3 +152,20 @@ async def test_same_size_edit_in_the_same_second(
     while (await call(pool))["version"] != "v2":
         assert time.monotonic() < deadline, "the old bytecode kept being served"
         await asyncio.sleep(0.02)
+
+
+async def test_config_change_is_validated(
+    pool: WorkerPoolInvoker, tmp_path: Path, watching: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="portway.reload")
+    config = tmp_path / "portway.yaml"
+
+    def logged(text: str) -> bool:
+        return any(text in record.getMessage() for record in caplog.records)
+
+    config.write_text("portway: 1\napis:\n  - name: a\n    routes:\n      FETCH /z: {mock: {status: 200}}\n")
+    await poll(lambda: logged("still serving the definition loaded at start"))
+    assert any(r.levelno == logging.ERROR and "FETCH" in r.getMessage() for r in caplog.records)
+    config.write_text("portway: 1\napis:\n  - name: a\n    routes:\n      GET /z: {mock: {status: 200}}\n")
+    await poll(lambda: logged("is valid: restart portway"))
+    assert pool.reloads == 0  # the definition is not code: no function restarted
