@@ -39,6 +39,7 @@ from aiohttp import web
 from routes.integrations.lambda_env import pass_env_names
 from routes.integrations.python_deps import DependencyError
 from routes.integrations.python_worker_process import TLS_TRUST_VARIABLE
+from routes.integrations.python_workers import WorkerPoolInvoker
 from server.access_format import AccessFormat, compile_format
 from server.access_log import AccessLog
 from server.admin.commands import COMMANDS as ADMIN_COMMANDS
@@ -164,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="on SIGTERM, seconds to keep serving with /@ready answering 503 before closing the "
         "listener, so load balancers stop sending first (default 0; a second signal ends it)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="dev loop: restart a function's workers when a *.py under its task root changes; "
+        "re-validate the definition when it changes (docs/integrations.md, 'Reload')",
     )
     serve.add_argument(
         "--quiet", action="store_true", help="no access lines (one per request and WebSocket event)"
@@ -323,11 +330,15 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
     if worker:  # a terminal's hangup reaches the whole group: the supervisor handles it
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
         loop.add_reader(args.worker_ready_fd, _watch_supervisor, args.worker_ready_fd, stop)
+    watcher = _start_reload(args, app) if args.reload or config.reload_handler else None
     try:
         await stop.wait()
         await _drain_delay(app, stop, args.drain_delay)
     finally:
         print("Portway shutting down", flush=True)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if admin is not None:
             await admin.cleanup()
         try:
@@ -343,6 +354,18 @@ async def _serve(args: argparse.Namespace, config: GatewayConfig) -> None:
 
 
 _CLOSE_MARGIN_S = 5.0
+
+
+def _start_reload(args: argparse.Namespace, app: web.Application) -> asyncio.Task[None]:
+    from server.reload import watch  # only --reload pays for it
+
+    invokers = app[INVOKERS]
+
+    def pools() -> list[WorkerPoolInvoker]:
+        return [inv for inv in invokers.all() if isinstance(inv, WorkerPoolInvoker)]
+
+    print("Portway --reload: watching the functions' *.py and the definition", flush=True)
+    return asyncio.create_task(watch(pools, args.config.absolute(), stage=args.stage, bindings=args.bindings))
 
 
 async def _drain_delay(app: web.Application, stop: asyncio.Event, delay_s: float) -> None:

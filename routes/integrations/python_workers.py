@@ -73,10 +73,11 @@ class _Lane:
     """One pool slot: at most one worker, and the calls written to it that have no reply yet (the
     first one is running)."""
 
-    __slots__ = ("inflight", "task", "worker")
+    __slots__ = ("generation", "inflight", "task", "worker")
 
     def __init__(self) -> None:
         self.worker: WorkerProcess | None = None
+        self.generation = 0  # the code version its worker loaded (``reload``)
         self.inflight: collections.deque[_Call] = collections.deque()
         self.task: asyncio.Task[None] | None = None
 
@@ -130,6 +131,8 @@ class WorkerPoolInvoker:
         self._next_id = 0
         self._starting = 0  # lanes starting a worker for the call at the head of the queue
         self._closed = False
+        self._generation = 0  # bumped by reload(): older workers are retired when next idle
+        self.reloads = 0
         self.spawned = 0
         self.batches = 0  # writes of calls to a worker (a batch holds one or more calls)
         self.timeouts = 0
@@ -140,6 +143,11 @@ class WorkerPoolInvoker:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def code_dir(self) -> str:
+        """The function's task root (absolute): ``serve --reload`` watches its ``*.py``."""
+        return self._code_dir
 
     @property
     def waiting(self) -> int:
@@ -173,11 +181,35 @@ class WorkerPoolInvoker:
             if isinstance(result, WorkerProcess):
                 if lane.worker is None and lane.task is None:
                     lane.worker = result
+                    lane.generation = self._generation
                 else:  # a call's lane spawned its own meanwhile
                     self._discard(result)
         for result in started:
             if isinstance(result, BaseException):
                 raise result
+
+    async def reload(self) -> None:
+        """The handler's code changed (``serve --reload``): as a new Lambda version, later calls get
+        fresh workers (new globals); calls in flight finish on their old worker, which then goes.
+
+        One new worker is started first: if the new code fails its init (a syntax error...), this
+        raises ``InvokeFailure`` and the old workers keep serving (a dev loop should not break
+        on a half-saved file; AWS would fail the new version's invocations instead).
+        """
+        fresh = await asyncio.wait_for(self._spawn(), _INIT_TIMEOUT_S)
+        self._generation += 1
+        self.reloads += 1
+        placed = False
+        for lane in self._lanes:
+            if lane.task is not None:
+                continue  # busy: its _drive retires the old worker when the lane goes idle
+            if lane.worker is not None:
+                self._discard(lane.worker)
+                lane.worker = None
+            if not placed:
+                lane.worker, lane.generation, placed = fresh, self._generation, True
+        if not placed:
+            self._discard(fresh)
 
     async def invoke_event(self, event: dict[str, Any], *, request_id: str, timeout_s: float) -> Any:
         if self._closed:
@@ -255,10 +287,15 @@ class WorkerPoolInvoker:
         """Serve queued calls on this lane's worker until the queue is empty."""
         try:
             while self._queue and not self._closed:
-                if lane.worker is None or lane.worker.proc.returncode is not None:
-                    if lane.worker is not None:  # died while idle
+                if (
+                    lane.worker is None
+                    or lane.worker.proc.returncode is not None
+                    or lane.generation != self._generation
+                ):
+                    if lane.worker is not None:  # died while idle, or runs code older than a reload
                         self._discard(lane.worker)
                     lane.worker = None
+                    lane.generation = self._generation
                     self._starting += 1
                     try:
                         async with asyncio.timeout(_INIT_TIMEOUT_S):
@@ -281,6 +318,10 @@ class WorkerPoolInvoker:
                 await self._run_batch(lane, lane.worker)
         finally:
             lane.task = None
+            if lane.worker is not None and lane.generation != self._generation:
+                # Reloaded while this batch ran: the old worker finished its calls; now it goes.
+                self._discard(lane.worker)
+                lane.worker = None
             for call in lane.inflight:  # only left here when this task itself was cancelled
                 _fail(call, InvokeFailure(f"function {self._name} is closed"))
             lane.inflight.clear()

@@ -613,3 +613,5 @@ class GatewayConfig:
     iam_credentials: tuple[IamCredentialConfig, ...] = ()
     management: ManagementSettings = field(default_factory=ManagementSettings)
     trusted_proxies: tuple[str, ...] = ()
+    # serverless-offline's custom.serverless-offline.reloadHandler: serve as with --reload.
+    reload_handler: bool = False

@@ -250,6 +250,7 @@ def load_serverless(
         iam_credentials=credentials,
         management=management,
         trusted_proxies=proxies,
+        reload_handler=isinstance(offline, dict) and offline.get("reloadHandler") is True,
     )
 
 
